@@ -1,0 +1,111 @@
+"""Settings: a YAML config file plus COSTWARDEN_* environment variables (which win).
+
+Safe by default: dry_run is on until a config says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from policies.errors import PolicyError
+from policies.yamlsrc import load_located_yaml
+
+ENV_PREFIX = "COSTWARDEN_"
+
+
+class ConfigError(PolicyError):
+    """A config file or environment variable is wrong; names the file/variable, line and field."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AwsSettings(Section):
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
+    endpoint_url: str | None = Field(None, description="For tests and the demo; AWS_ENDPOINT_URL works too.")
+
+
+class PricingSettings(Section):
+    overrides: dict[str, float] = Field(default_factory=dict,
+                                        description="hourly USD by '<type>' or '<region>/<type>'")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+
+    dry_run: bool = True
+    state_dir: Path = Path("state")
+    database_url: str | None = None
+    policies: list[Path] = Field(default_factory=list, description="policy files or directories; default pack if empty")
+    sweep_interval_minutes: float = Field(60.0, gt=0)
+    log_level: str = "INFO"
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return v.upper()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides the config file (passed in as init values)
+        return env_settings, init_settings
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'costwarden.db'}"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.state_dir / "checkpoints.sqlite"
+
+
+def _env_name(loc: tuple[Any, ...]) -> str | None:
+    name = ENV_PREFIX + "__".join(str(p) for p in loc if isinstance(p, str)).upper()
+    top = ENV_PREFIX + str(loc[0]).upper() if loc else ""
+    for candidate in (name, top):
+        if candidate in os.environ:
+            return candidate
+    return None
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError naming what is wrong."""
+    data: dict[str, Any] = {}
+    doc = None
+    if config_path is not None:
+        try:
+            doc = load_located_yaml(config_path)
+        except PolicyError as exc:
+            raise ConfigError(exc.path, exc.message, line=exc.line, field=exc.field) from None
+        if doc.data is not None and not isinstance(doc.data, dict):
+            raise ConfigError(config_path, "a config file is a mapping of settings", line=1)
+        data = dict(doc.data or {})
+        base = Path(config_path).parent
+        if isinstance(data.get("policies"), list):
+            data["policies"] = [p if Path(str(p)).is_absolute() else str(base / str(p)) for p in data["policies"]]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc)
+        msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        env = _env_name(loc)
+        if env:
+            raise ConfigError(env, msg, field=field) from None
+        if doc is not None:
+            raise ConfigError(doc.path, msg, line=doc.line_of(loc), field=field) from None
+        raise ConfigError("settings", msg, field=field) from None

@@ -1,0 +1,38 @@
+"""The sweep, as its diagram:
+
+    collect -> detect -> explain -> plan -> guard -> act -> record
+
+Each node is a small function of (state, runtime) -> partial state, in agent/nodes/. Every
+node writes what it decided to the store as it goes; the checkpointer (SQLite) keeps the
+thread so a later process can resume it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from agent.context import SweepContext
+from agent.nodes.act import act
+from agent.nodes.collect import collect
+from agent.nodes.detect import detect
+from agent.nodes.explain import explain
+from agent.nodes.guard import guard
+from agent.nodes.plan import plan
+from agent.nodes.record import record
+from agent.nodes.state import SweepState
+
+PIPELINE = [("collect", collect), ("detect", detect), ("explain", explain), ("plan", plan),
+            ("guard", guard), ("act", act), ("record", record)]
+
+
+def build_graph(checkpointer: Any | None = None) -> Any:
+    g = StateGraph(SweepState, context_schema=SweepContext)
+    for name, fn in PIPELINE:
+        g.add_node(name, fn)
+    g.add_edge(START, PIPELINE[0][0])
+    for (a, _), (b, _) in zip(PIPELINE, PIPELINE[1:]):
+        g.add_edge(a, b)
+    g.add_edge(PIPELINE[-1][0], END)
+    return g.compile(checkpointer=checkpointer)

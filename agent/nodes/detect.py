@@ -1,0 +1,54 @@
+"""detect: run each policy's detectors over its observations and record the findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import SweepContext
+from agent.nodes.state import SweepState
+from policies.detectors.base import DetectContext, Price
+from policies.guard import protection_match
+from state.domain import Finding, Resource
+
+
+def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    run_id = state["run_id"]
+
+    def price_of(r: Resource) -> Price:
+        hourly, source = ctx.prices.hourly(r.provider, r.region, r.kind)
+        return Price(hourly, source)
+
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    errors: list[str] = []
+    inventoried = 0
+    for name, lp in ctx.policies.items():
+        dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of)
+        protected = 0
+        for obs in ctx.streams.pop(name, iter(())):
+            hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags)
+            if hit:
+                protected += 1
+                ctx.store.append_decision(stage="detect", decision="skip", run_id=run_id, policy=name,
+                                          policy_hash=lp.content_hash, detail={"resource": obs.resource.key},
+                                          reason=f"protected resource ({hit}); excluded before detection")
+                continue
+            for d in lp.detectors:
+                if d.wants(obs.resource):
+                    f = d.detect(obs, dctx)
+                    if f is not None:
+                        findings.append(f)
+        report = ctx.collect_reports.get(name)
+        if report is not None:
+            inventoried += report.inventoried
+            errors.extend(report.errors)
+            ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
+                         f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
+        warnings.extend(dctx.warnings)
+    findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
+    ctx.store.add_findings(run_id, findings)
+    return {"findings": [f.to_dict() for f in findings], "inventoried": inventoried,
+            "errors": errors, "warnings": warnings}

@@ -1,0 +1,29 @@
+"""plan: each finding becomes one proposed action per action of its policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import SweepContext
+from agent.nodes.state import SweepState
+from state.domain import Finding, PlannedAction, short_hash
+
+
+def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    planned: list[PlannedAction] = []
+    for d in state.get("findings", []):
+        f = Finding.from_dict(d)
+        lp = ctx.policies[f.policy]
+        for action in lp.actions:
+            call = action.plan(f)
+            planned.append(PlannedAction(
+                id="act_" + short_hash(state["run_id"], f.id, action.name),
+                finding_id=f.id, policy=f.policy, action=action.name, tool=call.tool, args=call.args,
+                projected_monthly_savings_usd=call.projected_monthly_savings_usd,
+                resource_key=f"{f.provider}:{f.account}:{f.region}:{f.resource_id}",
+                destructive=action.destructive,
+            ))
+    return {"actions": [a.to_dict() for a in planned]}

@@ -1,0 +1,1 @@
+"""Policy-as-code: the YAML vocabulary, its loader and validator, detectors, actions and the guard."""

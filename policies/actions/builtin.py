@@ -1,0 +1,21 @@
+"""Built-in actions."""
+
+from __future__ import annotations
+
+from policies.actions.base import Action, ToolCall
+from policies.registry import actions
+from state.domain import Finding
+
+
+@actions.register("stop")
+class Stop(Action):
+    """Stop an instance. The saving is its compute run-rate; attached storage keeps billing."""
+
+    resource_types = ("aws.ec2",)
+
+    def plan(self, finding: Finding) -> ToolCall:
+        return ToolCall(
+            tool=f"{finding.resource_type}.stop_instance",
+            args={"account": finding.account, "region": finding.region, "instance_id": finding.resource_id},
+            projected_monthly_savings_usd=finding.monthly_waste_usd,
+        )

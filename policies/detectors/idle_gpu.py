@@ -1,0 +1,115 @@
+"""idle-gpu: GPU instances whose GPUs sat idle for the whole lookback window.
+
+Why the 95th percentile and not the maximum (Cloud Custodian's all-datapoints rule): one
+health-check spike should not hide a week of idling, and one busy hour in a day should.
+When the CloudWatch agent's GPU metric is absent, CPU and network stand in, with lower
+confidence, since a host with neither CPU nor network activity is not feeding its GPUs.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from policies.registry import detectors
+from state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
+
+GPU_FAMILIES = (
+    "p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200",
+    "g3", "g3s", "g4dn", "g4ad", "g5", "g5g", "g6", "g6e", "gr6",
+    "trn1", "trn1n", "trn2", "inf1", "inf2", "dl1", "dl2q",
+)
+
+
+class IdleGpuParams(DetectorParams):
+    lookback_days: int = Field(7, ge=1, le=63)
+    gpu_util_threshold_pct: float = Field(5.0, gt=0, le=100)
+    percentile: float = Field(95.0, gt=0, le=100)
+    cpu_util_threshold_pct: float = Field(10.0, gt=0, le=100)
+    network_threshold_mb_per_hour: float = Field(50.0, ge=0)
+    min_coverage: float = Field(0.8, gt=0, le=1, description="Share of lookback hours that must have datapoints.")
+    families: list[str] = Field(default_factory=lambda: list(GPU_FAMILIES))
+
+
+@detectors.register("idle-gpu")
+class IdleGpu(Detector):
+    resource_types = ("aws.ec2",)
+    Params = IdleGpuParams
+    params: IdleGpuParams
+
+    @property
+    def lookback_hours(self) -> int:
+        return self.params.lookback_days * 24
+
+    def wants(self, resource: Resource) -> bool:
+        family = resource.kind.split(".", 1)[0]
+        return family in self.params.families and resource.state == "running"
+
+    def metrics(self) -> list[MetricRequest]:
+        return [MetricRequest("gpu_utilization", "Average"), MetricRequest("cpu_utilization", "Average"),
+                MetricRequest("network_in", "Sum"), MetricRequest("network_out", "Sum")]
+
+    def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:
+        p = self.params
+        needed = int(self.lookback_hours * p.min_coverage)
+        gpu = obs.series.get("gpu_utilization")
+        if gpu is not None and len(gpu.points) >= needed:
+            values = gpu.values
+            level = percentile(values, p.percentile)
+            if level >= p.gpu_util_threshold_pct:
+                return None
+            evidence = {
+                "signal": "gpu_utilization",
+                f"gpu_util_p{p.percentile:g}_pct": round(level, 2),
+                "gpu_util_avg_pct": round(sum(values) / len(values), 2),
+                "gpu_util_max_pct": round(max(values), 2),
+                "threshold_pct": p.gpu_util_threshold_pct,
+                "datapoints": len(values),
+            }
+            confidence = "high"
+        else:
+            fallback = self._fallback(obs, needed)
+            if fallback is None:
+                return None
+            evidence, confidence = fallback, "medium"
+        price = ctx.price_of(obs.resource)
+        hourly = price.hourly_usd
+        if hourly is None:
+            ctx.warnings.append(f"no on-demand price for {obs.resource.kind} in {obs.resource.region}: "
+                                f"{obs.resource.resource_id} is reported as unpriced")
+        evidence.update({
+            "instance_type": obs.resource.kind,
+            "lookback_days": p.lookback_days,
+            "hourly_price_usd": float(hourly) if hourly is not None else None,
+            "price_source": price.source,
+        })
+        waste = (hourly or Decimal(0)) * HOURS_PER_MONTH
+        return self.finding(obs, ctx, evidence=evidence, monthly_waste=waste, confidence=confidence)
+
+    def _fallback(self, obs: Observation, needed: int) -> dict | None:
+        p = self.params
+        cpu = obs.series.get("cpu_utilization")
+        if cpu is None or len(cpu.points) < needed:
+            return None
+        cpu_level = percentile(cpu.values, p.percentile)
+        if cpu_level >= p.cpu_util_threshold_pct:
+            return None
+        net_bytes: list[float] = []
+        for name in ("network_in", "network_out"):
+            s = obs.series.get(name)
+            if s is not None:
+                net_bytes.extend(s.values)
+        hours = max(1, len(cpu.points))
+        net_mb_per_hour = sum(net_bytes) / 1e6 / hours
+        if net_mb_per_hour >= p.network_threshold_mb_per_hour:
+            return None
+        return {
+            "signal": "cpu_and_network (no GPU metric from the CloudWatch agent)",
+            f"cpu_util_p{p.percentile:g}_pct": round(cpu_level, 2),
+            "cpu_threshold_pct": p.cpu_util_threshold_pct,
+            "network_mb_per_hour": round(net_mb_per_hour, 3),
+            "network_threshold_mb_per_hour": p.network_threshold_mb_per_hour,
+            "datapoints": len(cpu.points),
+        }

@@ -1,0 +1,136 @@
+"""The policy file schema (pydantic). Users of Cloud Custodian should feel at home:
+`name`, `resource`, `filters`, `actions`, plus `mode` and `limits`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RESOURCE_TYPES = ("aws.ec2",)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChangeWindow(Strict):
+    """When automatic actions may run. Outside every window an auto action is only reported."""
+
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS))
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if d.lower()[:3] not in WEEKDAYS]
+        if bad:
+            raise ValueError(f"unknown weekday {bad[0]!r}; use mon..sun")
+        return [d.lower()[:3] for d in v]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class Limits(Strict):
+    max_actions_per_run: int = Field(10, ge=0, description="Actions beyond this in one run are only reported.")
+    max_monthly_usd_per_auto_action: float = Field(
+        5000.0, ge=0, description="An auto action touching more monthly spend than this needs approval.")
+    protected_tags: dict[str, str] = Field(
+        default_factory=lambda: {"costwarden:protect": "true"},
+        description="A resource carrying any of these tag values is never acted on.")
+    environment_tag: str = "env"
+    approval_environments: list[str] = Field(
+        default_factory=lambda: ["prod", "production"],
+        description="Resources in these environments always need approval.")
+    cooldown_hours: float = Field(24.0, ge=0, description="No second action on a resource within this time.")
+    change_windows: list[ChangeWindow] = Field(default_factory=list)
+    approval_ttl_hours: float = Field(72.0, gt=0)
+
+
+class FilterSpec(BaseModel):
+    """`type` names a registered detector; the other keys are its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ActionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+_SCHEDULE = re.compile(r"^(every\s+\d+\s*[smhd]|(\S+\s+){4}\S+)$")
+
+
+class Policy(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=120)
+    resource: str
+    description: str = ""
+    mode: Literal["report", "approve", "auto"] = "report"
+    schedule: str | None = Field(None, description="'every 1h' or a five-field cron expression")
+    filters: list[FilterSpec] = Field(min_length=1)
+    actions: list[ActionSpec] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, v: str) -> str:
+        if v not in RESOURCE_TYPES:
+            raise ValueError(f"unknown resource {v!r}; known: {', '.join(RESOURCE_TYPES)}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None and not _SCHEDULE.match(v.strip()):
+            raise ValueError("use 'every <n><s|m|h|d>' or a five-field cron expression")
+        return v
+
+    @field_validator("filters", "actions", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # `- stop` is shorthand for `- type: stop`, as in Cloud Custodian
+        if isinstance(v, list):
+            return [{"type": item} if isinstance(item, str) else item for item in v]
+        return v
+
+    @model_validator(mode="after")
+    def _mode_needs_actions(self) -> Policy:
+        if self.mode != "report" and not self.actions:
+            raise ValueError(f"mode '{self.mode}' needs at least one action")
+        return self
+
+    @property
+    def content_hash(self) -> str:
+        """The hash recorded with every decision, so an audit names the exact policy text it obeyed."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+class PolicyFile(Strict):
+    policies: list[Policy] = Field(min_length=1)

@@ -1,0 +1,133 @@
+"""SQLAlchemy tables: runs, findings, actions, the decision audit trail, approvals, LLM calls."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MONEY = Numeric(18, 6)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    dry_run: Mapped[bool] = mapped_column(default=True)
+    trigger: Mapped[str] = mapped_column(String(40), default="cli")
+    policies: Mapped[list[str]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    monthly_waste_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    projected_monthly_savings_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(40), index=True)
+    policy: Mapped[str] = mapped_column(String(200))
+    detector: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(512))
+    resource_type: Mapped[str] = mapped_column(String(100))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    monthly_waste_usd: Mapped[Decimal] = mapped_column(MONEY)
+    severity: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[str] = mapped_column(String(20), default="high")
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ActionRow(Base):
+    """One proposed or executed remediation. `idempotency_key` makes a second execution impossible."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    finding_id: Mapped[str] = mapped_column(ForeignKey("findings.id"))
+    policy: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    tool: Mapped[str] = mapped_column(String(200))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resource_key: Mapped[str] = mapped_column(String(700), index=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # planned | dry_run | reported | skipped | awaiting_approval | pending | done | failed | interrupted
+    status: Mapped[str] = mapped_column(String(20), default="planned")
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    projected_monthly_savings_usd: Mapped[Decimal] = mapped_column(MONEY)
+    before_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class DecisionRow(Base):
+    """Append-only audit trail: every decision with its reason and the policy's content hash."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    action_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    policy: Mapped[str | None] = mapped_column(String(200))
+    policy_hash: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(40))  # guard | execute | verify | approval | run
+    decision: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200), default="costwarden")
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[str] = mapped_column(ForeignKey("actions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected|expired
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(100))
+    message_ts: Mapped[str | None] = mapped_column(String(40))
+
+
+class LlmCallRow(Base):
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    purpose: Mapped[str] = mapped_column(String(40))  # explain | classify | prioritise
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool] = mapped_column(default=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_actions_resource_status", ActionRow.resource_key, ActionRow.status)

@@ -1,0 +1,236 @@
+"""The store: one object through which every run, finding, action and decision is written.
+
+Writes happen as the sweep goes (not at its end), each in its own short transaction, so a
+crash at any point leaves a truthful record of what was decided and done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from state.domain import Finding, PlannedAction
+from state.models import ActionRow, ApprovalRow, Base, DecisionRow, FindingRow, LlmCallRow, Run, utcnow
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or written; the message names the URL (without secrets)."""
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for messages
+        return "<unparseable database url>"
+
+
+def _enable_sqlite_wal(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                _enable_sqlite_wal(self.engine)
+            Base.metadata.create_all(self.engine)
+        except ImportError as exc:
+            raise StoreError(f"cannot open database {_safe_url(url)}: driver not installed ({exc})") from None
+        except (SQLAlchemyError, OSError) as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open database {_safe_url(url)}: {str(detail).splitlines()[0]}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except SQLAlchemyError:
+            return False
+
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, *, dry_run: bool, policies: list[str], trigger: str) -> None:
+        with self.session() as s:
+            s.add(Run(id=run_id, dry_run=dry_run, policies=policies, trigger=trigger))
+            s.add(DecisionRow(run_id=run_id, stage="run", decision="started",
+                              reason=f"{'dry-run' if dry_run else 'live'} sweep of {len(policies)} policies",
+                              detail={"trigger": trigger}))
+
+    def finish_run(self, run_id: str, *, status: str, errors: list[str],
+                   monthly_waste: Decimal, projected_savings: Decimal) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"unknown run {run_id}")
+            run.status = status
+            run.errors = list(errors)
+            run.finished_at = utcnow()
+            run.monthly_waste_usd = monthly_waste
+            run.projected_monthly_savings_usd = projected_savings
+            s.add(DecisionRow(run_id=run_id, stage="run", decision=status,
+                              reason="; ".join(errors)[:2000] if errors else "sweep complete"))
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def list_runs(self, limit: int = 20) -> list[Run]:
+        with self.session() as s:
+            return list(s.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
+
+    # --- findings ---------------------------------------------------------------------------
+    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> None:
+        with self.session() as s:
+            for f in findings:
+                s.add(FindingRow(
+                    id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
+                    provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
+                    resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
+                    severity=f.severity, confidence=f.confidence, rationale=f.rationale,
+                ))
+
+    def set_rationales(self, rationales: dict[str, str]) -> None:
+        with self.session() as s:
+            for fid, text in rationales.items():
+                s.execute(update(FindingRow).where(FindingRow.id == fid).values(rationale=text))
+
+    def findings_for_run(self, run_id: str) -> list[FindingRow]:
+        with self.session() as s:
+            return list(s.scalars(select(FindingRow).where(FindingRow.run_id == run_id).order_by(FindingRow.monthly_waste_usd.desc())))
+
+    # --- actions ----------------------------------------------------------------------------
+    def add_action(self, run_id: str, a: PlannedAction, *, policy_hash: str) -> None:
+        """Record a planned action together with the guard's decision, in one transaction."""
+        with self.session() as s:
+            s.add(ActionRow(
+                id=a.id, run_id=run_id, finding_id=a.finding_id, policy=a.policy, action=a.action, tool=a.tool,
+                args=a.args, resource_key=a.resource_key, decision=a.decision, reason=a.reason, status=a.status,
+                idempotency_key=a.id, projected_monthly_savings_usd=a.projected_monthly_savings_usd,
+            ))
+            s.add(DecisionRow(run_id=run_id, action_id=a.id, policy=a.policy, policy_hash=policy_hash,
+                              stage="guard", decision=a.decision, reason=a.reason,
+                              detail={"tool": a.tool, "args": a.args}))
+
+    def get_action(self, action_id: str) -> ActionRow | None:
+        with self.session() as s:
+            return s.get(ActionRow, action_id)
+
+    def actions_for_run(self, run_id: str) -> list[ActionRow]:
+        with self.session() as s:
+            return list(s.scalars(select(ActionRow).where(ActionRow.run_id == run_id).order_by(ActionRow.created_at)))
+
+    def claim_action(self, action_id: str, *, from_statuses: tuple[str, ...], before_state: dict[str, Any] | None,
+                     run_id: str | None, policy: str, policy_hash: str, actor: str = "costwarden") -> bool:
+        """Atomically move an action to `pending` before its cloud call.
+
+        Only one caller can win (`UPDATE ... WHERE status IN (...)`), which is what makes
+        execution idempotent across retries, double clicks and replicas.
+        """
+        with self.session() as s:
+            res = s.execute(update(ActionRow)
+                            .where(ActionRow.id == action_id, ActionRow.status.in_(from_statuses))
+                            .values(status="pending", before_state=before_state, updated_at=utcnow()))
+            won = res.rowcount == 1
+            s.add(DecisionRow(run_id=run_id, action_id=action_id, policy=policy, policy_hash=policy_hash,
+                              stage="execute", decision="claimed" if won else "already-claimed", actor=actor,
+                              reason="action written as pending before the cloud call" if won
+                              else "action was not in a claimable state; nothing executed",
+                              detail={"before": before_state}))
+            return won
+
+    def complete_action(self, action_id: str, *, ok: bool, after_state: dict[str, Any] | None, error: str | None,
+                        run_id: str | None, policy: str, policy_hash: str) -> None:
+        with self.session() as s:
+            s.execute(update(ActionRow).where(ActionRow.id == action_id)
+                      .values(status="done" if ok else "failed", after_state=after_state, error=error,
+                              updated_at=utcnow()))
+            s.add(DecisionRow(run_id=run_id, action_id=action_id, policy=policy, policy_hash=policy_hash,
+                              stage="verify", decision="done" if ok else "failed",
+                              reason=error or "new state verified", detail={"after": after_state}))
+
+    def set_action_status(self, action_id: str, status: str) -> None:
+        with self.session() as s:
+            s.execute(update(ActionRow).where(ActionRow.id == action_id).values(status=status, updated_at=utcnow()))
+
+    def recent_actions_on(self, resource_key: str, since: datetime,
+                          statuses: tuple[str, ...] = ("pending", "done", "awaiting_approval")) -> list[ActionRow]:
+        with self.session() as s:
+            return list(s.scalars(select(ActionRow).where(
+                ActionRow.resource_key == resource_key, ActionRow.status.in_(statuses),
+                ActionRow.updated_at >= since)))
+
+    def actions_in_limbo(self) -> list[ActionRow]:
+        """Actions written as pending whose completion was never recorded (a crash in between)."""
+        with self.session() as s:
+            return list(s.scalars(select(ActionRow).where(ActionRow.status == "pending")))
+
+    # --- approvals --------------------------------------------------------------------------
+    def request_approval(self, action_id: str, *, ttl: timedelta | None) -> None:
+        with self.session() as s:
+            now = utcnow()
+            s.add(ApprovalRow(action_id=action_id, requested_at=now, expires_at=now + ttl if ttl else None))
+
+    def pending_approvals(self) -> list[tuple[ApprovalRow, ActionRow]]:
+        with self.session() as s:
+            rows = s.execute(select(ApprovalRow, ActionRow).join(ActionRow, ApprovalRow.action_id == ActionRow.id)
+                             .where(ApprovalRow.status == "pending").order_by(ApprovalRow.requested_at))
+            return [(a, b) for a, b in rows]
+
+    # --- decisions and llm calls ------------------------------------------------------------
+    def append_decision(self, *, stage: str, decision: str, reason: str, run_id: str | None = None,
+                        action_id: str | None = None, policy: str | None = None, policy_hash: str | None = None,
+                        actor: str = "costwarden", detail: dict[str, Any] | None = None) -> None:
+        with self.session() as s:
+            s.add(DecisionRow(run_id=run_id, action_id=action_id, policy=policy, policy_hash=policy_hash,
+                              stage=stage, decision=decision, reason=reason, actor=actor, detail=detail))
+
+    def decisions(self, *, run_id: str | None = None, action_id: str | None = None) -> list[DecisionRow]:
+        q = select(DecisionRow).order_by(DecisionRow.id)
+        if run_id:
+            q = q.where(DecisionRow.run_id == run_id)
+        if action_id:
+            q = q.where(DecisionRow.action_id == action_id)
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    def record_llm_call(self, *, run_id: str | None, purpose: str, model: str, input_tokens: int,
+                        output_tokens: int, cost_usd: Decimal, latency_ms: int, ok: bool,
+                        error: str | None = None) -> None:
+        with self.session() as s:
+            s.add(LlmCallRow(run_id=run_id, purpose=purpose, model=model, input_tokens=input_tokens,
+                             output_tokens=output_tokens, cost_usd=cost_usd, latency_ms=latency_ms, ok=ok, error=error))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def since_hours(hours: float) -> datetime:
+    return utcnow() - timedelta(hours=hours)

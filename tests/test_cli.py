@@ -1,0 +1,110 @@
+"""The CLI as a user runs it: the demo audit's JSON contract, and bad input ending in exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COSTWARDEN_", "AWS_"))}
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def demo_json(tmp_path_factory) -> dict:
+    cwd = tmp_path_factory.mktemp("demo")
+    proc = cli("audit", "--demo", "--format", "json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # stdout is one JSON document, progress goes to stderr
+    assert (cwd / "state" / "costwarden.db").exists()
+    return doc
+
+
+def test_demo_json_follows_the_contract(demo_json):
+    assert set(demo_json) >= {"run_id", "dry_run", "findings", "actions", "totals"}
+    assert demo_json["dry_run"] is True
+    for f in demo_json["findings"]:
+        assert set(f) >= {"id", "policy", "detector", "provider", "account", "region", "resource_id",
+                          "resource_type", "evidence", "monthly_waste_usd", "severity"}
+    for a in demo_json["actions"]:
+        assert set(a) >= {"id", "finding_id", "tool", "args", "decision", "status", "projected_monthly_savings_usd"}
+        assert a["finding_id"] in {f["id"] for f in demo_json["findings"]}
+    totals = demo_json["totals"]
+    assert set(totals) >= {"monthly_waste_usd", "projected_monthly_savings_usd"}
+    waste = sum(Decimal(str(f["monthly_waste_usd"])) for f in demo_json["findings"])
+    assert Decimal(str(totals["monthly_waste_usd"])) == waste
+    savings = sum(Decimal(str(a["projected_monthly_savings_usd"])) for a in demo_json["actions"])
+    assert Decimal(str(totals["projected_monthly_savings_usd"])) == savings
+
+
+def test_demo_finds_the_idle_p4ds_and_not_the_busy_or_protected(demo_json):
+    names = {f["name"] for f in demo_json["findings"]}
+    assert {"llm-finetune-01", "llm-finetune-02"} <= names
+    assert "inference-h100" not in names and "notebook-alice" not in names
+    p4d = [f for f in demo_json["findings"] if f["evidence"]["instance_type"] == "p4d.24xlarge"]
+    assert len(p4d) == 2 and all(f["monthly_waste_usd"] == 16030.8 for f in p4d)
+    assert all(a["status"] == "dry_run" for a in demo_json["actions"])
+
+
+def test_markdown_report_to_a_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in os.environ if k.startswith("COSTWARDEN_")]:
+        monkeypatch.delenv(k)
+    assert main(["audit", "--demo", "-q", "--format", "markdown", "--output", "audit.md"]) == 0
+    text = (tmp_path / "audit.md").read_text()
+    assert text.startswith("# Costwarden audit")
+    assert "llm-finetune-01" in text and "| **Total** |" in text and "DRY-RUN" in text
+    assert "notebook-alice" not in text
+
+
+def test_malformed_policy_is_one_line_exit_2_and_nothing_runs(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("policies:\n  - name: x\n    resource: aws.ec2\n    filters:\n      - type: idle-gpu\n"
+                   "        gpu_util_threshold_pct: lots\n")
+    proc = cli("audit", "--policy", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"costwarden: error: {bad}:6: field 'policies.0.filters.0.gpu_util_threshold_pct'")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "state").exists()  # nothing ran, nothing was written
+
+
+def test_malformed_config_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "costwarden.yml"
+    cfg.write_text("dry_run: maybe\n")
+    proc = cli("run", "--once", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"costwarden: error: {cfg}:1: field 'dry_run': "
+                                   "Input should be a valid boolean, unable to interpret input")
+    assert not (tmp_path / "state").exists()
+
+
+def test_policies_validate(tmp_path):
+    ok = cli("policies", "validate", str(REPO / "policies" / "packs" / "default.yml"), cwd=tmp_path)
+    assert ok.returncode == 0 and "1 policies valid" in ok.stderr
+    missing = cli("policies", "validate", str(tmp_path / "missing.yml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "file not found" in missing.stderr
+
+
+def test_schema_lists_the_vocabulary(capsys):
+    assert main(["policies", "schema"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "idle-gpu" in doc["filters"] and "stop" in doc["actions"]
+    assert "gpu_util_threshold_pct" in doc["filters"]["idle-gpu"]["params"]["properties"]
+
+
+def test_unknown_option_is_a_usage_error():
+    assert main(["audit", "--formatt", "json"]) == 2

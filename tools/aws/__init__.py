@@ -1,0 +1,1 @@
+"""AWS: boto3 clients behind the dry-run hook, inventory, metrics and guarded actions."""
