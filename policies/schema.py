@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-RESOURCE_TYPES = ("aws.ec2",)
+from policies.resources import RESOURCE_TYPES
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -100,8 +101,9 @@ class Policy(Strict):
     @field_validator("resource")
     @classmethod
     def _resource(cls, v: str) -> str:
-        if v not in RESOURCE_TYPES:
-            raise ValueError(f"unknown resource {v!r}; known: {', '.join(RESOURCE_TYPES)}")
+        known = sorted(RESOURCE_TYPES)
+        if v not in known:
+            raise ValueError(f"unknown resource {v!r}; known: {', '.join(known)}")
         return v
 
     @field_validator("schedule")

@@ -102,3 +102,16 @@ def test_directory_of_policies(tmp_path):
     empty.mkdir()
     with pytest.raises(PolicyError, match="no \\*.yml"):
         load_policies([empty])
+
+
+def test_every_resource_type_has_a_collector_and_every_action_a_tool():
+    from policies.registry import actions, load_builtin
+    from policies.resources import RESOURCE_TYPES
+    from tools.collectors import resource_types
+    from tools.registry import tool_names
+
+    assert sorted(RESOURCE_TYPES) == resource_types()
+    load_builtin()
+    for name, cls in actions.items():
+        for rt in cls.resource_types:
+            assert any(t.startswith(rt + ".") for t in tool_names()), (name, rt)

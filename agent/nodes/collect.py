@@ -13,21 +13,20 @@ from langgraph.runtime import Runtime
 
 from agent.context import SweepContext
 from agent.nodes.state import SweepState
-from tools.aws.collect import CollectReport, collect_ec2
+from tools.collectors import CollectPlan, CollectReport, Scope, get_collector
 
 
 def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     ctx = runtime.context
     for name, lp in ctx.policies.items():
+        spec = get_collector(lp.policy.resource)
         report = CollectReport()
         ctx.collect_reports[name] = report
-        if lp.policy.resource == "aws.ec2":
-            metrics = list({m for d in lp.detectors for m in d.metrics()})
-            lookback = max(d.lookback_hours for d in lp.detectors)
-            ctx.streams[name] = collect_ec2(
-                ctx.providers.aws, ctx.settings.aws.regions,
-                wants=lambda r, lp=lp: any(d.wants(r) for d in lp.detectors),
-                metrics=sorted(metrics, key=lambda m: m.name), lookback_hours=lookback, now=ctx.now,
-                report=report)
-        ctx.progress(f"collect: {name} ({lp.policy.resource}) in {', '.join(ctx.settings.aws.regions)}")
+        plan = CollectPlan(
+            wants=lambda r, lp=lp: any(d.wants(r) for d in lp.detectors),
+            metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
+            lookback_hours=max(d.lookback_hours for d in lp.detectors), now=ctx.now)
+        scope = Scope(regions=list(ctx.settings.aws.regions))
+        ctx.streams[name] = spec.collect(ctx.providers.clients_for(spec.provider), scope, plan, report)
+        ctx.progress(f"collect: {name} ({lp.policy.resource}) in {', '.join(scope.regions)}")
     return {}

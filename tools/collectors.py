@@ -1,0 +1,74 @@
+"""Resource type -> read-only collector. A new resource type is one registered function.
+
+A collector yields Observations lazily (inventory page -> batched metrics), reports what it
+could not read in `CollectReport.errors`, and never raises for one region's or account's
+failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from state.domain import MetricRequest, Observation, Resource
+
+
+@dataclass
+class CollectReport:
+    inventoried: int = 0
+    candidates: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CollectPlan:
+    """What the policy's detectors need: which resources, which metrics, how far back."""
+
+    wants: Callable[[Resource], bool]
+    metrics: list[MetricRequest]
+    lookback_hours: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Scope:
+    regions: list[str]
+
+
+Collector = Callable[[Any, Scope, CollectPlan, CollectReport], Iterator[Observation]]
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    resource_type: str
+    provider: str
+    collect: Collector
+
+
+_COLLECTORS: dict[str, CollectorSpec] = {}
+
+
+def register_collector(spec: CollectorSpec) -> CollectorSpec:
+    if spec.resource_type in _COLLECTORS:
+        raise RuntimeError(f"collector for {spec.resource_type!r} registered twice")
+    _COLLECTORS[spec.resource_type] = spec
+    return spec
+
+
+def get_collector(resource_type: str) -> CollectorSpec:
+    _load_builtin()
+    try:
+        return _COLLECTORS[resource_type]
+    except KeyError:
+        raise KeyError(f"no collector for resource {resource_type!r}") from None
+
+
+def resource_types() -> list[str]:
+    _load_builtin()
+    return sorted(_COLLECTORS)
+
+
+def _load_builtin() -> None:
+    import tools.aws.collect  # noqa: F401
