@@ -6,11 +6,12 @@ Safe by default: dry_run is on until a config says otherwise.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from policies.errors import PolicyError
 from policies.yamlsrc import load_located_yaml
@@ -81,7 +82,11 @@ def _env_name(loc: tuple[Any, ...]) -> str | None:
 
 
 def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read the config file (if any) and the environment; raise ConfigError naming what is wrong."""
+    """Read the config file (if any) and the environment, then apply command-line overrides.
+
+    Precedence: command line > COSTWARDEN_* environment > config file > defaults.
+    Raises ConfigError naming the file and line, or the variable, that is wrong.
+    """
     data: dict[str, Any] = {}
     doc = None
     if config_path is not None:
@@ -95,9 +100,14 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
         base = Path(config_path).parent
         if isinstance(data.get("policies"), list):
             data["policies"] = [p if Path(str(p)).is_absolute() else str(base / str(p)) for p in data["policies"]]
-    data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return Settings(**data)
+        settings = Settings(**data)
+    except SettingsError as exc:  # e.g. a nested variable that is not valid JSON
+        m = re.search(r'field "(\w+)"', str(exc))
+        prefix = ENV_PREFIX + (m.group(1).upper() if m else "")
+        names = sorted(k for k in os.environ if k.startswith(prefix)) or ["environment"]
+        cause = exc.__cause__ or exc
+        raise ConfigError(", ".join(names), f"not valid JSON: {str(cause).splitlines()[0]}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -109,3 +119,12 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
         if doc is not None:
             raise ConfigError(doc.path, msg, line=doc.line_of(loc), field=field) from None
         raise ConfigError("settings", msg, field=field) from None
+    update: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        try:
+            update[key] = TypeAdapter(Settings.model_fields[key].annotation).validate_python(value)
+        except ValidationError as exc:
+            raise ConfigError("command line", exc.errors()[0]["msg"], field=key) from None
+    return settings.model_copy(update=update) if update else settings

@@ -92,7 +92,9 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise RuntimeError("the demo needs moto: pip install 'costwarden[demo]'") from None
+        from tools.errors import ToolError
+
+        raise ToolError("--demo needs moto, which is not installed: pip install 'costwarden[demo]'") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the user's terminal
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

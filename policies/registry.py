@@ -37,7 +37,17 @@ detectors: Registry = Registry("detector")
 actions: Registry = Registry("action")
 
 
+def _import_all(package: str) -> None:
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_") and mod.name != "base":
+            importlib.import_module(f"{package}.{mod.name}")
+
+
 def load_builtin() -> None:
-    """Import the built-in detectors and actions so they register themselves."""
-    import policies.actions.builtin  # noqa: F401
-    import policies.detectors  # noqa: F401
+    """Import every module of policies/detectors and policies/actions so each registers itself."""
+    _import_all("policies.detectors")
+    _import_all("policies.actions")

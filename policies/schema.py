@@ -37,6 +37,19 @@ class ChangeWindow(Strict):
             raise ValueError(f"unknown weekday {bad[0]!r}; use mon..sun")
         return [d.lower()[:3] for d in v]
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _sexagesimal(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted 22:00 as the integer 1320 (base 60); take it back as a time
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
+            return f"{v // 60:02d}:{v % 60:02d}"
+        return v
+
+    @field_validator("start", "end")
+    @classmethod
+    def _naive(cls, v: time) -> time:
+        return v.replace(tzinfo=None)  # the window's own `timezone` field says where it is
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:

@@ -26,7 +26,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|partial|failed
     dry_run: Mapped[bool] = mapped_column(default=True)
     trigger: Mapped[str] = mapped_column(String(40), default="cli")
     policies: Mapped[list[str]] = mapped_column(JSON, default=list)

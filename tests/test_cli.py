@@ -108,3 +108,13 @@ def test_schema_lists_the_vocabulary(capsys):
 
 def test_unknown_option_is_a_usage_error():
     assert main(["audit", "--formatt", "json"]) == 2
+
+
+def test_audit_with_unreachable_cloud_reports_and_exits_1(tmp_path):
+    env_file = tmp_path / "c.yml"
+    env_file.write_text("aws:\n  regions: [us-east-1]\n  endpoint_url: http://127.0.0.1:9\n")
+    proc = cli("audit", "-q", "--config", str(env_file), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "partial" and doc["errors"] and doc["findings"] == []
+    assert "Traceback" not in proc.stderr

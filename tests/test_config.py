@@ -40,3 +40,15 @@ def test_bad_environment_variable_is_named(monkeypatch, no_costwarden_env):
     monkeypatch.setenv("COSTWARDEN_SWEEP_INTERVAL_MINUTES", "soon")
     with pytest.raises(ConfigError, match="COSTWARDEN_SWEEP_INTERVAL_MINUTES"):
         load_settings(None)
+
+
+def test_nested_variable_that_is_not_json_is_a_clear_error(monkeypatch, no_costwarden_env):
+    monkeypatch.setenv("COSTWARDEN_AWS__REGIONS", "not json")
+    with pytest.raises(ConfigError, match="COSTWARDEN_AWS__REGIONS"):
+        load_settings(None)
+
+
+def test_command_line_beats_environment(monkeypatch, tmp_path, no_costwarden_env):
+    monkeypatch.setenv("COSTWARDEN_STATE_DIR", "/var/lib/costwarden")
+    assert str(load_settings(None).state_dir) == "/var/lib/costwarden"
+    assert load_settings(None, state_dir=tmp_path).state_dir == tmp_path

@@ -87,3 +87,12 @@ def test_time_zone_of_a_window():
 def test_content_hash_changes_with_the_policy_text():
     assert policy().content_hash == policy().content_hash
     assert policy().content_hash != policy(cooldown_hours=1).content_hash
+
+
+def test_unquoted_yaml_times_are_read_as_times():
+    import yaml
+
+    raw = yaml.safe_load("start: 22:00\nend: 06:30\n")  # YAML 1.1: base-60 integers 1320 and 390
+    w = ChangeWindow.model_validate(raw)
+    assert (w.start.hour, w.start.minute, w.end.hour, w.end.minute) == (22, 0, 6, 30)
+    assert in_window(datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc), w)

@@ -18,7 +18,7 @@ def rationale(f: Finding) -> str:
     ev = f.evidence
     days = ev.get("lookback_days")
     price = ev.get("hourly_price_usd")
-    cost = f"${price:,.2f}/h" if price is not None else "an unknown price (unpriced)"
+    cost = f"${price:,.4f}".rstrip("0").rstrip(".") + "/h" if price is not None else "an unknown price (unpriced)"
     if ev.get("signal") == "gpu_utilization":
         pct = next((v for k, v in ev.items() if k.startswith("gpu_util_p")), None)
         return (f"{ev.get('instance_type')} GPUs ran at {pct}% (95th percentile, max {ev.get('gpu_util_max_pct')}%) "

@@ -1,3 +1,3 @@
-"""Built-in detectors. Adding one is one file here plus one test; it registers itself by name."""
-
-from policies.detectors import idle_gpu  # noqa: F401
+"""Built-in detectors. Adding one is one file here plus one test: every module in this package
+is imported when the registry loads, and each detector registers itself by name.
+"""
