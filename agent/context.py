@@ -30,7 +30,8 @@ class Providers:
     @property
     def aws(self) -> AwsClients:
         if self._aws is None:
-            self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url)
+            self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
+                                   role_arns=list(self.settings.aws.accounts))
         return self._aws
 
     def clients_for(self, provider: str) -> Any:

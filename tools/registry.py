@@ -53,4 +53,7 @@ def tool_names() -> list[str]:
 
 
 def _load_builtin() -> None:
+    import tools.aws.ebs  # noqa: F401
     import tools.aws.ec2  # noqa: F401
+    import tools.aws.eip  # noqa: F401
+    import tools.aws.sagemaker  # noqa: F401

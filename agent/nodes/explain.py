@@ -28,6 +28,8 @@ def rationale(f: Finding) -> str:
         return (f"{ev.get('instance_type')} reports no GPU metric; CPU at {cpu}% (95th percentile) and "
                 f"{ev.get('network_mb_per_hour')} MB/h of network over {days} days suggest idle GPUs "
                 f"billing {cost}: ${f.monthly_waste_usd:,.2f}/month.")
+    if ev.get("summary"):  # detectors without a template here write their own one-line summary
+        return str(ev["summary"])
     return f"{f.detector} on {f.resource_id}: ${f.monthly_waste_usd:,.2f}/month."
 
 

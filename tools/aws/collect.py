@@ -1,20 +1,24 @@
-"""Read-only collection for aws.ec2 policies: inventory of each region, then batched metrics
-for the candidates only. One region failing is reported and the others go on.
+"""Read-only collection for AWS policies: for every account and region, a paginated inventory, then
+batched metrics for the candidates only. One account or region failing is reported and the others go on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from state.domain import Observation, Resource
-from tools.aws.cloudwatch import MAX_QUERIES_PER_CALL, fetch_series, window
+from tools.aws.cloudwatch import (EC2_METRICS, MAX_QUERIES_PER_CALL, SAGEMAKER_ENDPOINT_METRICS, CwMetric, fetch_series,
+                                  window)
+from tools.aws.ebs import list_snapshots, list_volumes
+from tools.aws.eip import list_addresses
 from tools.aws.ec2 import list_instances
 from tools.aws.retry import error_code
-from tools.aws.session import AwsClients
-from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from tools.aws.sagemaker import list_endpoints
+from tools.collectors import Collector, CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from tools.errors import ToolError
 
 T = TypeVar("T")
 MAX_BATCH = 100  # resources per metrics batch
@@ -31,30 +35,55 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def collect_ec2(clients: AwsClients, scope: Scope, plan: CollectPlan, report: CollectReport) -> Iterator[Observation]:
-    """Yield observations batch by batch, so a 5,000-instance estate never sits in memory at once."""
-    try:
-        account = clients.account_id(scope.regions[0])
-    except (ClientError, BotoCoreError) as exc:
-        report.errors.append(f"aws: cannot identify the account: {error_code(exc)}")
-        return
-    start, end = window(plan.now, plan.lookback_hours)
-    per_batch = max(1, min(MAX_BATCH, MAX_QUERIES_PER_CALL // max(1, len(plan.metrics))))
-    for region in scope.regions:
+def each_account(clients: Any, scope: Scope, report: CollectReport) -> Iterator[tuple[Any, str]]:
+    """(account clients, account id) for every configured account; one that cannot be assumed or
+    identified (AccessDenied, expired role) is reported and skipped, and the others go on."""
+    for view in clients.accounts():
         try:
-            def candidates() -> Iterator[Resource]:
-                for r in list_instances(clients, account, region):
-                    report.inventoried += 1
-                    if plan.wants(r):
-                        report.candidates += 1
-                        yield r
+            account = view.account_id(scope.regions[0])
+        except (ClientError, BotoCoreError, ToolError) as exc:
+            report.errors.append(f"aws {view.label}: cannot assume or identify the account: {error_code(exc)}")
+            continue
+        yield view, account
 
-            for batch in batched(candidates(), per_batch):
-                series = fetch_series(clients, region, batch, plan.metrics, start=start, end=end) if plan.metrics else {}
-                for r in batch:
-                    yield Observation(r, series.get(r.resource_id, {}))
-        except Exception as exc:  # noqa: BLE001 - one region's failure must not end the sweep
-            report.errors.append(f"aws {account}/{region}: {error_code(exc)}")
 
+Lister = Callable[[Any, str, str], Iterable[Resource]]
+
+
+def make_collector(list_resources: Lister, catalog: dict[str, CwMetric] | None) -> Collector:
+    """A collector over accounts x regions: paginated inventory, then batched metrics for the candidates."""
+
+    def collect(clients: Any, scope: Scope, plan: CollectPlan, report: CollectReport) -> Iterator[Observation]:
+        start, end = window(plan.now, plan.lookback_hours)
+        metrics = plan.metrics if catalog else []
+        per_batch = max(1, min(MAX_BATCH, MAX_QUERIES_PER_CALL // max(1, len(metrics))))
+        for view, account in each_account(clients, scope, report):
+            for region in scope.regions:
+                try:
+                    def candidates() -> Iterator[Resource]:
+                        for r in list_resources(view, account, region):
+                            report.inventoried += 1
+                            if plan.wants(r):
+                                report.candidates += 1
+                                yield r
+
+                    for batch in batched(candidates(), per_batch):
+                        series = (fetch_series(view, region, batch, metrics, start=start, end=end, catalog=catalog)
+                                  if metrics and catalog else {})
+                        for r in batch:
+                            yield Observation(r, series.get(r.resource_id, {}))
+                except Exception as exc:  # noqa: BLE001 - one region's failure must not end the sweep
+                    report.errors.append(f"aws {account}/{region}: {error_code(exc)}")
+
+    return collect
+
+
+# Observations are yielded batch by batch, so a 5,000-instance estate never sits in memory at once.
+collect_ec2 = make_collector(list_instances, EC2_METRICS)
 
 register_collector(CollectorSpec("aws.ec2", "aws", collect_ec2))
+register_collector(CollectorSpec("aws.sagemaker-endpoint", "aws",
+                                 make_collector(list_endpoints, SAGEMAKER_ENDPOINT_METRICS)))
+register_collector(CollectorSpec("aws.ebs-volume", "aws", make_collector(list_volumes, None)))
+register_collector(CollectorSpec("aws.ebs-snapshot", "aws", make_collector(list_snapshots, None)))
+register_collector(CollectorSpec("aws.elastic-ip", "aws", make_collector(list_addresses, None)))

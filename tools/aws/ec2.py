@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from state.domain import Resource
 from tools.aws.retry import aws_retry, error_code
-from tools.aws.session import AwsClients
+from tools.aws.session import AwsClients, scoped
 from tools.errors import ToolError
 from tools.registry import ToolOutcome, ToolSpec, register_tool
 
@@ -62,6 +62,7 @@ def _describe_one(client: Any, instance_id: str) -> dict[str, Any]:
 
 
 def observe_instance(clients: AwsClients, *, account: str, region: str, instance_id: str) -> dict[str, Any]:
+    clients = scoped(clients, account)
     try:
         inst = _describe_one(clients.client("ec2", region), instance_id)
     except ClientError as exc:
@@ -78,6 +79,7 @@ def _stop(client: Any, instance_id: str) -> dict[str, Any]:
 def stop_instance(clients: AwsClients, *, account: str, region: str, instance_id: str,
                   verify_timeout_s: float = 30.0) -> ToolOutcome:
     """Stop, then read the instance back. Stopping a stopped instance is a no-op success."""
+    clients = scoped(clients, account)
     before = observe_instance(clients, account=account, region=region, instance_id=instance_id)
     if before["state"] in ("stopping", "stopped"):
         return ToolOutcome(True, before, "already stopped; nothing to do")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from tools.aws.retry import aws_retry
 from tools.errors import DryRunViolation
 
 READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup", "Head", "Query", "Scan", "Select",
@@ -46,29 +48,62 @@ class CallLog:
 
 
 class AwsClients:
+    """One boto3 Session for every account and region; clients cached per (service, region, role).
+
+    With `role_arns` each account is reached by an STS AssumeRole from the base credentials, and its
+    clients are created from the same Session with the assumed credentials (one Session per account
+    would cost ~23 MB each). `accounts()` lists the per-account views collectors iterate over.
+    """
+
     def __init__(self, *, dry_run: bool, endpoint_url: str | None = None, call_log: CallLog | None = None,
-                 max_attempts: int = 2) -> None:
+                 max_attempts: int = 2, role_arns: list[str] | None = None,
+                 role_session_name: str = "costwarden") -> None:
         self.dry_run = dry_run
         self.endpoint_url = endpoint_url
         self.call_log = call_log or CallLog()
+        self.role_arns = list(role_arns or [])
+        self.role_session_name = role_session_name
         self._session = boto3.Session()
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._creds: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._assume_lock = threading.Lock()
         self._config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
                               connect_timeout=5, read_timeout=60, user_agent_extra="costwarden/0.1")
 
-    def client(self, service: str, region: str) -> Any:
-        key = (service, region)
+    def client(self, service: str, region: str, *, role_arn: str | None = None) -> Any:
+        creds = self._credentials(role_arn, region) if role_arn else None
+        key = (service, region, role_arn)
         with self._lock:
             c = self._clients.get(key)
+            if c is not None and creds is not None and c._costwarden_key_id != creds["AccessKeyId"]:
+                c = None  # the assumed credentials were refreshed: build a client with the new ones
             if c is None:
                 kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
+                if creds is not None:
+                    kwargs.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                  aws_session_token=creds["SessionToken"])
                 c = self._session.client(service, **kwargs)
+                c._costwarden_key_id = creds["AccessKeyId"] if creds else None
                 c.meta.events.register("before-call", self._before_call)
                 self._clients[key] = c
             return c
+
+    def _credentials(self, role_arn: str, region: str) -> dict[str, Any]:
+        """Assumed-role credentials, cached until five minutes before they expire."""
+        with self._assume_lock:
+            creds = self._creds.get(role_arn)
+            if creds is not None:
+                expires = creds.get("Expiration")
+                if not isinstance(expires, datetime) or expires - datetime.now(timezone.utc) > timedelta(minutes=5):
+                    return creds
+            res = _assume(self.client("sts", region), RoleArn=role_arn, RoleSessionName=self.role_session_name)
+            creds = dict(res["Credentials"])
+            creds["Account"] = account_of_arn(res.get("AssumedRoleUser", {}).get("Arn", "")) or account_of_arn(role_arn)
+            self._creds[role_arn] = creds
+            return creds
 
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
@@ -80,3 +115,61 @@ class AwsClients:
 
     def account_id(self, region: str) -> str:
         return str(self.client("sts", region).get_caller_identity()["Account"])
+
+    def accounts(self) -> list[AccountClients | AwsClients]:
+        """What a sweep iterates over: one view per configured role, or the base credentials' account."""
+        if not self.role_arns:
+            return [self]
+        return [AccountClients(self, arn) for arn in self.role_arns]
+
+    def scoped(self, account: str | None) -> AccountClients | AwsClients:
+        """The clients for an account id named in a finding: its role if one is configured, else the base."""
+        for arn in self.role_arns:
+            if account and account_of_arn(arn) == str(account):
+                return AccountClients(self, arn)
+        return self
+
+    @property
+    def label(self) -> str:
+        return "default credentials"
+
+
+class AccountClients:
+    """The clients of one assumed-role account; same interface as AwsClients for tools and collectors."""
+
+    def __init__(self, parent: AwsClients, role_arn: str) -> None:
+        self.parent = parent
+        self.role_arn = role_arn
+        self.dry_run = parent.dry_run
+        self.call_log = parent.call_log
+
+    def client(self, service: str, region: str) -> Any:
+        return self.parent.client(service, region, role_arn=self.role_arn)
+
+    def account_id(self, region: str) -> str:
+        """Assumes the role (once; cached) and returns the account it belongs to."""
+        return str(self.parent._credentials(self.role_arn, region)["Account"])
+
+    def scoped(self, account: str | None) -> AccountClients | AwsClients:
+        return self.parent.scoped(account)
+
+    @property
+    def label(self) -> str:
+        return f"role {self.role_arn}"
+
+
+def account_of_arn(arn: str) -> str:
+    """'arn:aws:iam::123456789012:role/x' -> '123456789012' ('' when it is not an ARN)."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else ""
+
+
+def scoped(clients: Any, account: str | None) -> Any:
+    """Tools call this with the account of their args, so an action in another account uses its role."""
+    fn = getattr(clients, "scoped", None)
+    return fn(account) if fn is not None else clients
+
+
+@aws_retry
+def _assume(client: Any, **kwargs: Any) -> dict[str, Any]:
+    return client.assume_role(**kwargs)

@@ -1,0 +1,26 @@
+"""EBS volume actions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from policies.actions.base import Action, ToolCall
+from policies.registry import actions
+from state.domain import Finding, money
+
+
+@actions.register("snapshot-and-delete")
+class SnapshotAndDelete(Action):
+    """Snapshot an unattached volume, wait for the snapshot to complete, then delete the volume.
+    The saving is the volume's cost less what keeping the snapshot may cost."""
+
+    resource_types = ("aws.ebs-volume",)
+    destructive = True
+
+    def plan(self, finding: Finding) -> ToolCall:
+        kept = Decimal(str(finding.evidence.get("snapshot_monthly_usd_upper_bound", 0)))
+        return ToolCall(
+            tool="aws.ebs-volume.snapshot_and_delete",
+            args={"account": finding.account, "region": finding.region, "volume_id": finding.resource_id},
+            projected_monthly_savings_usd=money(max(Decimal(0), finding.monthly_waste_usd - kept)),
+        )

@@ -1,0 +1,95 @@
+"""zombie-endpoint: a SageMaker real-time endpoint nobody invoked over the whole lookback window.
+
+Its instances bill every hour it exists, traffic or not: the waste is the hourly price of each
+production variant's instance type x its running instance count x 730. CloudWatch publishes no
+Invocations datapoint for an hour without traffic, so missing data counts as zero; an endpoint
+younger than the window is not judged (it may not have been wired up yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+from pydantic import Field
+
+from policies.detectors._time import parse_time
+from policies.detectors.base import DetectContext, Detector, DetectorParams
+from policies.registry import detectors
+from state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
+
+BILLED_STATES = ("InService", "Updating", "SystemUpdating", "RollingBack", "OutOfService", "UpdateRollbackFailed")
+
+
+class ZombieEndpointParams(DetectorParams):
+    lookback_days: int = Field(7, ge=1, le=63)
+    max_invocations: float = Field(0, ge=0, description="Fires when the window's total is at most this.")
+    min_age_days: float | None = Field(None, ge=0, description="Endpoints younger than this are not judged; "
+                                                                "default: the lookback window.")
+
+
+@detectors.register("zombie-endpoint")
+class ZombieEndpoint(Detector):
+    resource_types = ("aws.sagemaker-endpoint",)
+    Params = ZombieEndpointParams
+    params: ZombieEndpointParams
+
+    @property
+    def lookback_hours(self) -> int:
+        return self.params.lookback_days * 24
+
+    def wants(self, resource: Resource) -> bool:
+        return resource.state in BILLED_STATES and any(
+            v.get("instance_type") and v.get("instance_count", 0) > 0 for v in resource.attrs.get("variants", []))
+
+    def metrics(self) -> list[MetricRequest]:
+        return [MetricRequest("invocations", "Sum")]
+
+    def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:
+        p = self.params
+        r = obs.resource
+        min_age = timedelta(days=p.lookback_days if p.min_age_days is None else p.min_age_days)
+        created = parse_time(r.attrs.get("creation_time", ""))
+        if created is None or (created.tzinfo and ctx.now - created < min_age):
+            return None
+        inv = obs.series.get("invocations")
+        total = sum(inv.values) if inv is not None else 0.0
+        if total > p.max_invocations:
+            return None
+        hourly_total = Decimal(0)
+        variants, sources, unpriced = [], set(), []
+        for v in r.attrs.get("variants", []):
+            if not v.get("instance_type") or v.get("instance_count", 0) <= 0:
+                continue
+            price = ctx.price_of(replace(r, kind=v["instance_type"]))
+            if price.hourly_usd is None:
+                unpriced.append(v["instance_type"])
+            else:
+                hourly_total += price.hourly_usd * v["instance_count"]
+                sources.add(price.source)
+            variants.append({"variant": v["name"], "instance_type": v["instance_type"],
+                             "instance_count": v["instance_count"],
+                             "hourly_price_usd": float(price.hourly_usd) if price.hourly_usd is not None else None})
+        for kind in unpriced:
+            ctx.warnings.append(f"no SageMaker price for {kind} in {r.region}: endpoint {r.resource_id} "
+                                "is reported as unpriced")
+        waste = hourly_total * HOURS_PER_MONTH
+        instances = sum(v["instance_count"] for v in variants)
+        evidence = {
+            "signal": "sagemaker_invocations",
+            "invocations_total": total,
+            "invocation_datapoints": len(inv.points) if inv is not None else 0,
+            "lookback_days": p.lookback_days,
+            "endpoint_config_name": r.attrs.get("endpoint_config_name", ""),
+            "created": r.attrs.get("creation_time", ""),
+            "instance_type": r.kind,
+            "instance_count": instances,
+            "variants": variants,
+            "hourly_price_usd": float(hourly_total) if not unpriced else None,
+            "price_source": "; ".join(sorted(sources)) if not unpriced else "unpriced",
+            "summary": (f"SageMaker endpoint {r.resource_id} served {total:g} invocations in {p.lookback_days} days "
+                        f"while {instances} instance(s) ({', '.join(sorted({v['instance_type'] for v in variants}))}) "
+                        f"billed ${waste:,.2f}/month."),
+        }
+        return self.finding(obs, ctx, evidence=evidence, monthly_waste=waste)

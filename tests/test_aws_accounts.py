@@ -1,0 +1,163 @@
+"""Many accounts through STS AssumeRole (moto keeps each assumed account's resources apart),
+an account whose role cannot be assumed, and a throttled API the sweep survives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+import tools.aws.session as session_mod
+from agent.config import AwsSettings, ConfigError, Settings, load_settings
+from agent.sweep import run_sweep
+from policies.loader import load_policy_file
+from tests.fakes.moto_server import mutating
+from tools.aws.session import AwsClients
+from tools.registry import get_tool
+
+ROLE_A = "arn:aws:iam::111111111111:role/costwarden-audit"
+ROLE_B = "arn:aws:iam::222222222222:role/costwarden-audit"
+ROLE_DENIED = "arn:aws:iam::333333333333:role/costwarden-audit"
+POLICY = """
+policies:
+  - name: idle-addresses
+    resource: aws.elastic-ip
+    mode: approve
+    filters:
+      - unassociated-eip
+    actions:
+      - release-address
+"""
+
+
+def _assumed_ec2(role_arn: str, region: str = "us-east-1") -> Any:
+    creds = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName="seed")["Credentials"]
+    return boto3.client("ec2", region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+@pytest.fixture
+def two_accounts(aws) -> dict[str, list[str]]:
+    """Account A holds one free address in us-east-1; account B two, one of them in us-west-2."""
+    out = {"A": [_assumed_ec2(ROLE_A).allocate_address(Domain="vpc")["AllocationId"]],
+           "B": [_assumed_ec2(ROLE_B).allocate_address(Domain="vpc")["AllocationId"],
+                 _assumed_ec2(ROLE_B, "us-west-2").allocate_address(Domain="vpc")["AllocationId"]]}
+    aws.clear_calls()
+    return out
+
+
+def _policies(tmp_path: Path):
+    f = tmp_path / "eip.yml"
+    f.write_text(POLICY)
+    return load_policy_file(f)
+
+
+def _settings(state_dir: Path, accounts: list[str], **kw) -> Settings:
+    return Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1", "us-west-2"], accounts=accounts), **kw)
+
+
+def _deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
+    """Every boto3 Session our clients make refuses AssumeRole of `role_arn`, as IAM would."""
+    real = session_mod.boto3.Session
+
+    def deny(params: dict[str, Any], **_: Any) -> None:
+        if params.get("RoleArn") == role_arn:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"not authorized to assume {role_arn}"}},
+                              "AssumeRole")
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        s = real(*args, **kwargs)
+        s.events.register("provide-client-params.sts.AssumeRole", deny)
+        return s
+
+    monkeypatch.setattr(session_mod.boto3, "Session", make)
+
+
+def test_each_assumed_account_sees_only_its_own_resources(aws, two_accounts, state_dir, tmp_path,
+                                                          no_costwarden_env):
+    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_B]), _policies(tmp_path), dry_run=True)
+    assert result.errors == []
+    found = {(f.account, f.region, f.resource_id) for f in result.findings}
+    assert found == {("111111111111", "us-east-1", two_accounts["A"][0]),
+                     ("222222222222", "us-east-1", two_accounts["B"][0]),
+                     ("222222222222", "us-west-2", two_accounts["B"][1])}
+    assert result.inventoried == 3
+    assert aws.calls.count("AssumeRole") == 2  # once per account, cached for every region and service
+    assert mutating(aws.calls) == []
+
+
+def test_an_account_whose_role_cannot_be_assumed_is_reported_and_the_rest_go_on(
+        aws, two_accounts, state_dir, tmp_path, no_costwarden_env, monkeypatch):
+    _deny_role(monkeypatch, ROLE_DENIED)
+    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_DENIED, ROLE_B]), _policies(tmp_path), dry_run=True)
+    assert result.status == "partial"
+    [err] = result.errors
+    assert ROLE_DENIED in err and "AccessDenied" in err and "\n" not in err
+    assert {f.account for f in result.findings} == {"111111111111", "222222222222"}
+
+
+def test_an_action_runs_in_the_account_of_its_finding(aws, two_accounts):
+    spec = get_tool("aws.elastic-ip.release_address")
+    clients = AwsClients(dry_run=False, role_arns=[ROLE_A, ROLE_B])
+    out = spec.run(clients, account="222222222222", region="us-west-2", allocation_id=two_accounts["B"][1])
+    assert out.ok and out.after["state"] == "released"
+    assert [a["AllocationId"] for a in _assumed_ec2(ROLE_B, "us-west-2").describe_addresses()["Addresses"]] == []
+    assert len(_assumed_ec2(ROLE_A).describe_addresses()["Addresses"]) == 1  # the other account is untouched
+
+
+def test_role_arns_are_validated_in_config(tmp_path, no_costwarden_env):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("aws:\n  regions: [us-east-1]\n  accounts:\n    - arn:aws:iam::111111111111:role/ok\n"
+                   "    - \"222222222222\"\n")
+    with pytest.raises(ConfigError, match="not an IAM role ARN") as exc:
+        load_settings(cfg)
+    assert exc.value.line == 3 and "'222222222222'" in str(exc.value)  # the list's line, naming the bad entry
+    cfg.write_text("aws:\n  accounts: [arn:aws:iam::111111111111:role/costwarden-audit]\n")
+    assert load_settings(cfg).aws.accounts == ["arn:aws:iam::111111111111:role/costwarden-audit"]
+
+
+def test_a_throttled_api_is_retried_and_the_sweep_survives(aws, state_dir, tmp_path, no_costwarden_env,
+                                                          monkeypatch):
+    """The first calls of DescribeAddresses and GetMetricData are throttled before they leave the process."""
+    from agent.demo import seed_estate
+    from policies.loader import load_policies
+
+    ids = seed_estate(aws.endpoint, days=8)
+    aws.clear_calls()
+    throttled: dict[str, int] = {}
+    real = session_mod.boto3.Session
+
+    def throttle(model: Any, **_: Any) -> None:
+        if throttled.get(model.name, 0) < 2:
+            throttled[model.name] = throttled.get(model.name, 0) + 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, model.name)
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        s = real(*args, **kwargs)
+        s.events.register("before-call.cloudwatch.GetMetricData", throttle)
+        s.events.register("before-call.ec2.DescribeAddresses", throttle)
+        return s
+
+    monkeypatch.setattr(session_mod.boto3, "Session", make)
+    _fast_retries(monkeypatch)
+    allocated = boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"]
+    settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1"]))
+    result = run_sweep(settings, [*load_policies([]), *_policies(tmp_path)], dry_run=True)
+
+    assert throttled == {"GetMetricData": 2, "DescribeAddresses": 2}
+    assert result.errors == [] and result.status == "done"
+    found = {f.resource_id for f in result.findings}
+    assert {ids["llm-finetune-01"], ids["llm-finetune-02"], allocated} <= found
+
+
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tenacity's policy (what is retried, how often) but not its back-off waits."""
+    from tenacity import wait_none
+
+    from tools.aws import cloudwatch, eip
+
+    for fn in (cloudwatch._get_metric_data, eip._call):
+        monkeypatch.setattr(fn.retry, "wait", wait_none())
