@@ -106,7 +106,14 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
         ids = seed_estate(endpoint, days=days)
-        yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids}
+        import tempfile
+        from pathlib import Path
+
+        from agent.demo_billing import write_demo_billing
+
+        with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir:
+            billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
+            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "billing": billing}
     finally:
         for k, v in saved.items():
             if v is None:

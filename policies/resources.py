@@ -4,6 +4,13 @@ from __future__ import annotations
 
 RESOURCE_TYPES: dict[str, str] = {
     "aws.ec2": "EC2 instances (GPU and accelerator families are the candidates of idle-gpu)",
+    "billing.focus": "Daily spend per provider, account and service from FOCUS 1.x billing exports",
+    "billing.budget": "Monthly budgets in config (billing.budgets) with their month-to-date spend",
+    "llm.feature": "LLM usage per product feature from OpenTelemetry GenAI spans or LiteLLM spend logs",
+    "aws.sagemaker-endpoint": "SageMaker real-time endpoints, with their endpoint configs and instance counts",
+    "aws.ebs-volume": "EBS volumes",
+    "aws.ebs-snapshot": "EBS snapshots owned by the account",
+    "aws.elastic-ip": "Elastic IP addresses",
 }
 
 

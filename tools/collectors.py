@@ -20,6 +20,7 @@ class CollectReport:
     inventoried: int = 0
     candidates: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. usage of a model with no known price
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class CollectorSpec:
     resource_type: str
     provider: str
     collect: Collector
+    # A collector that reads files rather than a cloud API (billing exports, token usage) builds its
+    # input from the settings with this instead of receiving the provider's cloud clients.
+    source: Callable[[Any], Any] | None = None
 
 
 _COLLECTORS: dict[str, CollectorSpec] = {}
@@ -72,3 +76,5 @@ def resource_types() -> list[str]:
 
 def _load_builtin() -> None:
     import tools.aws.collect  # noqa: F401
+    import tools.billing.collect  # noqa: F401
+    import tools.llm.collect  # noqa: F401

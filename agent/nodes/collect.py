@@ -27,6 +27,7 @@ def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]
             metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
             lookback_hours=max(d.lookback_hours for d in lp.detectors), now=ctx.now)
         scope = Scope(regions=list(ctx.settings.aws.regions))
-        ctx.streams[name] = spec.collect(ctx.providers.clients_for(spec.provider), scope, plan, report)
+        clients = spec.source(ctx.settings) if spec.source else ctx.providers.clients_for(spec.provider)
+        ctx.streams[name] = spec.collect(clients, scope, plan, report)
         ctx.progress(f"collect: {name} ({lp.policy.resource}) in {', '.join(scope.regions)}")
     return {}

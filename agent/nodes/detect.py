@@ -21,12 +21,16 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         hourly, source = ctx.prices.hourly(r.provider, r.region, r.kind)
         return Price(hourly, source)
 
+    from tools.llm_prices import PriceMap  # the map itself loads only when a detector prices a token
+
+    token_prices = PriceMap(ctx.settings.billing.price_overrides)
     findings: list[Finding] = []
     warnings: list[str] = []
     errors: list[str] = []
     inventoried = 0
     for name, lp in ctx.policies.items():
-        dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of)
+        dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
+                             token_price=token_prices.price)
         protected = 0
         for obs in ctx.streams.pop(name, iter(())):
             hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags)
@@ -45,6 +49,7 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         if report is not None:
             inventoried += report.inventoried
             errors.extend(report.errors)
+            warnings.extend(report.warnings)
             ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
                          f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
         warnings.extend(dctx.warnings)

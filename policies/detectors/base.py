@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from state.domain import Finding, MetricRequest, Observation, Resource, money, short_hash
+from state.usage import TokenPrice
 
 
 class DetectorParams(BaseModel):
@@ -31,6 +32,8 @@ class DetectContext:
     now: datetime
     price_of: Callable[[Resource], Price]
     warnings: list[str] = field(default_factory=list)
+    # per-token price of an LLM model (LiteLLM's price map + config overrides); None = unpriced
+    token_price: Callable[[str], TokenPrice | None] = lambda _model: None
 
 
 class Detector:

@@ -1,0 +1,173 @@
+"""`costwarden report`: spend by service, feature and model, unit costs, tier margins, the
+reconciliation of token spend against the bill, and spend anomalies; in the terminal or as JSON.
+
+Read-only: it reads the files named in the `billing:` config (or the demo's) and calls no cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tools.billing.settings import BillingSettings
+
+
+def _num(v: Decimal | float | None, places: int = 2) -> float | None:
+    return None if v is None else round(float(v), places)
+
+
+def build_report(billing: BillingSettings, now: datetime) -> dict[str, Any]:
+    """Every view as one JSON-able document; all heavy lifting is SQL aggregates in tools/."""
+    from policies.detectors.base import DetectContext, Price
+    from policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
+    from policies.economics import overrun_features, reconcile, tier_margins, unit_costs, unit_costs_by
+    from tools.billing.collect import collect_focus
+    from tools.billing.focus import FocusExport
+    from tools.collectors import CollectPlan, CollectReport, Scope
+    from tools.llm.collect import collect_llm_features, covered_days
+    from tools.llm.usage import UsageLog
+    from tools.llm_prices import PriceMap
+
+    doc: dict[str, Any] = {"generated_at": now.isoformat(), "cost_column": billing.cost_column, "warnings": []}
+    naive_now = now.astimezone(timezone.utc).replace(tzinfo=None)
+    window_start = naive_now - timedelta(days=billing.usage_window_days)
+    billed_by_provider: dict[str, Decimal] = {}
+    if billing.focus_paths:
+        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        doc["billing"] = {
+            "files": len(fx.files), "rows": fx.row_count(),
+            "total": {k: _num(v) for k, v in fx.total(window_start, naive_now).items()},
+            "by_service": [{**r.keys, "currency": r.currency, "cost": _num(r.cost)}
+                           for r in fx.spend_by(["provider", "service"], window_start, naive_now)[:15]],
+            "by_team": [{**r.keys, "currency": r.currency, "cost": _num(r.cost)}
+                        for r in fx.spend_by(["team"], window_start, naive_now)],
+            "unused_commitments": [{**r.keys, "cost": _num(r.cost)} for r in fx.unused_commitments()],
+        }
+        billed_by_provider = {str(r.keys["provider"]): r.cost
+                              for r in fx.spend_by(["provider"], window_start, naive_now)}
+        fx.close()
+    if billing.usage_paths:
+        prices = PriceMap(billing.price_overrides)
+        log = UsageLog(billing.usage_paths)
+        groups = log.groups(window_start, naive_now, prices=prices)
+        days = covered_days(log, window_start, naive_now)
+        unpriced = sorted({g.model for g in groups if g.cost_usd is None})
+        doc["warnings"] += [f"model {m} has no price: its usage is reported as unpriced" for m in unpriced]
+        revenue = billing.tier_revenue_usd_month
+        doc["usage"] = {
+            "window_days": days,
+            "overall": unit_costs(groups).to_dict(),
+            "by_feature": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.feature)],
+            "by_model": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.model)],
+            "by_tier": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.tier)],
+            "unpriced_models": unpriced,
+            "tier_margins": [{"tier": m.tier, "users": m.users, "revenue_usd_month": _num(m.revenue_usd_month),
+                              "llm_cost_usd_month": _num(m.cost_usd_month),
+                              "margin_usd_month": _num(m.margin_usd_month),
+                              "cost_per_user_month": _num(m.cost_per_user_month)}
+                             for m in tier_margins(groups, log.tier_users(window_start, naive_now), revenue, days)],
+            "features_costing_more_than_the_tier_pays": [
+                {"feature": o.feature, "tier": o.tier, "users": o.users,
+                 "cost_per_user_month": _num(o.cost_per_user_month), "tier_price_month": _num(o.tier_price_month),
+                 "requests": o.requests, "tokens": o.tokens}
+                for o in overrun_features(groups, log.feature_tier_users(window_start, naive_now), revenue, days)],
+        }
+        computed: dict[str, Decimal] = {}
+        for g in groups:
+            if g.cost_usd is not None:
+                computed[g.provider] = computed.get(g.provider, Decimal(0)) + g.cost_usd
+        # FOCUS names providers its own way ("OpenAI"); match case-insensitively on the name
+        billed = {p: sum((c for name, c in billed_by_provider.items() if p.lower() in name.lower()), Decimal(0))
+                  for p in computed if any(p.lower() in name.lower() for name in billed_by_provider)}
+        doc["reconciliation"] = [{"provider": r.provider, "computed_usd": _num(r.computed_usd),
+                                  "billed_usd": _num(r.billed_usd), "difference_usd": _num(r.difference_usd),
+                                  "difference_pct": r.difference_pct} for r in reconcile(computed, billed)]
+        log.close()
+    anomalies = []
+    detector = SpendAnomaly(SpendAnomalyParams())
+    ctx = DetectContext(policy="report", run_id="report", now=now, price_of=lambda _r: Price(None, "n/a"))
+    plan = CollectPlan(wants=lambda _r: True, metrics=[], lookback_hours=0, now=now)
+    for collect in (collect_focus, collect_llm_features):
+        rep = CollectReport()
+        for obs in collect(billing, Scope(regions=[]), plan, rep):
+            f = detector.detect(obs, ctx)
+            if f is not None:
+                anomalies.append({"resource_type": f.resource_type, "resource_id": f.resource_id,
+                                  "summary": f.rationale, "monthly_impact_usd": _num(f.monthly_waste_usd)})
+        doc["warnings"] += rep.errors
+    doc["anomalies"] = anomalies
+    return doc
+
+
+def render(doc: dict[str, Any], console: Console) -> None:
+    def table(title: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
+        if not rows:
+            return
+        t = Table(title=title, title_justify="left")
+        for c in cols:
+            t.add_column(c, justify="right" if c not in ("provider", "service", "key", "tier", "feature", "team",
+                                                          "resource_id", "summary") else "left")
+        for r in rows:
+            t.add_row(*["-" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], (int, float)) else str(r[c]))
+                        for c in cols])
+        console.print(t)
+
+    b = doc.get("billing")
+    if b:
+        console.print(f"[bold]Billing[/] ({b['files']} FOCUS files, {b['rows']:,} rows, {doc['cost_column']}): "
+                      + ", ".join(f"{v:,.2f} {k}" for k, v in b["total"].items()))
+        table("Spend by service", b["by_service"], ["provider", "service", "cost"])
+        table("Spend by team (Tags)", b["by_team"], ["team", "cost"])
+    u = doc.get("usage")
+    if u:
+        cols = ["key", "requests", "tokens", "cost_usd", "per_1m_tokens_usd", "per_1k_requests_usd",
+                "per_success_usd", "unpriced_requests"]
+        table(f"LLM unit costs by feature ({u['window_days']:g} days)", u["by_feature"], cols)
+        table("LLM unit costs by model", u["by_model"], cols)
+        table("Margin per tier (per month)", u["tier_margins"],
+              ["tier", "users", "revenue_usd_month", "llm_cost_usd_month", "margin_usd_month", "cost_per_user_month"])
+        table("Features costing more per user than the tier pays", u["features_costing_more_than_the_tier_pays"],
+              ["feature", "tier", "users", "cost_per_user_month", "tier_price_month"])
+        table("Token spend vs the bill", doc.get("reconciliation", []),
+              ["provider", "computed_usd", "billed_usd", "difference_usd", "difference_pct"])
+    table("Spend anomalies", doc.get("anomalies", []), ["resource_id", "summary", "monthly_impact_usd"])
+    for w in doc.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.",
+                                                           envvar="COSTWARDEN_CONFIG")] = None,
+           demo: Annotated[bool, typer.Option("--demo", help="Report on the demo's FOCUS export and usage log.")] = False,
+           fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table") -> None:
+    """Spend by service, feature and model; unit costs; tier margins; reconciliation; anomalies."""
+    from agent.config import load_settings
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("use table or json", param_hint="--format")
+    settings = load_settings(config)
+    now = datetime.now(timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="costwarden-report-") as tmp:
+        billing = settings.billing
+        if demo:
+            from agent.demo_billing import write_demo_billing
+
+            billing = BillingSettings.model_validate({**billing.model_dump(exclude_unset=True),
+                                                      **write_demo_billing(Path(tmp), now=now)})
+        if not billing.focus_paths and not billing.usage_paths:
+            from tools.errors import ToolError
+
+            raise ToolError("nothing to report: set billing.focus_paths and/or billing.usage_paths (or use --demo)")
+        doc = build_report(billing, now)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        render(doc, Console(width=max(120, Console().width)))

@@ -1,0 +1,65 @@
+"""The billing and token-economics policies of the default pack, end to end through the sweep
+graph, on the demo's FOCUS export and OTel usage log (no cloud, no network)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from agent.config import Settings
+from agent.demo_billing import write_demo_billing
+from agent.sweep import run_sweep
+from policies.loader import load_policies
+from tools.billing.settings import BillingSettings
+
+NOW = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)
+
+
+def billing_policies():
+    return [lp for lp in load_policies([]) if not lp.policy.resource.startswith("aws.")]
+
+
+@pytest.fixture(scope="module")
+def demo_billing(tmp_path_factory) -> dict:
+    return write_demo_billing(tmp_path_factory.mktemp("billing"), now=NOW)
+
+
+def test_sweep_finds_each_seed_scenario(tmp_path, demo_billing, no_costwarden_env):
+    settings = Settings(state_dir=tmp_path / "state", billing=BillingSettings.model_validate(demo_billing))
+    result = run_sweep(settings, billing_policies(), dry_run=True, now=NOW)
+    assert result.errors == [] and result.status == "done"
+    by = {(f.detector, f.resource_id): f for f in result.findings}
+    helpdesk = by[("oversized-model", "helpdesk")]
+    assert helpdesk.evidence["models"][0]["route_to"] == "gpt-4o-mini"
+    assert helpdesk.evidence["models"][0]["simple_requests"] == 1200 * 14  # real volumes behind the claim
+    update = by[("spend-anomaly", "summarize")]
+    assert update.evidence["signal"] == "cost_per_request_jump" and update.evidence["model_changed"] is True
+    assert update.evidence["jump_factor"] >= 10
+    assert ("cache-opportunity", "docs-search") in by
+    cw = by[("spend-anomaly", "AWS/Amazon CloudWatch")]
+    assert cw.resource_type == "billing.focus" and cw.evidence["spend_usd"] > 5 * cw.evidence["expected_usd"]
+    budget = by[("budget", "research-team")]
+    assert budget.evidence["forecast_usd"] > 20000 and budget.monthly_waste_usd == Decimal(0)
+    # steady things stay quiet: EC2 spend, the web team's budget, features without a scenario
+    assert not any(k[1] in ("AWS/Amazon EC2", "web-team", "agent-chat") for k in by if k[0] != "budget")
+    assert ("budget", "web-team") not in by
+    assert any("acme-internal-llm" in w and "unpriced" in w for w in result.warnings)
+    assert all(a.tool for a in result.actions) and result.actions == []  # report mode: no actions
+
+
+def test_bad_usage_line_is_a_one_line_error_and_the_sweep_goes_on(tmp_path, demo_billing, no_costwarden_env):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"timestamp": "2025-03-19T00:00:00Z", "gen_ai.request.model": "gpt-4o"}\n{oops\n')
+    billing = BillingSettings.model_validate({**demo_billing, "usage_paths": [str(bad)], "budgets": []})
+    result = run_sweep(Settings(state_dir=tmp_path / "state", billing=billing), billing_policies(), dry_run=True,
+                       now=NOW)
+    assert result.status == "partial"
+    assert f"llm usage: {bad}:2: not valid JSON" in result.errors
+    assert any(f.resource_type == "billing.focus" for f in result.findings)  # the FOCUS side still ran
+
+
+def test_no_billing_configured_means_no_findings_and_no_errors(tmp_path, no_costwarden_env):
+    result = run_sweep(Settings(state_dir=tmp_path / "state"), billing_policies(), dry_run=True, now=NOW)
+    assert (result.findings, result.errors, result.inventoried) == ([], [], 0)

@@ -1,0 +1,83 @@
+"""spend-anomaly: fires on a spike and on a 10x cost-per-request jump after a model change;
+stays quiet on a weekly rhythm and on steady spend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from policies.detectors.base import DetectContext, Price
+from policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
+from state.domain import Observation, Resource, Series
+
+NOW = datetime(2025, 3, 29, 6, tzinfo=timezone.utc)  # a Saturday morning: the last complete day is Friday 28th
+
+
+def ctx() -> DetectContext:
+    return DetectContext(policy="p", run_id="r", now=NOW, price_of=lambda r: Price(None, "none"))
+
+
+def series(name: str, values: list[float]) -> Series:
+    start = datetime(2025, 3, 28, tzinfo=timezone.utc) - timedelta(days=len(values) - 1)
+    return Series(name, [((start + timedelta(days=i)).timestamp(), v) for i, v in enumerate(values)])
+
+
+def obs(costs: list[float], requests: list[float] | None = None, daily_models: list | None = None,
+        rtype: str = "billing.focus") -> Observation:
+    s = {"cost_usd": series("cost_usd", costs)}
+    if requests is not None:
+        s["requests"] = series("requests", requests)
+    r = Resource("focus", "123", "global", rtype, "AWS/Amazon EC2", attrs={"daily_models": daily_models or []})
+    return Observation(r, s)
+
+
+def weekly(weeks: int, weekday: float, weekend: float) -> list[float]:
+    # the series ends on Friday 28 March 2025; build Saturday-first weeks
+    out = []
+    for i in range(weeks * 7):
+        d = datetime(2025, 3, 28) - timedelta(days=weeks * 7 - 1 - i)
+        out.append(weekend if d.weekday() >= 5 else weekday)
+    return out
+
+
+def test_spike_fires():
+    values = [100 + (i % 3) for i in range(27)] + [400]
+    f = SpendAnomaly(SpendAnomalyParams()).detect(obs(values), ctx())
+    assert f is not None
+    assert f.evidence["signal"] == "daily_spend" and f.evidence["day"] == "2025-03-28"
+    assert f.evidence["expected_usd"] == 101 and f.evidence["robust_z"] > 4
+    assert float(f.monthly_waste_usd) == round(299 * 730 / 24, 2)
+
+
+def test_weekly_rhythm_does_not_fire_but_a_weekday_spike_does():
+    d = SpendAnomaly(SpendAnomalyParams())
+    quiet_weekend = weekly(4, weekday=500, weekend=50)
+    assert d.detect(obs(quiet_weekend), ctx()) is None  # Friday at 500 is normal for a Friday
+    spiky = quiet_weekend[:-1] + [1500]
+    f = d.detect(obs(spiky), ctx())
+    assert f is not None and f.evidence["method"].startswith("same-weekday")
+
+
+def test_steady_spend_and_short_history_do_not_fire():
+    d = SpendAnomaly(SpendAnomalyParams())
+    assert d.detect(obs([100.0] * 28), ctx()) is None
+    assert d.detect(obs([1.0, 1.0, 500.0]), ctx()) is None  # three days are not a history
+
+
+def test_expensive_library_update_fires_with_the_model_change():
+    days = [(datetime(2025, 3, 28) - timedelta(days=13 - i)).date().isoformat() for i in range(14)]
+    requests = [1000.0] * 14
+    costs = [2.0] * 13 + [20.0]  # $0.002 -> $0.02 per request
+    models = [[d, "gpt-4o-mini", 1000, 2.0] for d in days[:-1]] + [[days[-1], "gpt-4o", 1000, 20.0]]
+    f = SpendAnomaly(SpendAnomalyParams(min_excess_usd_per_day=1000)).detect(
+        obs(costs, requests, models, rtype="llm.feature"), ctx())
+    assert f is not None
+    ev = f.evidence
+    assert ev["signal"] == "cost_per_request_jump" and ev["jump_factor"] == 10.0
+    assert (ev["model_before"], ev["model_now"], ev["model_changed"]) == ("gpt-4o-mini", "gpt-4o", True)
+    assert ev["day_requests"] == 1000 and f.confidence == "high"
+
+
+def test_falling_traffic_with_the_same_unit_cost_does_not_fire():
+    requests = [1000.0] * 13 + [300.0]
+    costs = [2.0] * 13 + [0.6]
+    assert SpendAnomaly(SpendAnomalyParams()).detect(obs(costs, requests, rtype="llm.feature"), ctx()) is None

@@ -1,0 +1,1 @@
+"""Billing exports: FOCUS 1.x read with DuckDB."""

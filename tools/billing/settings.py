@@ -1,0 +1,54 @@
+"""The `billing:` section of the config: where the FOCUS exports and token-usage logs are, and
+the business facts (tier prices, budgets, negotiated model prices) that turn them into economics.
+
+It lives in tools/ next to the code that reads it (agent/config.py only mounts it), so the
+collectors can take it without importing agent/.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tools.llm_prices import ModelPriceOverride
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetSpec(_Strict):
+    """A monthly budget for one feature, team, account or service (or everything)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)
+    scope: Literal["feature", "team", "env", "account", "service", "total"]
+    value: str | None = Field(None, description="The feature/team/account/service name; omit for scope 'total'.")
+    monthly_usd: float = Field(gt=0)
+    source: Literal["focus", "llm"] = Field("focus", description="Spend from the FOCUS bill or from token usage.")
+
+    @model_validator(mode="after")
+    def _value(self) -> BudgetSpec:
+        if self.scope != "total" and not self.value:
+            raise ValueError(f"budget {self.name!r}: scope '{self.scope}' needs a value")
+        if self.source == "llm" and self.scope not in ("feature", "total"):
+            raise ValueError(f"budget {self.name!r}: token-usage budgets have scope 'feature' or 'total'")
+        return self
+
+
+class BillingSettings(_Strict):
+    focus_paths: list[str] = Field(default_factory=list, description="FOCUS 1.x exports: files, globs, s3:// or gs:// URLs")
+    usage_paths: list[str] = Field(default_factory=list,
+                                   description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
+    cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
+    tag_map: dict[str, list[str]] = Field(
+        default_factory=lambda: {"feature": ["feature", "app"], "team": ["team", "owner"],
+                                 "env": ["env", "environment"]},
+        description="dimension -> FOCUS Tags keys, first present wins")
+    lookback_days: int = Field(35, ge=7, le=400, description="History read for anomalies and series.")
+    usage_window_days: int = Field(30, ge=1, le=400, description="Window of unit costs, oversizing and caching.")
+    tier_revenue_usd_month: dict[str, float] = Field(default_factory=dict,
+                                                     description="what one user of each tier pays per month")
+    budgets: list[BudgetSpec] = Field(default_factory=list)
+    price_overrides: dict[str, ModelPriceOverride] = Field(default_factory=dict,
+                                                           description="negotiated prices by model, USD per 1M tokens")
