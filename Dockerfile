@@ -27,7 +27,7 @@ COPY tools ./tools
 COPY policies ./policies
 COPY state ./state
 
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[postgres]"
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM python:3.11-slim
@@ -53,11 +53,10 @@ USER 10001:10001
 # The SQLite database (WAL mode) and the LangGraph checkpoints live here.
 VOLUME ["/var/lib/costwarden"]
 
-# No HTTP server yet: healthy means the daemon's database exists and is a readable SQLite file.
-# The database is created when the first sweep starts; failures inside the start period do not
-# count. Reading sqlite_master (not just `SELECT 1`) makes SQLite actually open and parse the file.
-HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import os,sqlite3,sys; p=os.path.join(os.environ.get('COSTWARDEN_STATE_DIR','/var/lib/costwarden'),'costwarden.db'); os.path.isfile(p) or sys.exit('no database yet: '+p); sqlite3.connect('file:'+p+'?mode=ro',uri=True,timeout=5).execute('SELECT count(*) FROM sqlite_master').fetchone()"]
+# /healthz, /readyz and /metrics are served on 8080 (http_port).
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os,sys,urllib.request; port=os.environ.get('COSTWARDEN_HTTP_PORT','8080'); sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:'+port+'/healthz', timeout=4).status == 200 else 1)"]
 
 ENTRYPOINT ["costwarden"]
 CMD ["run"]

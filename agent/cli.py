@@ -48,7 +48,11 @@ def _settings(config: Path | None, state_dir: Path | None, policy: list[Path] | 
 
 def _demo_settings(settings: Settings, demo: dict[str, Any]) -> Settings:
     aws = settings.aws.model_copy(update={"endpoint_url": demo["endpoint_url"], "regions": demo["regions"]})
-    return settings.model_copy(update={"aws": aws})
+    update: dict[str, Any] = {"aws": aws}
+    if "billing" in demo:  # the demo's FOCUS export and token-usage log, with its tiers and budgets
+        merged = {**settings.billing.model_dump(exclude_unset=True), **demo["billing"]}
+        update["billing"] = type(settings.billing).model_validate(merged)
+    return settings.model_copy(update=update)
 
 
 def _progress(quiet: bool) -> Any:
@@ -99,23 +103,30 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
 
 @app.command()
 def run(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
-        once: Annotated[bool, typer.Option("--once", help="Run one sweep and exit.")] = False,
-        interval_minutes: Annotated[Optional[float], typer.Option(help="Minutes between sweeps (overrides config).")] = None) -> None:
-    """Run the daemon: sweep every policy on a schedule, acting within policy limits."""
-    from agent.daemon import serve
+        once: Annotated[bool, typer.Option("--once", help="Run one sweep of every policy and exit.")] = False,
+        port: Annotated[Optional[int], typer.Option(help="HTTP port for /healthz, /readyz, /metrics (0: any free port).")] = None,
+        host: Annotated[Optional[str], typer.Option(help="HTTP bind address.")] = None,
+        interval_minutes: Annotated[Optional[float], typer.Option(help="Minutes between sweeps of policies without a schedule.")] = None) -> None:
+    """Run the daemon: sweep every policy on its schedule, acting within policy limits."""
+    from agent.daemon import Daemon, run_once
+    from agent.logs import setup_logging
     from policies.loader import load_policies
 
     settings = _settings(config, state_dir, policy)
-    if interval_minutes is not None:
-        settings = settings.model_copy(update={"sweep_interval_minutes": interval_minutes})
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    policies = load_policies(list(settings.policies))
+    update: dict[str, Any] = {"sweep_interval_minutes": interval_minutes, "http_port": port, "http_host": host}
+    if demo and host is None:
+        update["http_host"] = "127.0.0.1"
+    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    setup_logging(settings.log_level, json_lines=settings.json_logs)
+    policies = load_policies(list(settings.policies))  # fail fast on bad policy files, before anything starts
     with ExitStack() as stack:
         if demo:
             from agent.demo import demo_estate
 
             settings = _demo_settings(settings, stack.enter_context(demo_estate()))
-        serve(settings, policies, once=once)
+        if once:
+            raise typer.Exit(run_once(settings, policies))
+        raise typer.Exit(Daemon(settings, host=settings.http_host, port=settings.http_port).run())
 
 
 @policies_app.command("validate")
@@ -141,6 +152,11 @@ def policies_schema() -> None:
            "actions": {n: {"resources": list(c.resource_types), "destructive": c.destructive,
                            "params": c.Params.model_json_schema()} for n, c in actions.items()}}
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+from agent.report_cmd import report as _report  # noqa: E402 - the billing/token-economics report
+
+app.command(name="report")(_report)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from policies.errors import PolicyError
 from policies.yamlsrc import load_located_yaml
+from tools.billing.settings import BillingSettings
 
 ENV_PREFIX = "COSTWARDEN_"
 
@@ -30,6 +31,16 @@ class Section(BaseModel):
 class AwsSettings(Section):
     regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
     endpoint_url: str | None = Field(None, description="For tests and the demo; AWS_ENDPOINT_URL works too.")
+    accounts: list[str] = Field(default_factory=list, description=(
+        "IAM role ARNs to assume with STS, one per account to sweep; empty: the account of the base credentials."))
+
+    @field_validator("accounts")
+    @classmethod
+    def _role_arns(cls, v: list[str]) -> list[str]:
+        for arn in v:
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", arn):
+                raise ValueError(f"not an IAM role ARN: {arn!r} (arn:aws:iam::<12-digit account>:role/<name>)")
+        return v
 
 
 class PricingSettings(Section):
@@ -44,10 +55,15 @@ class Settings(BaseSettings):
     state_dir: Path = Path("state")
     database_url: str | None = None
     policies: list[Path] = Field(default_factory=list, description="policy files or directories; default pack if empty")
-    sweep_interval_minutes: float = Field(60.0, gt=0)
+    sweep_interval_minutes: float = Field(60.0, gt=0, description="for policies without a `schedule`")
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=0, le=65535)
+    shutdown_timeout_seconds: float = Field(30.0, gt=0)
+    json_logs: bool = True
     log_level: str = "INFO"
     aws: AwsSettings = Field(default_factory=AwsSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
 
     @field_validator("log_level")
     @classmethod

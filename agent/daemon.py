@@ -1,61 +1,287 @@
-"""The daemon loop: APScheduler wakes a sweep of every policy on an interval.
+"""The daemon: APScheduler wakes one sweep per policy on the policy's own schedule.
 
-Sweeps never overlap (max_instances=1) and missed ticks coalesce into one. SIGTERM and
-SIGINT stop the scheduler after the sweep in flight finishes.
+- Jobs live in a SQLAlchemy job store in Costwarden's own database, so schedules survive
+  restarts; a job is added only when missing or when its schedule changed (re-adding it at
+  every start would reset its interval clock).
+- coalesce + max_instances=1: a sweep never overlaps itself, and missed ticks run once.
+- Several replicas may share one PostgreSQL database: only the holder of the leader lock
+  schedules, the others stand by and serve HTTP.
+- Start-up settles actions a crash left `pending` (agent/reconcile.py) before any sweep.
+- SIGTERM/SIGINT: no new sweeps; the sweep in flight gets `shutdown_timeout_seconds` to
+  finish, then the process exits anyway (what it left pending is reconciled next start).
+- SIGHUP, or a changed policy file, reloads the policies without a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from agent.config import Settings
-from agent.sweep import run_sweep
-from policies.loader import LoadedPolicy
+from agent.leader import LeaderLock
+from agent.metrics import ProcessCounters, render
+from agent.reconcile import reconcile_pending
+from agent.server import HttpServer, Response
+from policies.errors import PolicyError
+from policies.loader import LoadedPolicy, default_pack_path, load_policies
+from state.store import Store
 
 log = logging.getLogger("costwarden.daemon")
 
-_job_args: dict[str, Any] = {}
+_CURRENT: Daemon | None = None
+_EVERY = re.compile(r"^every\s+(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def sweep_job() -> None:
-    """Module-level so a persistent job store can import it."""
-    settings: Settings = _job_args["settings"]
-    policies: list[LoadedPolicy] = _job_args["policies"]
-    try:
-        r = run_sweep(settings, policies, dry_run=settings.dry_run, trigger="schedule",
-                      progress=lambda m: log.info(m))
-        log.info("sweep %s %s: %d findings, $%s/month waste, %d actions", r.run_id, r.status, len(r.findings),
-                 r.monthly_waste_usd, len(r.actions))
-    except Exception:  # noqa: BLE001 - a failed sweep is logged and the daemon lives on
-        log.exception("sweep failed")
-
-
-def serve(settings: Settings, policies: list[LoadedPolicy], *, once: bool = False) -> None:
-    _job_args.update(settings=settings, policies=policies)
-    log.info("costwarden daemon starting: %d policies, dry_run=%s, every %g min", len(policies),
-             settings.dry_run, settings.sweep_interval_minutes)
-    if once:
-        sweep_job()
+def sweep_policy_job(policy_name: str) -> None:
+    """Module-level, so the persistent job store can import it by reference."""
+    daemon = _CURRENT
+    if daemon is None:
+        log.warning("no daemon in this process; skipping %s", policy_name)
         return
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(sweep_job, "interval", minutes=settings.sweep_interval_minutes, id="sweep",
-                      max_instances=1, coalesce=True, misfire_grace_time=300, next_run_time=_now())
-
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping after the sweep in flight", signum)
-        scheduler.shutdown(wait=False)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    scheduler.start()
-    log.info("costwarden daemon stopped")
+    daemon.sweep(policy_name)
 
 
-def _now() -> Any:
-    from datetime import datetime, timezone
+def schedule_of(lp: LoadedPolicy, settings: Settings) -> str:
+    return (lp.policy.schedule or f"every {settings.sweep_interval_minutes * 60:g}s").strip()
 
-    return datetime.now(timezone.utc)
+
+def trigger_for(schedule: str) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    m = _EVERY.match(schedule)
+    if m:
+        return IntervalTrigger(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)], timezone=timezone.utc)
+    return CronTrigger.from_crontab(schedule, timezone=timezone.utc)
+
+
+def policy_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths or [default_pack_path()]:
+        p = Path(p)
+        out.extend(sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])
+    return out
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, host: str, port: int, poll_seconds: float = 2.0) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_url)
+        self.policy_paths = list(settings.policies)
+        self.policies = {lp.name: lp for lp in load_policies(self.policy_paths)}
+        self._mtimes = self._policy_mtimes()
+        self.counters = ProcessCounters()
+        self.state: dict[str, Any] = {"leader": False, "dry_run": settings.dry_run}
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.poll_seconds = poll_seconds
+        self.lock = LeaderLock(self.store.engine)
+        self.scheduler: Any = None
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self.http = HttpServer(host, port, {
+            ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/metrics"): lambda _h, _b: Response(
+                200, render(self.store, self._counters_now(), self.state), "text/plain; version=0.0.4; charset=utf-8"),
+        })
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:
+        db = self.store.ping()
+        scheduling = bool(self.scheduler and self.scheduler.running)
+        role = "leader" if self.state["leader"] else "standby"
+        settled = self.state.get("elected", False)  # not ready before the first leader election
+        ready = db and settled and (scheduling or role == "standby") and not self.stop_event.is_set()
+        return Response(200 if ready else 503, {"status": "ready" if ready else "not ready", "database": db,
+                                                "scheduler": scheduling, "role": role,
+                                                "policies": sorted(self.policies), "dry_run": self.settings.dry_run})
+
+    def _counters_now(self) -> ProcessCounters:
+        from tools.aws.retry import retry_counts
+
+        self.counters.retries.clear()
+        self.counters.add("retries", retry_counts())
+        return self.counters
+
+    # --- sweeps ----------------------------------------------------------------------------
+    def sweep(self, policy_name: str) -> None:
+        if self.stop_event.is_set():
+            return
+        lp = self.policies.get(policy_name)
+        if lp is None:
+            log.info("policy %s is gone; skipping", policy_name)
+            return
+        with self._inflight_lock:
+            self._inflight += 1
+        started = time.monotonic()
+        try:
+            from agent.sweep import run_sweep  # LangGraph costs ~1 s to import: not on the path to ready
+
+            r = run_sweep(self.settings, [lp], dry_run=self.settings.dry_run, store=self.store, trigger="schedule",
+                          progress=lambda m: log.debug(m))
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is recorded; the daemon lives on
+            self.counters.add("sweeps", {"failed": 1})
+            log.error("sweep failed", extra={"policy": policy_name, "error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        self.counters.add("sweeps", {r.status: 1})
+        self.counters.add("api_calls", r.api_calls)
+        if r.errors:
+            self.counters.add("api_errors", {"collect": len(r.errors)})
+        for a in r.actions:
+            log.info("decision", extra={"run_id": r.run_id, "policy": a.policy, "resource": a.resource_key,
+                                        "action_id": a.id, "action": a.action, "decision": a.decision,
+                                        "status": a.status, "reason": a.reason})
+        log.info("sweep finished", extra={"run_id": r.run_id, "policy": policy_name, "status": r.status,
+                                          "findings": len(r.findings), "monthly_waste_usd": str(r.monthly_waste_usd),
+                                          "seconds": round(time.monotonic() - started, 3), "errors": r.errors})
+
+    # --- scheduling ------------------------------------------------------------------------
+    def _become_leader(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from agent.context import Providers
+
+        counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
+        if any(counts.values()):
+            log.info("reconciled actions left pending by a previous process", extra=counts)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            timezone=timezone.utc)
+        self.scheduler.start()
+        self.sync_jobs()
+        self.state["leader"] = True
+        log.info("leader: scheduling %d policies", len(self.policies))
+
+    def _step_down(self) -> None:
+        self.state["leader"] = False
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    def sync_jobs(self) -> None:
+        wanted = {f"policy:{name}": lp for name, lp in self.policies.items()}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("policy:") and job.id not in wanted:
+                job.remove()
+                log.info("unscheduled %s", job.id)
+        now = datetime.now(timezone.utc)
+        for job_id, lp in wanted.items():
+            sched = schedule_of(lp, self.settings)
+            job = self.scheduler.get_job(job_id)
+            if job is None:
+                self.scheduler.add_job(sweep_policy_job, trigger_for(sched), args=[lp.name], id=job_id, name=sched,
+                                       next_run_time=now)
+                log.info("scheduled %s %s", lp.name, sched)
+            elif job.name != sched:
+                job.modify(name=sched)
+                job.reschedule(trigger_for(sched))
+                log.info("rescheduled %s %s", lp.name, sched)
+
+    # --- reload ----------------------------------------------------------------------------
+    def _policy_mtimes(self) -> dict[str, float]:
+        out = {}
+        for f in policy_files(self.policy_paths):
+            try:
+                out[str(f)] = f.stat().st_mtime
+            except OSError:
+                out[str(f)] = -1.0
+        return out
+
+    def reload(self) -> None:
+        self._mtimes = self._policy_mtimes()
+        try:
+            fresh = {lp.name: lp for lp in load_policies(self.policy_paths)}
+        except PolicyError as exc:
+            log.error("policy reload refused; keeping the policies in force", extra={"error": str(exc)})
+            return
+        self.policies = fresh
+        if self.scheduler is not None:
+            self.sync_jobs()
+        log.info("policies reloaded", extra={"policies": sorted(fresh)})
+
+    # --- main loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        global _CURRENT
+        _CURRENT = self
+        stale = self.store.interrupt_stale_runs()
+        if stale:
+            log.info("marked %d runs cut off by the previous process as interrupted", stale)
+        self.http.start()
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        log.info("costwarden daemon listening", extra={"port": self.http.port, "dry_run": self.settings.dry_run,
+                                                       "policies": sorted(self.policies)})
+        try:
+            while not self.stop_event.is_set():
+                if not self.state["leader"]:
+                    if self.lock.try_acquire():
+                        self._become_leader()
+                elif not self.lock.still_held():
+                    self._step_down()
+                self.state["elected"] = True
+                if self.reload_event.is_set() or self._policy_mtimes() != self._mtimes:
+                    self.reload_event.clear()
+                    self.reload()
+                self.stop_event.wait(self.poll_seconds)
+        finally:
+            code = self.shutdown()
+        return code
+
+    def shutdown(self) -> int:
+        log.info("stopping: no new sweeps", extra={"timeout_seconds": self.settings.shutdown_timeout_seconds})
+        self.stop_event.set()
+        done = threading.Event()
+
+        def _drain() -> None:
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+            done.set()
+
+        threading.Thread(target=_drain, daemon=True).start()
+        finished = done.wait(self.settings.shutdown_timeout_seconds)
+        self.lock.release()
+        self.http.stop()
+        if not finished:
+            log.warning("a sweep was still running at the shutdown deadline; exiting anyway. "
+                        "Actions it left pending are reconciled at the next start.")
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)  # worker threads would otherwise keep the interpreter alive
+        self.store.close()
+        log.info("costwarden daemon stopped")
+        return 0
+
+
+def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
+    """`costwarden run --once`: settle leftovers, one sweep of every policy, exit."""
+    from agent.context import Providers
+    from agent.sweep import run_sweep
+
+    store = Store(settings.db_url)
+    store.interrupt_stale_runs()
+    reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
+    r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
+                  progress=lambda m: log.info(m))
+    log.info("sweep finished", extra={"run_id": r.run_id, "status": r.status, "findings": len(r.findings),
+                                      "monthly_waste_usd": str(r.monthly_waste_usd), "errors": r.errors})
+    store.close()
+    return 0 if not r.errors else 1

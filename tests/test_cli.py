@@ -53,9 +53,17 @@ def test_demo_finds_the_idle_p4ds_and_not_the_busy_or_protected(demo_json):
     names = {f["name"] for f in demo_json["findings"]}
     assert {"llm-finetune-01", "llm-finetune-02"} <= names
     assert "inference-h100" not in names and "notebook-alice" not in names
-    p4d = [f for f in demo_json["findings"] if f["evidence"]["instance_type"] == "p4d.24xlarge"]
+    p4d = [f for f in demo_json["findings"]
+           if f["detector"] == "idle-gpu" and f["evidence"]["instance_type"] == "p4d.24xlarge"]
     assert len(p4d) == 2 and all(f["monthly_waste_usd"] == 16030.8 for f in p4d)
     assert all(a["status"] == "dry_run" for a in demo_json["actions"])
+
+
+def test_demo_shows_the_billing_and_token_scenarios(demo_json):
+    found = {(f["detector"], f["resource_id"]) for f in demo_json["findings"]}
+    assert {("oversized-model", "helpdesk"), ("spend-anomaly", "summarize"), ("cache-opportunity", "docs-search"),
+            ("spend-anomaly", "AWS/Amazon CloudWatch")} <= found
+    assert any("acme-internal-llm" in w for w in demo_json["warnings"])  # unpriced, never a silent $0
 
 
 def test_markdown_report_to_a_file(tmp_path, monkeypatch, capsys):
@@ -93,8 +101,12 @@ def test_malformed_config_is_one_line_exit_2(tmp_path):
 
 
 def test_policies_validate(tmp_path):
-    ok = cli("policies", "validate", str(REPO / "policies" / "packs" / "default.yml"), cwd=tmp_path)
-    assert ok.returncode == 0 and "1 policies valid" in ok.stderr
+    import yaml
+
+    pack = REPO / "policies" / "packs" / "default.yml"
+    ok = cli("policies", "validate", str(pack), cwd=tmp_path)
+    n = len(yaml.safe_load(pack.read_text())["policies"])
+    assert ok.returncode == 0 and f"\n{n} policies valid" in ok.stderr and "idle-gpu-instances (aws.ec2" in ok.stderr
     missing = cli("policies", "validate", str(tmp_path / "missing.yml"), cwd=tmp_path)
     assert missing.returncode == 2 and "file not found" in missing.stderr
 

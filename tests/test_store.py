@@ -61,3 +61,42 @@ def test_password_is_not_in_the_error():
     with pytest.raises(StoreError) as exc:
         Store("postgresql+psycopg2://u:s3cret@127.0.0.1:1/x")
     assert "s3cret" not in str(exc.value)
+
+
+@pytest.fixture
+def pg_url():
+    """A throwaway database on the local PostgreSQL, for the multi-replica mode."""
+    pytest.importorskip("psycopg")
+    import secrets
+
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    name = f"costwarden_test_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as c:
+            c.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not usable: {exc.__class__.__name__}")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_two_replicas_on_postgresql_claim_an_action_once(pg_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = Store(pg_url)
+    first.start_run("run_1", dry_run=False, policies=["p"], trigger="test")
+    first.add_findings("run_1", [Finding("fnd_1", "p", "idle-gpu", "aws", "1", "us-east-1", "i-1", "aws.ec2", {},
+                                         Decimal("1"), "low")])
+    first.add_action("run_1", PlannedAction("act_1", "fnd_1", "p", "stop", "aws.ec2.stop_instance", {},
+                                            Decimal("1"), "k", decision="auto", status="planned"), policy_hash="h")
+    second = Store(pg_url)  # another replica, same database
+    kw = dict(from_statuses=("planned",), before_state=None, run_id="run_1", policy="p", policy_hash="h")
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda s: s.claim_action("act_1", **kw), [first, second] * 4))
+    assert wins.count(True) == 1
+    first.close()
+    second.close()

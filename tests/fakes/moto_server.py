@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import threading
+import time
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -38,15 +39,23 @@ class RecordingApp:
         self.app = app
         self.lock = threading.Lock()
         self.calls: list[str] = []
+        self.delays: dict[str, float] = {}  # operation -> seconds to hold the response after applying it
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        op = None
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            op = _operation(environ, body)
             with self.lock:
-                self.calls.append(_operation(environ, body))
-        return self.app(environ, start_response)
+                self.calls.append(op)
+        result = self.app(environ, start_response)
+        delay = self.delays.get(op or "")
+        if delay:
+            result = list(result)  # the backend has applied the change; the caller waits for the answer
+            time.sleep(delay)
+        return result
 
 
 class RecordingMotoServer(ThreadedMotoServer):
@@ -75,6 +84,10 @@ class RecordingMotoServer(ThreadedMotoServer):
         urllib.request.urlopen(req, timeout=10).read()
         with self.recorder.lock:
             self.recorder.calls.clear()
+            self.recorder.delays.clear()
+
+    def hold(self, operation: str, seconds: float) -> None:
+        self.recorder.delays[operation] = seconds
 
     def clear_calls(self) -> None:
         with self.recorder.lock:

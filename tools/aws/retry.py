@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+import threading
+from collections import Counter
+
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
               "RequestThrottled", "SlowDown", "ProvisionedThroughputExceededException"}
@@ -16,8 +19,23 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError))
 
 
+_lock = threading.Lock()
+RETRIES: Counter[str] = Counter()  # by function name; read by the daemon's /metrics
+
+
+def _count_retry(state: RetryCallState) -> None:
+    with _lock:
+        RETRIES[getattr(state.fn, "__name__", "aws")] += 1
+
+
+def retry_counts() -> dict[str, int]:
+    with _lock:
+        return dict(RETRIES)
+
+
 aws_retry = retry(
     retry=retry_if_exception(is_retryable),
+    before_sleep=_count_retry,
     wait=wait_exponential_jitter(multiplier=0.5, max=20),
     stop=stop_after_attempt(6),
     reraise=True,

@@ -1,0 +1,69 @@
+"""JSON-lines logging with secrets redacted: one event per line, fit for any log pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+# Slack tokens, AWS access keys, bearer tokens, and key=value pairs whose key says "secret".
+_PATTERNS = [
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]{8,}"),
+    re.compile(r"xapp-[A-Za-z0-9-]{8,}"),
+    re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"),
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/-]{8,}=*"),
+    re.compile(r"sk-[A-Za-z0-9_-]{16,}"),
+]
+_SECRET_KEYS = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|signing|credential)")
+_KV = re.compile(r"(?i)\b([\w.-]*(?:secret|token|password|api[_-]?key)[\w.-]*)\s*[=:]\s*(\S+)")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    for p in _PATTERNS:
+        text = p.sub(REDACTED, text)
+    text = _KV.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+
+def redact_value(key: str, value: Any) -> Any:
+    if _SECRET_KEYS.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    return value
+
+
+_STD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STD and not key.startswith("_"):
+                event[key] = redact_value(key, value)
+        if record.exc_info:
+            event["error"] = redact(self.formatException(record.exc_info).splitlines()[-1])
+        return json.dumps(event, default=str)
+
+
+def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "urllib3", "apscheduler.executors.default", "werkzeug", "httpx", "LiteLLM"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

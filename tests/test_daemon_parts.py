@@ -1,0 +1,123 @@
+"""Scheduling, reload, log redaction and the leader lock, piece by piece."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from agent.config import Settings
+from agent.daemon import Daemon, trigger_for
+from agent.leader import LeaderLock
+from agent.logs import JsonFormatter, redact
+
+POLICY = """
+policies:
+  - name: idle
+    resource: aws.ec2
+    schedule: {schedule}
+    filters: [{{type: idle-gpu}}]
+"""
+
+
+def daemon(tmp_path, schedule: str = "every 2h") -> Daemon:
+    (tmp_path / "p.yml").write_text(POLICY.format(schedule=schedule))
+    settings = Settings(state_dir=tmp_path / "state", policies=[tmp_path / "p.yml"])
+    return Daemon(settings, host="127.0.0.1", port=0)
+
+
+def paused_scheduler(d: Daemon):
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    s = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=d.store.engine)}, timezone="UTC")
+    s.start(paused=True)  # nothing fires: these tests look at the job store only
+    return s
+
+
+def test_triggers():
+    assert trigger_for("every 90s").interval == timedelta(seconds=90)
+    assert trigger_for("every 2h").interval == timedelta(hours=2)
+    assert "minute='*/5'" in str(trigger_for("*/5 * * * *"))
+
+
+def test_jobs_persist_and_keep_their_clock_across_restarts(tmp_path):
+    d = daemon(tmp_path)
+    d.scheduler = paused_scheduler(d)
+    d.sync_jobs()
+    job = d.scheduler.get_job("policy:idle")
+    assert job.name == "every 2h" and job.max_instances == 1 and job.coalesce
+    first = job.next_run_time + timedelta(minutes=37)  # as if the clock had run for a while
+    job.modify(next_run_time=first)
+    d.scheduler.shutdown(wait=False)
+
+    again = daemon(tmp_path)  # a restart: same job store, same schedule
+    again.scheduler = paused_scheduler(again)
+    again.sync_jobs()
+    assert again.scheduler.get_job("policy:idle").next_run_time == first  # not reset
+    again.scheduler.shutdown(wait=False)
+
+
+def test_changed_policy_file_is_picked_up_and_a_broken_one_is_refused(tmp_path, caplog):
+    d = daemon(tmp_path)
+    d.scheduler = paused_scheduler(d)
+    d.sync_jobs()
+    (tmp_path / "p.yml").write_text(POLICY.format(schedule="'*/10 * * * *'").replace("name: idle", "name: idle-v2"))
+    assert d._policy_mtimes() != d._mtimes  # what the main loop polls for
+    d.reload()
+    assert sorted(d.policies) == ["idle-v2"]
+    assert [j.id for j in d.scheduler.get_jobs()] == ["policy:idle-v2"]
+    assert "minute='*/10'" in str(d.scheduler.get_job("policy:idle-v2").trigger)
+
+    (tmp_path / "p.yml").write_text("policies: [")
+    with caplog.at_level(logging.ERROR):
+        d.reload()
+    assert sorted(d.policies) == ["idle-v2"]  # the policies in force stay in force
+    assert "policy reload refused" in caplog.text
+    d.scheduler.shutdown(wait=False)
+
+
+def test_secrets_are_redacted_from_log_lines():
+    record = logging.LogRecord("x", logging.INFO, "", 0, "posting with xoxb-1234567890-abcdef token=hunter2", (), None)
+    record.signing_secret = "8f14e45fceea167a5a36dedd4bea2543"
+    record.url = "postgresql://app:pa55word@db/costwarden"
+    record.detail = {"api_key": "sk-abcdefghijklmnopqrstu", "region": "us-east-1"}
+    line = JsonFormatter().format(record)
+    for secret in ("xoxb-1234567890", "hunter2", "8f14e45f", "pa55word", "sk-abcdefghijklmnop"):
+        assert secret not in line
+    event = json.loads(line)
+    assert event["detail"]["region"] == "us-east-1" and event["url"].startswith("postgresql://app:[REDACTED]@db")
+    assert redact("AKIAABCDEFGHIJKLMNOP in a message") == "[REDACTED] in a message"
+
+
+def _pg_engine():
+    pytest.importorskip("psycopg")
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    try:
+        with engine.connect() as c:
+            c.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc.__class__.__name__}")
+    return engine
+
+
+def test_only_one_replica_leads_on_postgresql():
+    a, b = LeaderLock(_pg_engine(), key=424242), LeaderLock(_pg_engine(), key=424242)
+    try:
+        assert a.try_acquire() is True
+        assert b.try_acquire() is False  # stands by
+        assert a.still_held() is True
+        a.release()
+        assert b.try_acquire() is True  # takes over once the leader goes
+        assert a.try_acquire() is False
+    finally:
+        a.release()
+        b.release()
+
+
+def test_sqlite_is_single_host_and_always_leads(tmp_path):
+    lock = LeaderLock(create_engine(f"sqlite:///{tmp_path}/x.db"))
+    assert lock.try_acquire() and lock.still_held()
