@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from tools.aws.retry import aws_retry, error_code
 from tools.aws.session import AwsClients, scoped
 from tools.errors import ToolError
 from tools.registry import ToolOutcome, ToolSpec, register_tool
+from tools.verify import read_back
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -87,11 +87,8 @@ def stop_instance(clients: AwsClients, *, account: str, region: str, instance_id
         _stop(clients.client("ec2", region), instance_id)
     except ClientError as exc:
         raise ToolError(f"ec2 StopInstances {instance_id} in {region}: {error_code(exc)}") from None
-    deadline = time.monotonic() + verify_timeout_s
-    after = observe_instance(clients, account=account, region=region, instance_id=instance_id)
-    while after["state"] not in ("stopping", "stopped") and time.monotonic() < deadline:
-        time.sleep(1.0)
-        after = observe_instance(clients, account=account, region=region, instance_id=instance_id)
+    after = read_back(lambda: observe_instance(clients, account=account, region=region, instance_id=instance_id),
+                      lambda st: st["state"] in ("stopping", "stopped"), timeout_s=verify_timeout_s)
     ok = after["state"] in ("stopping", "stopped")
     return ToolOutcome(ok, after, "" if ok else f"instance still {after['state']} after StopInstances")
 

@@ -4,7 +4,6 @@ guarded delete that keeps the endpoint config and records everything needed to r
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from tools.aws.retry import aws_retry, error_code
 from tools.aws.session import AwsClients, scoped
 from tools.errors import ToolError
 from tools.registry import ToolOutcome, ToolSpec, register_tool
+from tools.verify import read_back
 
 RESOURCE_TYPE = "aws.sagemaker-endpoint"
 
@@ -149,11 +149,8 @@ def delete_endpoint(clients: AwsClients, *, account: str, region: str, endpoint_
         _call(client, "delete_endpoint", EndpointName=endpoint_name)
     except ClientError as exc:
         raise ToolError(f"sagemaker DeleteEndpoint {endpoint_name} in {region}: {error_code(exc)}") from None
-    deadline = time.monotonic() + verify_timeout_s
-    after = observe_endpoint(view, account=account, region=region, endpoint_name=endpoint_name)
-    while after["state"] not in ("deleted", "Deleting") and time.monotonic() < deadline:
-        time.sleep(1.0)
-        after = observe_endpoint(view, account=account, region=region, endpoint_name=endpoint_name)
+    after = read_back(lambda: observe_endpoint(view, account=account, region=region, endpoint_name=endpoint_name),
+                      lambda st: st["state"] in ("deleted", "Deleting"), timeout_s=verify_timeout_s)
     try:
         _call(client, "describe_endpoint_config", EndpointConfigName=before["endpoint_config_name"])
         kept = True
