@@ -26,6 +26,24 @@ class Providers:
     settings: Settings
     dry_run: bool
     _aws: AwsClients | None = None
+    _gcp: Any = None
+
+    @property
+    def gcp(self) -> Any:
+        """GcpClients for settings.gcp.projects; the Google SDK itself loads on the first call."""
+        if self._gcp is None:
+            from tools.gcp.session import GcpClients
+            from tools.prometheus import GpuUtilization, PrometheusClient
+
+            g, prom = self.settings.gcp, self.settings.prometheus
+            util = None
+            if prom.configured and prom.gcp_instance_label:
+                key = (lambda r: r.attrs["name"]) if prom.gcp_match == "name" else (lambda r: r.attrs["id"])
+                util = GpuUtilization(PrometheusClient(prom), prom.gcp_instance_label, key)
+            self._gcp = GcpClients(dry_run=self.dry_run, projects=list(g.projects), endpoint_url=g.endpoint_url,
+                                   regions=list(g.regions), page_size=g.page_size, timeout_s=g.timeout_seconds,
+                                   utilization=util)
+        return self._gcp
 
     @property
     def aws(self) -> AwsClients:
@@ -34,9 +52,15 @@ class Providers:
                                    role_arns=list(self.settings.aws.accounts))
         return self._aws
 
+    def call_logs(self) -> list[Any]:
+        """The call logs of the providers this sweep actually used."""
+        return [c.call_log for c in (self._aws, self._gcp) if c is not None]
+
     def clients_for(self, provider: str) -> Any:
         if provider == "aws":
             return self.aws
+        if provider == "gcp":
+            return self.gcp
         raise KeyError(f"no clients for provider {provider!r}")
 
 

@@ -111,9 +111,13 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
 
         from agent.demo_billing import write_demo_billing
 
-        with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir:
+        from agent.demo_gcp import gcp_demo_estate
+
+        with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir, \
+                gcp_demo_estate(days=days) as gcp:  # a GCP project and a Prometheus-scraped GPU cluster
             billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
-            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "billing": billing}
+            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "billing": billing,
+                   "gcp": gcp["gcp"], "prometheus": gcp["prometheus"], "pricing": gcp["pricing"]}
     finally:
         for k, v in saved.items():
             if v is None:

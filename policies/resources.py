@@ -11,6 +11,8 @@ RESOURCE_TYPES: dict[str, str] = {
     "aws.ebs-volume": "EBS volumes",
     "aws.ebs-snapshot": "EBS snapshots owned by the account",
     "aws.elastic-ip": "Elastic IP addresses",
+    "gcp.compute": "Compute Engine instances across the configured projects (A2/A3/G2 and any with guestAccelerators)",
+    "k8s.gpu-node": "GPU nodes of a Prometheus-scraped cluster running NVIDIA's DCGM exporter (report only)",
 }
 
 

@@ -78,3 +78,5 @@ def _load_builtin() -> None:
     import tools.aws.collect  # noqa: F401
     import tools.billing.collect  # noqa: F401
     import tools.llm.collect  # noqa: F401
+    import tools.gcp.collect  # noqa: F401 - no Google SDK import until a project is configured
+    import tools.prometheus  # noqa: F401 - k8s.gpu-node

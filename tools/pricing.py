@@ -2,7 +2,10 @@
 
 Every figure is returned as USD per hour *per unit*: per instance for EC2 and SageMaker
 (`ml.*`) instance types, per GB for EBS storage (`ebs:<volume type>`, `ebs-snapshot:<tier>`,
-quoted per GB-month in the data file and in overrides), per address for `eip`.
+quoted per GB-month in the data file and in overrides), per address for `eip`; per instance for
+GCE machine types (provider "gcp"); per node for a Prometheus-scraped GPU node (provider "k8s",
+kind "<n>x <GPU model>"), from a per-GPU figure in config (`gpu:<GPU model>`), since what a node
+in someone's cluster costs is not in any public price list.
 
 Loaded once, lazily. An unknown type yields no price (never a silent $0): the caller reports
 the finding as unpriced and warns.
@@ -13,6 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+import re
 from typing import Any
 
 import yaml
@@ -20,7 +24,8 @@ import yaml
 HOURS_PER_MONTH = Decimal("730")
 
 _FILES = {"ec2": "aws_ec2_on_demand.yml", "sagemaker": "aws_sagemaker_on_demand.yml",
-          "storage": "aws_storage_network.yml"}
+          "storage": "aws_storage_network.yml", "gcp": "gcp_compute_on_demand.yml"}
+_NODE_KIND = re.compile(r"(\d+)x (.+)")
 
 
 @lru_cache(maxsize=None)
@@ -30,6 +35,8 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def _table(provider: str, kind: str = "") -> dict[str, Any]:
+    if provider == "gcp":
+        return _load(_FILES["gcp"])
     if provider != "aws":
         return {"regions": {}, "source": "none", "as_of": ""}
     if kind.startswith("ml."):
@@ -53,6 +60,8 @@ class PriceBook:
         self.overrides = {k: Decimal(str(v)) for k, v in (overrides or {}).items()}
 
     def hourly(self, provider: str, region: str, kind: str) -> tuple[Decimal | None, str]:
+        if provider == "k8s":
+            return self._node(kind)
         table = _table(provider, kind)
         for key in (f"{region}/{kind}", kind):
             if key in self.overrides:
@@ -61,7 +70,20 @@ class PriceBook:
         label = f"{table.get('source')}, as of {table.get('as_of')}"
         if kind in regions.get(region, {}):
             return _per_hour(table, kind, Decimal(str(regions[region][kind]))), label
-        if kind in regions.get("us-east-1", {}):
-            return (_per_hour(table, kind, Decimal(str(regions["us-east-1"][kind]))),
-                    f"{label} (us-east-1 figure; no {region} table)")
+        fallback = table.get("fallback_region", "us-east-1")
+        if kind in regions.get(fallback, {}):
+            return (_per_hour(table, kind, Decimal(str(regions[fallback][kind]))),
+                    f"{label} ({fallback} figure; no {region} table)")
         return None, "unpriced"
+
+    def _node(self, kind: str) -> tuple[Decimal | None, str]:
+        """'8x NVIDIA A100-SXM4-80GB' -> 8 x the configured `gpu:NVIDIA A100-SXM4-80GB` hourly figure."""
+        if kind in self.overrides:  # a whole-node figure wins
+            return self.overrides[kind], "config override"
+        m = _NODE_KIND.fullmatch(kind)
+        if not m:
+            return None, "unpriced"
+        key = f"gpu:{m.group(2)}"
+        if key not in self.overrides:
+            return None, f"unpriced (set pricing.overrides['{key}'] to the GPU-hour cost of these nodes)"
+        return int(m.group(1)) * self.overrides[key], f"config override ({m.group(1)} x {key})"

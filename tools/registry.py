@@ -57,3 +57,4 @@ def _load_builtin() -> None:
     import tools.aws.ec2  # noqa: F401
     import tools.aws.eip  # noqa: F401
     import tools.aws.sagemaker  # noqa: F401
+    import tools.gcp.compute  # noqa: F401 - imports the Google SDK only when a tool runs

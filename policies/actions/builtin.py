@@ -11,7 +11,7 @@ from state.domain import Finding
 class Stop(Action):
     """Stop an instance. The saving is its compute run-rate; attached storage keeps billing."""
 
-    resource_types = ("aws.ec2",)
+    resource_types = ("aws.ec2", "gcp.compute")
 
     def plan(self, finding: Finding) -> ToolCall:
         return ToolCall(

@@ -20,6 +20,8 @@ GPU_FAMILIES = (
     "p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200",
     "g3", "g3s", "g4dn", "g4ad", "g5", "g5g", "g6", "g6e", "gr6",
     "trn1", "trn1n", "trn2", "inf1", "inf2", "dl1", "dl2q",
+    # GCP machine families that come with GPUs (A2: A100, A3: H100, A4: B200, G2: L4, G4: RTX PRO 6000)
+    "a2", "a3", "a4", "g2", "g4",
 )
 
 
@@ -35,7 +37,7 @@ class IdleGpuParams(DetectorParams):
 
 @detectors.register("idle-gpu")
 class IdleGpu(Detector):
-    resource_types = ("aws.ec2",)
+    resource_types = ("aws.ec2", "gcp.compute", "k8s.gpu-node")
     Params = IdleGpuParams
     params: IdleGpuParams
 
@@ -44,8 +46,16 @@ class IdleGpu(Detector):
         return self.params.lookback_days * 24
 
     def wants(self, resource: Resource) -> bool:
-        family = resource.kind.split(".", 1)[0]
-        return family in self.params.families and resource.state == "running"
+        """Running GPU hosts only. EC2 by instance family (p4d.24xlarge -> p4d); GCE by machine family
+        (a2-highgpu-1g -> a2) or any attached guestAccelerators (an n1 with T4s); a scraped node by
+        having GPUs at all (nodes are discovered from their DCGM series)."""
+        if resource.state != "running":
+            return False
+        if resource.provider == "gcp":
+            return resource.kind.split("-", 1)[0] in self.params.families or bool(resource.attrs.get("gpu_count"))
+        if resource.resource_type == "k8s.gpu-node":
+            return bool(resource.attrs.get("gpu_count"))
+        return resource.kind.split(".", 1)[0] in self.params.families
 
     def metrics(self) -> list[MetricRequest]:
         return [MetricRequest("gpu_utilization", "Average"), MetricRequest("cpu_utilization", "Average"),
@@ -67,6 +77,7 @@ class IdleGpu(Detector):
                 "gpu_util_max_pct": round(max(values), 2),
                 "threshold_pct": p.gpu_util_threshold_pct,
                 "datapoints": len(values),
+                "gpu_util_by_hour_utc_pct": hour_of_day_profile(gpu.points),
             }
             confidence = "high"
         else:
@@ -113,3 +124,18 @@ class IdleGpu(Detector):
             "network_threshold_mb_per_hour": p.network_threshold_mb_per_hour,
             "datapoints": len(cpu.points),
         }
+
+
+def hour_of_day_profile(points: list[tuple[float, float]]) -> list[float | None]:
+    """Mean of the series per UTC hour of day (24 values; None for an hour with no datapoint).
+
+    Why: the series are dropped after detection, but a report's utilization heatmap (resource
+    x hour of day) needs their shape. 24 rounded numbers per finding keep it cheap and bounded,
+    and show whether an "idle" GPU is idle all day or only outside a nightly batch window.
+    """
+    sums, counts = [0.0] * 24, [0] * 24
+    for ts, value in points:
+        hour = int(ts // 3600) % 24
+        sums[hour] += value
+        counts[hour] += 1
+    return [round(sums[h] / counts[h], 2) if counts[h] else None for h in range(24)]

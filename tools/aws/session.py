@@ -9,7 +9,6 @@ account/region pair costs ~23 MB each); clients are cached per (service, region)
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +16,7 @@ import boto3
 from botocore.config import Config
 
 from tools.aws.retry import aws_retry
+from tools.calls import CallLog
 from tools.errors import DryRunViolation
 
 READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup", "Head", "Query", "Scan", "Select",
@@ -31,20 +31,9 @@ def is_mutating(service: str, operation: str) -> bool:
     return not operation.startswith(READ_PREFIXES)
 
 
-class CallLog:
-    """Counts every API call by service.operation (for /metrics, benchmarks and tests)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
-        self.refused: Counter[str] = Counter()
-
-    def add(self, name: str, refused: bool = False) -> None:
-        with self._lock:
-            (self.refused if refused else self.calls)[name] += 1
-
-    def mutating(self) -> dict[str, int]:
-        return {k: v for k, v in self.calls.items() if is_mutating(*k.split(".", 1))}
+def aws_call_log() -> CallLog:
+    """Calls named `service.Operation`."""
+    return CallLog(lambda name: is_mutating(*name.split(".", 1)))
 
 
 class AwsClients:
@@ -60,7 +49,7 @@ class AwsClients:
                  role_session_name: str = "costwarden") -> None:
         self.dry_run = dry_run
         self.endpoint_url = endpoint_url
-        self.call_log = call_log or CallLog()
+        self.call_log = call_log or aws_call_log()
         self.role_arns = list(role_arns or [])
         self.role_session_name = role_session_name
         self._session = boto3.Session()

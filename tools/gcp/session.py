@@ -1,0 +1,139 @@
+"""google-cloud-compute clients with Costwarden's dry-run guard built into the transport.
+
+The REST transport sends every call through one `requests` session (an AuthorizedSession). We
+mount our own adapter on it: in dry-run it refuses any request that is not a GET/HEAD by raising
+DryRunViolation *before* the request is sent, whatever our code or the SDK meant to do. That is
+the GCP twin of the botocore before-call hook in tools/aws/session.py. Every request, sent or
+refused, is counted in a CallLog by method and path template.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+
+from tools.calls import CallLog
+from tools.errors import DryRunViolation, ToolError
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Compute paths carry names; the log keys on a template so it stays small in a large estate.
+_TEMPLATE = re.compile(r"/(projects|zones|regions|instances|operations|machineTypes)/[^/?]+")
+
+
+def operation_name(method: str, url: str) -> str:
+    """'POST https://h/compute/v1/projects/p/zones/z/instances/vm/stop' -> 'compute.POST instances/stop'."""
+    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    path = _TEMPLATE.sub(lambda m: "/" + m.group(1), "/" + path)
+    path = path.replace("/compute/v1", "").replace("/projects", "", 1).lstrip("/")
+    path = path.replace("zones/instances", "instances").replace("zones/operations", "operations")
+    return f"compute.{method} {path}"
+
+
+def gcp_call_log() -> CallLog:
+    """Calls named `compute.<METHOD> <path template>` (see operation_name)."""
+    return CallLog(lambda name: name.split(" ", 1)[0].split(".", 1)[1] not in READ_METHODS)
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter that refuses mutating HTTP methods in dry-run, before anything is sent."""
+
+    def __init__(self, *, dry_run: bool, call_log: CallLog) -> None:
+        super().__init__(max_retries=0)
+        self.dry_run = dry_run
+        self.call_log = call_log
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        method = (request.method or "GET").upper()
+        name = operation_name(method, request.url or "")
+        if self.dry_run and method not in READ_METHODS:
+            self.call_log.add(name, refused=True)
+            raise DryRunViolation("compute", name.split(".", 1)[1])
+        self.call_log.add(name)
+        return super().send(request, *args, **kwargs)
+
+
+def guard_transport(client: Any, *, dry_run: bool, call_log: CallLog) -> Any:
+    """Mount the guard on the REST transport's session; refuse to hand out a client we cannot guard."""
+    session = getattr(getattr(client, "_transport", None), "_session", None)
+    if session is None or not hasattr(session, "mount"):
+        raise ToolError(f"{type(client).__name__}: not a REST transport; Costwarden cannot enforce dry-run on it")
+    adapter = GuardedAdapter(dry_run=dry_run, call_log=call_log)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return client
+
+
+class GcpClients:
+    """Compute clients for the configured projects, built on first use and cached.
+
+    `endpoint_url` (tests, the demo) points every client at a local fake with anonymous
+    credentials; without it google-auth's application default credentials are used (a service
+    account key in GOOGLE_APPLICATION_CREDENTIALS, workload identity, or gcloud's login).
+    `utilization` is an optional source of GPU series for Compute instances (Prometheus/DCGM).
+    """
+
+    def __init__(self, *, dry_run: bool, projects: list[str], endpoint_url: str | None = None,
+                 regions: list[str] | None = None, page_size: int = 500, timeout_s: float = 30.0,
+                 call_log: CallLog | None = None, utilization: Any = None) -> None:
+        self.dry_run = dry_run
+        self.projects = list(projects)
+        self.endpoint_url = endpoint_url
+        self.regions = list(regions or [])
+        self.page_size = page_size
+        self.timeout_s = timeout_s
+        self.call_log = call_log or gcp_call_log()
+        self.utilization = utilization
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _options(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"transport": "rest"}
+        if self.endpoint_url:
+            from google.auth.credentials import AnonymousCredentials
+
+            # the scheme must be explicit: without it the client assumes https
+            endpoint = self.endpoint_url if "://" in self.endpoint_url else f"https://{self.endpoint_url}"
+            kwargs.update(credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint})
+        return kwargs
+
+    def _client(self, kind: str) -> Any:
+        with self._lock:
+            c = self._clients.get(kind)
+            if c is None:
+                try:
+                    from google.auth.exceptions import DefaultCredentialsError
+                    from google.cloud import compute_v1  # ~1-4 s and ~117 MB: only when GCP is configured
+                except ImportError:
+                    raise ToolError("GCP is configured but google-cloud-compute is not installed: "
+                                    "pip install google-cloud-compute") from None
+                cls = {"instances": compute_v1.InstancesClient, "zone_operations": compute_v1.ZoneOperationsClient}[kind]
+                try:
+                    c = cls(**self._options())
+                except DefaultCredentialsError as exc:
+                    raise ToolError(f"gcp: no credentials ({str(exc).splitlines()[0]}); set "
+                                    "GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login`") from None
+                self._clients[kind] = guard_transport(c, dry_run=self.dry_run, call_log=self.call_log)
+            return c
+
+    def instances(self) -> Any:
+        return self._client("instances")
+
+    def zone_operations(self) -> Any:
+        """Built with the same options as the instances client: the SDK's own poller would ignore the endpoint."""
+        return self._client("zone_operations")
+
+
+def gcp_error(exc: BaseException) -> str:
+    """One line for a user: '403 Forbidden: <message>' for API errors, the exception's first line otherwise."""
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None)
+    if code is not None and message:
+        text = re.sub(r"^(GET|POST|PATCH|PUT|DELETE) \S+: ", "", str(message))
+        return f"{int(code) if str(code).isdigit() else code} {type(exc).__name__}: {text.splitlines()[0]}"
+    if isinstance(exc, DryRunViolation):
+        return str(exc)
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
