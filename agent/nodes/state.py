@@ -10,6 +10,7 @@ class SweepState(TypedDict, total=False):
     run_id: str
     dry_run: bool
     findings: list[dict[str, Any]]
+    priority: list[str]  # finding ids in digest order (set by explain); the findings keep theirs
     actions: list[dict[str, Any]]
     inventoried: int
     errors: Annotated[list[str], operator.add]
