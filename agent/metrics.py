@@ -61,6 +61,12 @@ class StoreCollector(Collector):
         yield actions
         yield GaugeMetricFamily("costwarden_projected_savings_executed_usd",
                                 "Projected monthly savings of executed actions", value=float(snap["executed_projected_savings"]))
+        realized = self.store.realized_totals()  # projected vs realized (agent/realized.py measures it)
+        yield GaugeMetricFamily("costwarden_realized_savings_monthly_usd",
+                                "Realized monthly savings of executed actions, measured after them",
+                                value=float(realized["realized_monthly_usd"]))
+        yield GaugeMetricFamily("costwarden_realized_savings_to_date_usd",
+                                "Dollars executed actions have saved so far", value=float(realized["realized_to_date_usd"]))
         yield GaugeMetricFamily("costwarden_pending_approvals", "Actions waiting for a human",
                                 value=snap["pending_approvals"])
         runs = GaugeMetricFamily("costwarden_runs", "Sweeps recorded, by status", labels=["status"])

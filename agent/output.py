@@ -43,8 +43,21 @@ def to_document(r: SweepResult) -> dict[str, Any]:
     }
 
 
-def render_json(r: SweepResult) -> str:
-    return json.dumps(to_document(r), indent=2, sort_keys=False)
+def render_json(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
+    """The JSON contract; with the report's sections (agent/report_html.py) under `report`."""
+    doc = to_document(r)
+    if sections is not None:
+        doc["report"] = sections
+    return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def render_html(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
+    """The self-contained HTML report (inline CSS and SVG charts)."""
+    from agent import __version__
+    from agent.report_html import build_sections
+    from agent.report_html import render_html as _render
+
+    return _render(r, sections if sections is not None else build_sections(r), version=__version__)
 
 
 def _why(f: Finding) -> str:
@@ -69,7 +82,7 @@ def _headline(r: SweepResult) -> str:
             f"monthly waste ${r.monthly_waste_usd:,.2f} · projected savings ${r.projected_monthly_savings_usd:,.2f}/month")
 
 
-def render_markdown(r: SweepResult) -> str:
+def render_markdown(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
     lines = ["# Costwarden audit", "", f"**{_headline(r)}**", "",
              "| Resource | Region | Why | Monthly waste | Proposed action | Decision |",
              "|---|---|---|---:|---|---|"]
@@ -84,6 +97,10 @@ def render_markdown(r: SweepResult) -> str:
     for title, items in (("Errors", r.errors), ("Warnings", r.warnings)):
         if items:
             lines += ["", f"## {title}", *[f"- {i}" for i in items]]
+    if sections is not None:
+        from agent.report_html import render_markdown_sections
+
+        return "\n".join(lines) + "\n" + render_markdown_sections(sections)
     return "\n".join(lines) + "\n"
 
 

@@ -25,8 +25,13 @@ def _num(v: Decimal | float | None, places: int = 2) -> float | None:
     return None if v is None else round(float(v), places)
 
 
-def build_report(billing: BillingSettings, now: datetime) -> dict[str, Any]:
-    """Every view as one JSON-able document; all heavy lifting is SQL aggregates in tools/."""
+def build_report(billing: BillingSettings, now: datetime, *, since: datetime | None = None,
+                 anomalies: bool = True) -> dict[str, Any]:
+    """Every view as one JSON-able document; all heavy lifting is SQL aggregates in tools/.
+
+    `since` replaces the `usage_window_days` window (`report --since DATE`); `anomalies=False`
+    leaves out the spend-anomaly pass, which the audit's own sweep has already made.
+    """
     from policies.detectors.base import DetectContext, Price
     from policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
     from policies.economics import overrun_features, reconcile, tier_margins, unit_costs, unit_costs_by
@@ -40,6 +45,8 @@ def build_report(billing: BillingSettings, now: datetime) -> dict[str, Any]:
     doc: dict[str, Any] = {"generated_at": now.isoformat(), "cost_column": billing.cost_column, "warnings": []}
     naive_now = now.astimezone(timezone.utc).replace(tzinfo=None)
     window_start = naive_now - timedelta(days=billing.usage_window_days)
+    if since is not None:
+        window_start = since.astimezone(timezone.utc).replace(tzinfo=None)
     billed_by_provider: dict[str, Decimal] = {}
     if billing.focus_paths:
         fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
@@ -92,7 +99,9 @@ def build_report(billing: BillingSettings, now: datetime) -> dict[str, Any]:
                                   "billed_usd": _num(r.billed_usd), "difference_usd": _num(r.difference_usd),
                                   "difference_pct": r.difference_pct} for r in reconcile(computed, billed)]
         log.close()
-    anomalies = []
+    if not anomalies:
+        return doc
+    anomalies_found: list[dict[str, Any]] = []
     detector = SpendAnomaly(SpendAnomalyParams())
     ctx = DetectContext(policy="report", run_id="report", now=now, price_of=lambda _r: Price(None, "n/a"))
     plan = CollectPlan(wants=lambda _r: True, metrics=[], lookback_hours=0, now=now)
@@ -101,10 +110,10 @@ def build_report(billing: BillingSettings, now: datetime) -> dict[str, Any]:
         for obs in collect(billing, Scope(regions=[]), plan, rep):
             f = detector.detect(obs, ctx)
             if f is not None:
-                anomalies.append({"resource_type": f.resource_type, "resource_id": f.resource_id,
-                                  "summary": f.rationale, "monthly_impact_usd": _num(f.monthly_waste_usd)})
+                anomalies_found.append({"resource_type": f.resource_type, "resource_id": f.resource_id,
+                                        "summary": f.rationale, "monthly_impact_usd": _num(f.monthly_waste_usd)})
         doc["warnings"] += rep.errors
-    doc["anomalies"] = anomalies
+    doc["anomalies"] = anomalies_found
     return doc
 
 
@@ -115,7 +124,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
         t = Table(title=title, title_justify="left")
         for c in cols:
             t.add_column(c, justify="right" if c not in ("provider", "service", "key", "tier", "feature", "team",
-                                                          "resource_id", "summary") else "left")
+                                                          "resource_id", "summary", "detector", "decision",
+                                                          "status", "resource", "action", "acted_at") else "left")
         for r in rows:
             t.add_row(*["-" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], (int, float)) else str(r[c]))
                         for c in cols])
@@ -140,20 +150,107 @@ def render(doc: dict[str, Any], console: Console) -> None:
         table("Token spend vs the bill", doc.get("reconciliation", []),
               ["provider", "computed_usd", "billed_usd", "difference_usd", "difference_pct"])
     table("Spend anomalies", doc.get("anomalies", []), ["resource_id", "summary", "monthly_impact_usd"])
+    st = doc.get("store")
+    if st:
+        runs = st["runs"]
+        console.print(f"[bold]Since {st['since']}[/]: {runs['total']} sweeps ("
+                      + ", ".join(f"{k} {v}" for k, v in runs["by_status"].items()) + f"), "
+                      f"{st['findings']['distinct']} distinct findings, monthly waste "
+                      f"{st['findings']['monthly_waste_usd']:,.2f} USD")
+        table("Findings by detector (distinct, latest of each)", st["findings"]["by_detector"],
+              ["detector", "findings", "monthly_waste_usd"])
+        table("Actions by decision and status", st["actions"]["by_decision_status"], ["decision", "status", "actions"])
+        table("Executed actions: projected vs realized", st["savings"],
+              ["resource", "action", "acted_at", "projected_monthly_usd", "realized_monthly_usd", "realized_usd",
+               "hours_held"])
+        t = st["totals"]
+        console.print(f"Executed: projected {t['projected_monthly_usd']:,.2f} USD/month, realized "
+                      + (f"{t['realized_monthly_usd']:,.2f}" if t["realized_monthly_usd"] is not None else "-")
+                      + f" USD/month, {t['realized_to_date_usd']:,.2f} USD saved so far")
     for w in doc.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def store_window(store: Any, since: datetime) -> dict[str, Any]:
+    """What the store recorded since `since`, over every run in the window, not one.
+
+    Sweeps repeat: the same idle GPU is found every hour. Findings are therefore counted once
+    per fingerprint (the latest occurrence), so the window's waste is not the sum of its sweeps.
+    """
+    from collections import Counter
+
+    w = store.window(since)
+    latest: dict[str, Any] = {}
+    for f in w["findings"]:  # oldest first: the last one wins
+        latest[f.fingerprint] = f
+    by_detector: dict[str, list[Any]] = {}
+    for f in latest.values():
+        by_detector.setdefault(f.detector, []).append(f)
+    realized = {r.action_id: r for r in w["realized"]}
+    savings = []
+    for a in w["actions"]:
+        if a.status != "done":
+            continue
+        m = realized.get(a.id)
+        savings.append({"action_id": a.id, "resource": a.resource_key, "action": a.action,
+                        "acted_at": a.updated_at.isoformat(timespec="minutes"),
+                        "projected_monthly_usd": _num(a.projected_monthly_savings_usd),
+                        "realized_monthly_usd": _num(m.realized_monthly_usd) if m else None,
+                        "realized_usd": _num(m.realized_usd) if m else None,
+                        "hours_held": _num(m.hours_held, 1) if m else None,
+                        "billing_monthly_usd": _num(m.billing_monthly_usd) if m else None})
+    measured = [s_ for s_ in savings if s_["realized_monthly_usd"] is not None]
+    return {
+        "since": since.isoformat(),
+        "runs": {"total": len(w["runs"]), "by_status": dict(Counter(r.status for r in w["runs"])),
+                 "live": sum(1 for r in w["runs"] if not r.dry_run)},
+        "findings": {"rows": len(w["findings"]), "distinct": len(latest),
+                     "monthly_waste_usd": _num(sum((f.monthly_waste_usd for f in latest.values()), Decimal(0))),
+                     "by_detector": sorted(({"detector": d, "findings": len(fs),
+                                             "monthly_waste_usd": _num(sum((f.monthly_waste_usd for f in fs), Decimal(0)))}
+                                            for d, fs in by_detector.items()), key=lambda r: -(r["monthly_waste_usd"] or 0))},
+        "actions": {"total": len(w["actions"]),
+                    "by_decision_status": [{"decision": d, "status": st, "actions": n} for (d, st), n in
+                                           sorted(Counter((a.decision, a.status) for a in w["actions"]).items())]},
+        "savings": savings,
+        "totals": {"projected_monthly_usd": round(sum(s_["projected_monthly_usd"] or 0 for s_ in savings), 2),
+                   "realized_monthly_usd": round(sum(s_["realized_monthly_usd"] for s_ in measured), 2)
+                   if measured else None,
+                   "realized_to_date_usd": round(sum(s_["realized_usd"] or 0 for s_ in savings), 2)},
+    }
+
+
+def parse_since(value: str) -> datetime:
+    """A date (`2026-11-01`, midnight UTC) or an ISO 8601 time; a naive time is UTC."""
+    try:
+        t = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time",
+                                 param_hint="--since") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.",
                                                            envvar="COSTWARDEN_CONFIG")] = None,
            demo: Annotated[bool, typer.Option("--demo", help="Report on the demo's FOCUS export and usage log.")] = False,
-           fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table") -> None:
+           fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+           since: Annotated[Optional[str], typer.Option(
+               "--since", help="Also report runs, findings, actions and realized savings recorded since DATE "
+                               "(YYYY-MM-DD or ISO 8601); the billing window starts there too.")] = None,
+           measure: Annotated[bool, typer.Option(
+               "--measure", help="With --since: first look at each executed action's resource again (read-only "
+                                 "calls) and record its realized savings.")] = False,
+           state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Where the database lives.")] = None,
+           ) -> None:
     """Spend by service, feature and model; unit costs; tier margins; reconciliation; anomalies."""
     from agent.config import load_settings
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter("use table or json", param_hint="--format")
-    settings = load_settings(config)
+    if measure and since is None:
+        raise typer.BadParameter("--measure needs --since", param_hint="--measure")
+    since_t = parse_since(since) if since is not None else None
+    settings = load_settings(config, state_dir=state_dir)
     now = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="costwarden-report-") as tmp:
         billing = settings.billing
@@ -162,11 +259,26 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
 
             billing = BillingSettings.model_validate({**billing.model_dump(exclude_unset=True),
                                                       **write_demo_billing(Path(tmp), now=now)})
-        if not billing.focus_paths and not billing.usage_paths:
+        if not billing.focus_paths and not billing.usage_paths and since_t is None:
             from tools.errors import ToolError
 
             raise ToolError("nothing to report: set billing.focus_paths and/or billing.usage_paths (or use --demo)")
-        doc = build_report(billing, now)
+        doc = build_report(billing, now, since=since_t) if billing.focus_paths or billing.usage_paths else \
+            {"generated_at": now.isoformat(), "warnings": []}
+        if since_t is not None:
+            from state.store import Store
+
+            store = Store(settings.db_url)
+            try:
+                if measure:
+                    from agent.context import Providers
+                    from agent.realized import refresh_realized
+
+                    # dry-run clients: measuring reads the resources and can never change one
+                    refresh_realized(store, Providers(settings, dry_run=True), now=now, billing=billing)
+                doc["store"] = store_window(store, since_t)
+            finally:
+                store.close()
     if fmt == "json":
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:
