@@ -7,21 +7,23 @@ import sys
 from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
 from agent import __version__
-from agent.config import ConfigError, Settings, load_settings
-from policies.errors import PolicyError
-from state.store import StoreError
-from tools.errors import ToolError
+from state.errors import CostwardenError
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 app = typer.Typer(name="costwarden", no_args_is_help=True, add_completion=False,
                   help="Autonomous FinOps agent for AI and cloud spend.")
 policies_app = typer.Typer(no_args_is_help=True, help="Validate and inspect policy files.")
 app.add_typer(policies_app, name="policies")
+approvals_app = typer.Typer(no_args_is_help=True, help="Actions waiting for a human: list, approve, reject.")
+app.add_typer(approvals_app, name="approvals")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -32,6 +34,15 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
+class AuditFormat(str, Enum):
+    """`audit` also writes the self-contained HTML report (agent/report_html.py)."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.", envvar="COSTWARDEN_CONFIG")]
 PolicyOpt = Annotated[Optional[list[Path]], typer.Option("--policy", "-p", help="Policy file or directory (repeatable); default: the shipped pack.")]
 DemoOpt = Annotated[bool, typer.Option("--demo", help="Run against the built-in demo estate (moto, in-process).")]
@@ -39,6 +50,8 @@ StateOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="Where the
 
 
 def _settings(config: Path | None, state_dir: Path | None, policy: list[Path] | None) -> Settings:
+    from agent.config import load_settings  # pydantic-settings is not needed to print --help
+
     overrides: dict[str, Any] = {"state_dir": state_dir}
     if policy:
         overrides["policies"] = [str(p) for p in policy]
@@ -51,6 +64,13 @@ def _demo_settings(settings: Settings, demo: dict[str, Any]) -> Settings:
     if "billing" in demo:  # the demo's FOCUS export and token-usage log, with its tiers and budgets
         merged = {**settings.billing.model_dump(exclude_unset=True), **demo["billing"]}
         update["billing"] = type(settings.billing).model_validate(merged)
+    for section in ("gcp", "prometheus"):  # the demo's GCP project (fake Compute API) and scraped GPU cluster
+        if section in demo:
+            merged = {**getattr(settings, section).model_dump(exclude_unset=True), **demo[section]}
+            update[section] = type(getattr(settings, section)).model_validate(merged)
+    if "pricing" in demo:  # the demo cluster's GPU-hour cost; the user's own overrides win
+        overrides = {**demo["pricing"]["overrides"], **settings.pricing.overrides}
+        update["pricing"] = settings.pricing.model_copy(update={"overrides": overrides})
     return settings.model_copy(update=update)
 
 
@@ -62,16 +82,20 @@ def _progress(quiet: bool) -> Any:
 
 @app.command()
 def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
-          fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+          fmt: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
           output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False) -> None:
     """One dry-run sweep: find waste and show what would be done. Changes nothing, ever."""
-    from agent.output import render_json, render_markdown, render_table
+    from agent.output import render_html, render_json, render_markdown, render_table
     from agent.sweep import run_sweep
     from policies.loader import load_policies
 
     settings = _settings(config, state_dir, policy)
     policies = load_policies(list(settings.policies))
+    if fmt is AuditFormat.html:
+        from agent.report_html import require_charts
+
+        require_charts()
     progress = _progress(quiet)
     with ExitStack() as stack:
         if demo:
@@ -80,16 +104,29 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
             progress("demo: starting moto on 127.0.0.1 and seeding the demo estate (14 days of hourly metrics)")
             settings = _demo_settings(settings, stack.enter_context(demo_estate()))
         result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress)
+        sections = None
+        if fmt is not AuditFormat.table:  # inside the stack: the demo's billing files are gone after it
+            from agent.report_html import build_sections
+            from state.store import Store
+
+            progress("report: spend, waste by team, GPU profiles, unit economics, realized savings")
+            store = Store(settings.db_url)
+            try:
+                sections = build_sections(result, settings.billing, store=store)
+            finally:
+                store.close()
     if result.refused_calls:  # the SDK hook refused something: a bug, and the audit says so loudly
         err.print(f"[red]dry-run refused mutating calls: {result.refused_calls}[/]")
-    if fmt is Format.table:
+    if fmt is AuditFormat.table:
         if output:
             with output.open("w", encoding="utf-8") as fh:
                 render_table(result, Console(file=fh, width=160, force_terminal=False))
         else:
             render_table(result, Console(width=max(120, Console().width)))
     else:
-        text = render_json(result) if fmt is Format.json else render_markdown(result)
+        render = {AuditFormat.json: render_json, AuditFormat.markdown: render_markdown,
+                  AuditFormat.html: render_html}[fmt]
+        text = render(result, sections)
         if output:
             output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         else:
@@ -128,6 +165,71 @@ def run(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fals
         raise typer.Exit(Daemon(settings, host=settings.http_host, port=settings.http_port).run())
 
 
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli:unknown"
+
+
+@approvals_app.command("list")
+def approvals_list(config: ConfigOpt = None, state_dir: StateOpt = None,
+                   fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table) -> None:
+    """Actions waiting for a human, oldest first (including any whose Slack message failed)."""
+    from state.store import Store
+
+    settings = _settings(config, state_dir, None)
+    rows = Store(settings.db_url).pending_approvals()
+    items = [{"action_id": a.id, "policy": a.policy, "action": a.action, "resource": a.resource_key,
+              "projected_monthly_savings_usd": float(a.projected_monthly_savings_usd), "reason": a.reason,
+              "requested_at": str(ap.requested_at), "expires_at": str(ap.expires_at) if ap.expires_at else None,
+              "approvals": f"{len(ap.votes or [])}/{ap.required}", "slack_message": bool(ap.message_ts)}
+             for ap, a in rows]
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(items)} actions waiting for approval")
+    for col in ("action_id", "policy", "action", "resource", "projected_monthly_savings_usd", "approvals", "expires_at"):
+        table.add_column(col.replace("_", " "), overflow="fold")
+    for i in items:
+        table.add_row(i["action_id"], i["policy"], i["action"], i["resource"],
+                      f"${i['projected_monthly_savings_usd']:,.2f}", i["approvals"], i["expires_at"] or "never")
+    Console().print(table)
+
+
+def _decide(action_id: str, decision: str, config: Path | None, state_dir: Path | None) -> None:
+    from agent.approvals import decide
+    from state.store import Store
+
+    settings = _settings(config, state_dir, None)
+    store = Store(settings.db_url)
+    if store.get_approval(action_id) is None:
+        from agent.config import ConfigError
+
+        raise ConfigError("approvals", f"no approval request for action {action_id!r}; see `costwarden approvals list`")
+    outcome = decide(settings, store, action_id, actor=_operator(), decision=decision)
+    row = store.get_action(action_id)
+    sys.stdout.write(f"{action_id}: {outcome}; action status {row.status if row else '?'}\n")
+    if outcome not in ("approved", "rejected", "recorded"):
+        raise typer.Exit(1)
+
+
+@approvals_app.command("approve")
+def approvals_approve(action_id: str, config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+    """Approve an action: resumes its paused thread, which executes it through the guarded tool."""
+    _decide(action_id, "approve", config, state_dir)
+
+
+@approvals_app.command("reject")
+def approvals_reject(action_id: str, config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+    """Reject an action: recorded, and nothing is executed."""
+    _decide(action_id, "reject", config, state_dir)
+
+
 @policies_app.command("validate")
 def policies_validate(files: Annotated[list[Path], typer.Argument(help="Policy files or directories.")]) -> None:
     """Check policy files against the schema and the registry; exit 2 on the first error."""
@@ -157,6 +259,10 @@ from agent.report_cmd import report as _report  # noqa: E402 - the billing/token
 
 app.command(name="report")(_report)
 
+from agent.gate_cmd import gate as _gate  # noqa: E402 - the pull-request FinOps gate
+
+app.command(name="gate")(_gate)
+
 
 @app.command()
 def version() -> None:
@@ -170,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="costwarden")  # standalone: always ends in SystemExit
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except (PolicyError, ConfigError, StoreError, ToolError) as exc:
+    except CostwardenError as exc:
         sys.stderr.write(f"costwarden: error: {exc}\n")  # one line, never wrapped, never a traceback
         return 2
     except KeyboardInterrupt:

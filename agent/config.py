@@ -10,12 +10,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from policies.errors import PolicyError
 from policies.yamlsrc import load_located_yaml
 from tools.billing.settings import BillingSettings
+from tools.gcp.settings import GcpSettings
+from tools.prometheus import PrometheusSettings
 
 ENV_PREFIX = "COSTWARDEN_"
 
@@ -43,6 +45,51 @@ class AwsSettings(Section):
         return v
 
 
+class SlackSettings(Section):
+    """Approvals in Slack. Secrets are SecretStr: they never print, log or reach the database."""
+
+    bot_token: SecretStr | None = Field(None, description="xoxb- token of the Costwarden app")
+    signing_secret: SecretStr | None = Field(None, description="verifies interaction requests")
+    channel: str | None = Field(None, description="default channel for approval requests")
+    base_url: str | None = Field(None, description="Slack Web API base URL (tests)")
+    app_token: SecretStr | None = Field(None, description="xapp- token, for Socket Mode")
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and self.channel is not None
+
+
+class LlmSettings(Section):
+    """The LLM analyst (agent/llm): explains, classifies and prioritises; never decides.
+
+    No `model`: every node uses its deterministic templates. The budgets cap the agent's own
+    spend (summed from the llm_calls table); a breach stops further calls for the run.
+    """
+
+    model: str | None = Field(None, description="any litellm model string: openai/gpt-4o-mini, anthropic/..., "
+                                                "bedrock/..., vertex_ai/..., ollama/..., litellm_proxy/...")
+    api_base: str | None = Field(None, description="e.g. a LiteLLM proxy or an Ollama server URL")
+    api_key: SecretStr | None = Field(None, description="else the provider's usual variable (OPENAI_API_KEY, ...)")
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10, description="retries on rate limits, timeouts, connection errors")
+    retry_wait_seconds: float = Field(1.0, ge=0, description="first back-off; doubles per retry")
+    max_output_tokens: int = Field(400, ge=16)
+    budget_per_run_usd: float | None = Field(0.50, ge=0, description="None: no per-run cap")
+    budget_per_month_usd: float | None = Field(20.0, ge=0, description="None: no monthly cap")
+    max_calls_per_run: int = Field(60, ge=0, description="caps unpriced models too")
+    max_explanations_per_run: int = Field(25, ge=0, description="largest findings first; the rest keep templates")
+    classify_sample_size: int = Field(20, ge=0, le=200, description="requests per feature sent to classify")
+    prompt_samples_paths: list[str] = Field(default_factory=list, description=(
+        "JSON lines carrying prompt text (OTel gen_ai.input.messages or prompt) per feature; opt-in, redacted "
+        "before sending; empty: no classification"))
+    mock_response: str | dict[str, Any] | None = Field(
+        None, description="tests and demos: litellm's mock_response (text, or a response dict); no request leaves")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
 class PricingSettings(Section):
     overrides: dict[str, float] = Field(default_factory=dict,
                                         description="hourly USD by '<type>' or '<region>/<type>'")
@@ -63,7 +110,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     aws: AwsSettings = Field(default_factory=AwsSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @field_validator("log_level")
     @classmethod

@@ -88,7 +88,10 @@ class Daemon:
         self.scheduler: Any = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        self._next_expiry_check = 0.0
+        self._next_housekeeping = 0.0
         self.http = HttpServer(host, port, {
+            ("POST", "/slack/interactions"): self._slack_route(),
             ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
             ("GET", "/readyz"): self._readyz,
             ("GET", "/metrics"): lambda _h, _b: Response(
@@ -96,6 +99,13 @@ class Daemon:
         })
 
     # --- HTTP ------------------------------------------------------------------------------
+    def _slack_route(self) -> Any:
+        if self.settings.slack.signing_secret is None:
+            return lambda _h, _b: Response(503, {"error": "Slack approvals are not configured (slack.signing_secret)"})
+        from agent.slack_http import InteractionHandler
+
+        return InteractionHandler(self.settings, self.store, lambda: self.policies)
+
     def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:
         db = self.store.ping()
         scheduling = bool(self.scheduler and self.scheduler.running)
@@ -156,6 +166,11 @@ class Daemon:
 
         from agent.context import Providers
 
+        # Only the leader sweeps, so a run still `running` when leadership changes hands was cut
+        # off with its process; before the lock is ours, it may be another replica's live sweep.
+        stale = self.store.interrupt_stale_runs()
+        if stale:
+            log.info("marked %d runs cut off by the previous leader as interrupted", stale)
         counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
         if any(counts.values()):
             log.info("reconciled actions left pending by a previous process", extra=counts)
@@ -194,6 +209,51 @@ class Daemon:
                 job.reschedule(trigger_for(sched))
                 log.info("rescheduled %s %s", lp.name, sched)
 
+    def _expire_approvals(self) -> None:
+        from agent.approvals import expire_due
+
+        try:
+            expired = expire_due(self.settings, self.store)
+        except Exception as exc:  # noqa: BLE001 - retried on the next check
+            log.error("approval expiry check failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        if expired:
+            log.info("approvals withdrawn after expiry", extra={"action_ids": expired})
+
+    def _housekeeping(self) -> None:
+        """Hourly: measure what executed actions really saved; weekly: the Slack digest."""
+        from agent.context import Providers
+        from agent.realized import refresh_realized
+
+        try:
+            measured = refresh_realized(self.store, Providers(self.settings, dry_run=True), billing=self.settings.billing)
+            if measured:
+                log.info("realized savings measured", extra={"actions": len(measured)})
+        except Exception as exc:  # noqa: BLE001 - measured again next hour
+            log.error("realized savings measurement failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+        if self.settings.slack.enabled:
+            self._weekly_digest()
+
+    def _weekly_digest(self) -> None:
+        from datetime import timedelta
+
+        from agent.approvals import slack_for
+        from agent.digest import digest_from_store, post_digest
+
+        now = datetime.now(timezone.utc)
+        last = self.store.last_decision_at(stage="digest", decision="posted")
+        if last is not None and now - last < timedelta(days=7):
+            return
+        try:
+            digest = digest_from_store(self.store, since=now - timedelta(days=7), now=now)
+            if not digest["findings"]:
+                return  # a week with nothing found is not worth a message
+            posted = post_digest(slack_for(self.settings), digest, channel=self.settings.slack.channel)
+        except Exception as exc:  # noqa: BLE001 - tried again next hour
+            log.error("weekly digest not posted", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        self.store.append_decision(stage="digest", decision="posted", reason=f"weekly digest to {len(posted)} channels")
+
     # --- reload ----------------------------------------------------------------------------
     def _policy_mtimes(self) -> dict[str, float]:
         out = {}
@@ -220,9 +280,6 @@ class Daemon:
     def run(self) -> int:
         global _CURRENT
         _CURRENT = self
-        stale = self.store.interrupt_stale_runs()
-        if stale:
-            log.info("marked %d runs cut off by the previous process as interrupted", stale)
         self.http.start()
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
@@ -238,6 +295,12 @@ class Daemon:
                 elif not self.lock.still_held():
                     self._step_down()
                 self.state["elected"] = True
+                if self.state["leader"] and time.monotonic() >= self._next_expiry_check:
+                    self._next_expiry_check = time.monotonic() + 60
+                    self._expire_approvals()
+                if self.state["leader"] and time.monotonic() >= self._next_housekeeping:
+                    self._next_housekeeping = time.monotonic() + 3600
+                    self._housekeeping()
                 if self.reload_event.is_set() or self._policy_mtimes() != self._mtimes:
                     self.reload_event.clear()
                     self.reload()
@@ -277,10 +340,18 @@ def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
     from agent.sweep import run_sweep
 
     store = Store(settings.db_url)
-    store.interrupt_stale_runs()
-    reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
-    r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
-                  progress=lambda m: log.info(m))
+    lock = LeaderLock(store.engine)
+    if not lock.try_acquire():
+        from tools.errors import ToolError
+
+        raise ToolError("a daemon is leading on this database; stop it or let it sweep (run --once would race it)")
+    try:
+        store.interrupt_stale_runs()
+        reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
+        r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
+                      progress=lambda m: log.info(m))
+    finally:
+        lock.release()
     log.info("sweep finished", extra={"run_id": r.run_id, "status": r.status, "findings": len(r.findings),
                                       "monthly_waste_usd": str(r.monthly_waste_usd), "errors": r.errors})
     store.close()

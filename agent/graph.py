@@ -1,6 +1,6 @@
 """The sweep, as its diagram:
 
-    collect -> detect -> explain -> plan -> guard -> act -> record
+    collect -> detect -> explain -> plan -> guard -> approve -> act -> record
 
 Each node is a small function of (state, runtime) -> partial state, in agent/nodes/. Every
 node writes what it decided to the store as it goes; the checkpointer (SQLite) keeps the
@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agent.context import SweepContext
 from agent.nodes.act import act
+from agent.nodes.approve import approve
 from agent.nodes.collect import collect
 from agent.nodes.detect import detect
 from agent.nodes.explain import explain
@@ -24,7 +25,7 @@ from agent.nodes.record import record
 from agent.nodes.state import SweepState
 
 PIPELINE = [("collect", collect), ("detect", detect), ("explain", explain), ("plan", plan),
-            ("guard", guard), ("act", act), ("record", record)]
+            ("guard", guard), ("approve", approve), ("act", act), ("record", record)]
 
 
 def build_graph(checkpointer: Any | None = None) -> Any:

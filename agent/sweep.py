@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     refused_calls: dict[str, int] = field(default_factory=dict)
+    priority: list[str] = field(default_factory=list)  # finding ids in digest order
 
     @property
     def monthly_waste_usd(self) -> Decimal:
@@ -77,6 +79,11 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
             final: dict[str, Any] = graph.invoke(
                 {"run_id": run_id, "dry_run": dry_run, "errors": [], "warnings": []},
                 {"configurable": {"thread_id": run_id}}, context=ctx)
+        waiting = [a["id"] for a in final.get("actions", []) if a["status"] == "awaiting_approval"]
+        if waiting:
+            from agent.approvals import open_threads
+
+            open_threads(settings, store, waiting)  # each pauses in interrupt() until a human decides
     except BaseException as exc:
         store.finish_run(run_id, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],
                          monthly_waste=Decimal(0), projected_savings=Decimal(0))
@@ -84,11 +91,16 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
     finally:
         if own_store:
             store.close()
-    log = providers._aws.call_log if providers._aws else None
+    calls: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    for log in providers.call_logs():
+        calls.update(log.calls)
+        refused.update(log.refused)
     return SweepResult(
         run_id=run_id, dry_run=dry_run, status=final.get("status", "done"),
         findings=[Finding.from_dict(d) for d in final.get("findings", [])],
         actions=[PlannedAction.from_dict(d) for d in final.get("actions", [])],
         inventoried=final.get("inventoried", 0), errors=final.get("errors", []), warnings=final.get("warnings", []),
-        api_calls=dict(log.calls) if log else {}, refused_calls=dict(log.refused) if log else {},
+        api_calls=dict(calls), refused_calls=dict(refused),
+        priority=final.get("priority", []),
     )

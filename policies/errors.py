@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from state.errors import CostwardenError
 
-class PolicyError(ValueError):
+
+class PolicyError(CostwardenError, ValueError):
     def __init__(self, path: str | Path, message: str, *, line: int | None = None, field: str | None = None) -> None:
         self.path = str(path)
         self.line = line

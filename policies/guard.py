@@ -49,7 +49,8 @@ def decide(policy: Policy, action: PlannedAction, tags: dict[str, str], ctx: Gua
     if hit:
         return SKIP, f"protected resource ({hit}); never acted on"
     if action.resource_key in ctx.recently_acted:
-        return SKIP, f"cooldown: resource was acted on within the last {limits.cooldown_hours:g}h"
+        return SKIP, (f"cooldown: an action on this resource is still open or ran within the last "
+                      f"{limits.cooldown_hours:g}h")
     if policy.mode == "report":
         return REPORT, "policy mode is report"
     if ctx.counted >= limits.max_actions_per_run:

@@ -78,6 +78,32 @@ class Limits(Strict):
     approval_ttl_hours: float = Field(72.0, gt=0)
 
 
+class ApprovalRules(Strict):
+    """Who may approve this policy's actions, and where they are asked."""
+
+    approvers: list[str] = Field(default_factory=list, description="Slack user IDs (U...) allowed to approve.")
+    approver_groups: list[str] = Field(default_factory=list, description="Slack user group IDs (S...) whose members may approve.")
+    channel: str | None = Field(None, description="Slack channel for approval requests; default: slack.channel.")
+    two_approvers_for_destructive: bool = Field(True, description="Delete/terminate actions need two distinct approvers.")
+    snooze_hours: float = Field(24.0, gt=0)
+
+    @field_validator("approvers")
+    @classmethod
+    def _user_ids(cls, v: list[str]) -> list[str]:
+        bad = [u for u in v if not re.fullmatch(r"[UW][A-Z0-9]{2,}", u)]
+        if bad:
+            raise ValueError(f"not a Slack user ID: {bad[0]!r} (e.g. U012AB3CD)")
+        return v
+
+    @field_validator("approver_groups")
+    @classmethod
+    def _group_ids(cls, v: list[str]) -> list[str]:
+        bad = [g for g in v if not re.fullmatch(r"S[A-Z0-9]{2,}", g)]
+        if bad:
+            raise ValueError(f"not a Slack user group ID: {bad[0]!r} (e.g. S0614TZR7)")
+        return v
+
+
 class FilterSpec(BaseModel):
     """`type` names a registered detector; the other keys are its parameters."""
 
@@ -110,6 +136,7 @@ class Policy(Strict):
     filters: list[FilterSpec] = Field(min_length=1)
     actions: list[ActionSpec] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    approval: ApprovalRules = Field(default_factory=ApprovalRules)
 
     @field_validator("resource")
     @classmethod

@@ -105,13 +105,28 @@ class ApprovalRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     action_id: Mapped[str] = mapped_column(ForeignKey("actions.id"), unique=True)
+    policy: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|rejected|expired
+    required: Mapped[int] = mapped_column(Integer, default=1)  # distinct approvers needed
+    votes: Mapped[list[str]] = mapped_column(JSON, default=list)  # who approved so far
+    version: Mapped[int] = mapped_column(Integer, default=0)  # optimistic lock: every decision bumps it
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(200))
     channel: Mapped[str | None] = mapped_column(String(100))
     message_ts: Mapped[str | None] = mapped_column(String(40))
+
+
+class ProtectionRow(Base):
+    """Resources a human protected (Slack's "Protect this resource"): never acted on again."""
+
+    __tablename__ = "protections"
+
+    resource_key: Mapped[str] = mapped_column(String(700), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class LlmCallRow(Base):
@@ -131,3 +146,27 @@ class LlmCallRow(Base):
 
 
 Index("ix_actions_resource_status", ActionRow.resource_key, ActionRow.status)
+
+
+class RealizedSavingsRow(Base):
+    """What an executed action really saved, measured after it (policies/savings.py).
+
+    A table of its own rather than columns on `actions`: `create_all` adds a missing table to an
+    existing database but never a missing column, and there are no migrations yet.
+    """
+
+    __tablename__ = "realized_savings"
+
+    action_id: Mapped[str] = mapped_column(ForeignKey("actions.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(20))  # state | billing
+    hourly_usd: Mapped[Decimal] = mapped_column(MONEY)
+    acted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    observed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    held: Mapped[bool] = mapped_column(default=True)  # the change held at the latest observation
+    last_state: Mapped[str] = mapped_column(String(60), default="")
+    hours_observed: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    hours_held: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    realized_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # dollars not spent so far
+    realized_monthly_usd: Mapped[Decimal | None] = mapped_column(MONEY)  # the saving's monthly run-rate
+    billing_monthly_usd: Mapped[Decimal | None] = mapped_column(MONEY)  # the same, from FOCUS rows, when any
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

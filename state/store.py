@@ -19,10 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from state.domain import Finding, PlannedAction
-from state.models import ActionRow, ApprovalRow, Base, DecisionRow, FindingRow, LlmCallRow, Run, utcnow
+from state.errors import CostwardenError
+from state.models import (ActionRow, ApprovalRow, Base, DecisionRow, FindingRow, LlmCallRow, ProtectionRow, Run,
+                          utcnow)
 
 
-class StoreError(RuntimeError):
+class StoreError(CostwardenError, RuntimeError):
     """The database cannot be opened or written; the message names the URL (without secrets)."""
 
 
@@ -172,6 +174,10 @@ class Store:
             for fid, text in rationales.items():
                 s.execute(update(FindingRow).where(FindingRow.id == fid).values(rationale=text))
 
+    def get_finding(self, finding_id: str) -> FindingRow | None:
+        with self.session() as s:
+            return s.get(FindingRow, finding_id)
+
     def findings_for_run(self, run_id: str) -> list[FindingRow]:
         with self.session() as s:
             return list(s.scalars(select(FindingRow).where(FindingRow.run_id == run_id).order_by(FindingRow.monthly_waste_usd.desc())))
@@ -230,12 +236,16 @@ class Store:
         with self.session() as s:
             s.execute(update(ActionRow).where(ActionRow.id == action_id).values(status=status, updated_at=utcnow()))
 
-    def recent_actions_on(self, resource_key: str, since: datetime,
-                          statuses: tuple[str, ...] = ("pending", "done", "awaiting_approval")) -> list[ActionRow]:
+    def recent_actions_on(self, resource_key: str, since: datetime) -> list[ActionRow]:
+        """Actions that block a new one on this resource: any still open (waiting for a human,
+        approved, in flight), and any completed within the cooldown."""
+        from sqlalchemy import and_, or_
+
         with self.session() as s:
             return list(s.scalars(select(ActionRow).where(
-                ActionRow.resource_key == resource_key, ActionRow.status.in_(statuses),
-                ActionRow.updated_at >= since)))
+                ActionRow.resource_key == resource_key,
+                or_(ActionRow.status.in_(("awaiting_approval", "approved", "pending")),
+                    and_(ActionRow.status == "done", ActionRow.updated_at >= since)))))
 
     def actions_in_limbo(self) -> list[ActionRow]:
         """Actions written as pending whose completion was never recorded (a crash in between)."""
@@ -243,16 +253,110 @@ class Store:
             return list(s.scalars(select(ActionRow).where(ActionRow.status == "pending")))
 
     # --- approvals --------------------------------------------------------------------------
-    def request_approval(self, action_id: str, *, ttl: timedelta | None) -> None:
+    def request_approval(self, action_id: str, *, ttl: timedelta | None, policy: str = "", required: int = 1) -> None:
         with self.session() as s:
             now = utcnow()
-            s.add(ApprovalRow(action_id=action_id, requested_at=now, expires_at=now + ttl if ttl else None))
+            s.add(ApprovalRow(action_id=action_id, policy=policy, required=required, votes=[], requested_at=now,
+                              expires_at=now + ttl if ttl else None))
+
+    def set_approval_message(self, action_id: str, *, channel: str, ts: str) -> None:
+        with self.session() as s:
+            s.execute(update(ApprovalRow).where(ApprovalRow.action_id == action_id).values(channel=channel, message_ts=ts))
+
+    def get_approval(self, action_id: str) -> tuple[ApprovalRow, ActionRow] | None:
+        with self.session() as s:
+            row = s.execute(select(ApprovalRow, ActionRow).join(ActionRow, ApprovalRow.action_id == ActionRow.id)
+                            .where(ApprovalRow.action_id == action_id)).first()
+            return (row[0], row[1]) if row else None
 
     def pending_approvals(self) -> list[tuple[ApprovalRow, ActionRow]]:
         with self.session() as s:
             rows = s.execute(select(ApprovalRow, ActionRow).join(ActionRow, ApprovalRow.action_id == ActionRow.id)
                              .where(ApprovalRow.status == "pending").order_by(ApprovalRow.requested_at))
             return [(a, b) for a, b in rows]
+
+    def vote(self, action_id: str, *, actor: str, decision: str, now: datetime | None = None,
+             snooze: timedelta | None = None) -> str:
+        """Apply one human decision atomically; return what it did.
+
+        approved | recorded (more approvers needed) | rejected | snoozed | expired | duplicate |
+        already-<status> | unknown. Only the caller that gets `approved` may resume the action:
+        the status change and the version bump happen in one `UPDATE ... WHERE status='pending'
+        AND version=?`, so concurrent clicks, replays and replicas cannot both win.
+        """
+        now = now or utcnow()
+        for _ in range(10):
+            with self.session() as s:
+                row = s.scalar(select(ApprovalRow).where(ApprovalRow.action_id == action_id))
+                if row is None:
+                    return "unknown"
+                if row.status != "pending":
+                    return f"already-{row.status}"
+                guard = (ApprovalRow.action_id == action_id, ApprovalRow.status == "pending",
+                         ApprovalRow.version == row.version)
+                if row.expires_at is not None and _utc(row.expires_at) <= now:
+                    if s.execute(update(ApprovalRow).where(*guard).values(
+                            status="expired", decided_at=now, version=row.version + 1)).rowcount:
+                        s.execute(update(ActionRow).where(ActionRow.id == action_id,
+                                                          ActionRow.status == "awaiting_approval")
+                                  .values(status="expired", updated_at=now))
+                        s.add(DecisionRow(action_id=action_id, policy=row.policy, stage="approval", decision="expired",
+                                          actor=actor, reason="the approval window had closed; action withdrawn"))
+                        return "expired"
+                    continue
+                votes = list(row.votes or [])
+                values: dict[str, Any] = {"version": row.version + 1}
+                if decision == "approve":
+                    if actor in votes:
+                        return "duplicate"
+                    votes.append(actor)
+                    values["votes"] = votes
+                    outcome = "approved" if len(votes) >= row.required else "recorded"
+                    if outcome == "approved":
+                        values.update(status="approved", decided_at=now, decided_by=", ".join(votes))
+                elif decision == "reject":
+                    outcome = "rejected"
+                    values.update(status="rejected", decided_at=now, decided_by=actor)
+                elif decision == "snooze":
+                    outcome = "snoozed"
+                    base = max(_utc(row.expires_at), now) if row.expires_at else now
+                    values["expires_at"] = base + (snooze or timedelta(hours=24))
+                else:
+                    raise ValueError(f"unknown decision {decision!r}")
+                if not s.execute(update(ApprovalRow).where(*guard).values(**values)).rowcount:
+                    continue  # another decision landed first: read again
+                if outcome in ("approved", "rejected"):
+                    s.execute(update(ActionRow).where(ActionRow.id == action_id, ActionRow.status == "awaiting_approval")
+                              .values(status=outcome, updated_at=now))
+                reason = {"approved": f"approved by {', '.join(votes)}",
+                          "recorded": f"approval {len(votes)} of {row.required} recorded",
+                          "rejected": "rejected", "snoozed": f"snoozed until {values.get('expires_at')}"}[outcome]
+                s.add(DecisionRow(action_id=action_id, policy=row.policy, stage="approval", decision=outcome,
+                                  actor=actor, reason=reason))
+                return outcome
+        return "conflict"
+
+    def expire_due(self, now: datetime | None = None) -> list[str]:
+        """Withdraw every pending approval whose window has closed; return their action ids."""
+        now = now or utcnow()
+        with self.session() as s:
+            due = [a for a, exp in s.execute(select(ApprovalRow.action_id, ApprovalRow.expires_at)
+                                             .where(ApprovalRow.status == "pending", ApprovalRow.expires_at.is_not(None)))
+                   if _utc(exp) <= now]
+        return [a for a in due if self.vote(a, actor="costwarden", decision="approve", now=now) == "expired"]
+
+    def protect(self, resource_key: str, *, actor: str, reason: str) -> bool:
+        with self.session() as s:
+            if s.get(ProtectionRow, resource_key) is not None:
+                return False
+            s.add(ProtectionRow(resource_key=resource_key, actor=actor, reason=reason))
+            s.add(DecisionRow(stage="protect", decision="protected", actor=actor, reason=reason,
+                              detail={"resource": resource_key}))
+            return True
+
+    def protected_keys(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(ProtectionRow.resource_key)))
 
     # --- decisions and llm calls ------------------------------------------------------------
     def append_decision(self, *, stage: str, decision: str, reason: str, run_id: str | None = None,
@@ -271,6 +375,14 @@ class Store:
         with self.session() as s:
             return list(s.scalars(q))
 
+    def last_decision_at(self, *, stage: str, decision: str) -> datetime | None:
+        from sqlalchemy import func
+
+        with self.session() as s:
+            at = s.scalar(select(func.max(DecisionRow.created_at)).where(DecisionRow.stage == stage,
+                                                                      DecisionRow.decision == decision))
+        return _utc(at) if at is not None else None
+
     def record_llm_call(self, *, run_id: str | None, purpose: str, model: str, input_tokens: int,
                         output_tokens: int, cost_usd: Decimal, latency_ms: int, ok: bool,
                         error: str | None = None) -> None:
@@ -278,8 +390,87 @@ class Store:
             s.add(LlmCallRow(run_id=run_id, purpose=purpose, model=model, input_tokens=input_tokens,
                              output_tokens=output_tokens, cost_usd=cost_usd, latency_ms=latency_ms, ok=ok, error=error))
 
+    # --- realized savings and windows (reports) ----------------------------------------------
+    def executed_actions(self, since: datetime | None = None) -> list[tuple[ActionRow, FindingRow | None, datetime]]:
+        """Actions executed (`done`), with their finding and when the change was verified.
+
+        The verify decision's time is the moment the change was proven; the action's own
+        `updated_at` stands in for rows settled without one.
+        """
+        from sqlalchemy import func
+
+        from state.models import RealizedSavingsRow  # noqa: F401 - the table must exist before reports read it
+
+        with self.session() as s:
+            verified = dict(s.execute(select(DecisionRow.action_id, func.max(DecisionRow.created_at))
+                                      .where(DecisionRow.stage == "verify", DecisionRow.decision == "done")
+                                      .group_by(DecisionRow.action_id)).all())
+            q = (select(ActionRow, FindingRow).join(FindingRow, ActionRow.finding_id == FindingRow.id, isouter=True)
+                 .where(ActionRow.status == "done").order_by(ActionRow.created_at))
+            if since is not None:
+                q = q.where(ActionRow.updated_at >= since)
+            return [(a, f, _utc(verified.get(a.id) or a.updated_at)) for a, f in s.execute(q)]
+
+    def get_realized(self, action_id: str) -> Any:
+        from state.models import RealizedSavingsRow
+
+        with self.session() as s:
+            return s.get(RealizedSavingsRow, action_id)
+
+    def save_realized(self, action_id: str, **values: Any) -> None:
+        """Insert or update the realized-savings measurement of one action."""
+        from state.models import RealizedSavingsRow
+
+        with self.session() as s:
+            row = s.get(RealizedSavingsRow, action_id)
+            if row is None:
+                s.add(RealizedSavingsRow(action_id=action_id, **values))
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+
+    def realized_totals(self) -> dict[str, Decimal]:
+        """Projected vs realized monthly savings of every executed action, for /metrics."""
+        from sqlalchemy import func
+
+        from state.models import RealizedSavingsRow
+
+        with self.session() as s:
+            projected, realized, to_date, measured = s.execute(
+                select(func.coalesce(func.sum(ActionRow.projected_monthly_savings_usd), 0),
+                       func.coalesce(func.sum(RealizedSavingsRow.realized_monthly_usd), 0),
+                       func.coalesce(func.sum(RealizedSavingsRow.realized_usd), 0),
+                       func.count(RealizedSavingsRow.action_id))
+                .select_from(ActionRow)
+                .join(RealizedSavingsRow, RealizedSavingsRow.action_id == ActionRow.id, isouter=True)
+                .where(ActionRow.status == "done")).one()
+        return {"projected_monthly_usd": Decimal(str(projected)), "realized_monthly_usd": Decimal(str(realized)),
+                "realized_to_date_usd": Decimal(str(to_date)), "measured_actions": Decimal(int(measured))}
+
+    def window(self, since: datetime) -> dict[str, list[Any]]:
+        """Runs started, findings found and actions planned since `since` (any window, not one run)."""
+        from state.models import RealizedSavingsRow
+
+        with self.session() as s:
+            runs = list(s.scalars(select(Run).where(Run.started_at >= since).order_by(Run.started_at)))
+            findings = list(s.scalars(select(FindingRow).where(FindingRow.created_at >= since)
+                                      .order_by(FindingRow.created_at)))
+            actions = list(s.scalars(select(ActionRow).where(ActionRow.created_at >= since)
+                                     .order_by(ActionRow.created_at)))
+            realized = list(s.scalars(select(RealizedSavingsRow)
+                                      .join(ActionRow, RealizedSavingsRow.action_id == ActionRow.id)
+                                      .where(ActionRow.created_at >= since)))
+        return {"runs": runs, "findings": findings, "actions": actions, "realized": realized}
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything this store writes is UTC."""
+    from datetime import timezone
+
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def since_hours(hours: float) -> datetime:

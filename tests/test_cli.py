@@ -66,6 +66,16 @@ def test_demo_shows_the_billing_and_token_scenarios(demo_json):
     assert any("acme-internal-llm" in w for w in demo_json["warnings"])  # unpriced, never a silent $0
 
 
+def test_demo_shows_aws_gcp_and_a_prometheus_scraped_cluster_in_one_report(demo_json):
+    idle = {(f["provider"], f["resource_id"]) for f in demo_json["findings"] if f["detector"] == "idle-gpu"}
+    assert {("gcp", "us-central1-a/llm-pretrain-a100x8"), ("gcp", "us-central1-b/vision-finetune"),
+            ("k8s", "gke-inference-prod-a100-pool-7f3c")} <= idle
+    assert not {r for _, r in idle} & {"us-central1-a/serving-l4-1", "europe-west4-a/h100-eval-reserved",
+                                       "gke-inference-prod-a100-pool-9d21"}  # busy, protected, one busy GPU
+    gcp_tools = {a["tool"] for a in demo_json["actions"] if a["tool"].startswith("gcp.")}
+    assert gcp_tools == {"gcp.compute.stop_instance"}
+
+
 def test_markdown_report_to_a_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for k in [k for k in os.environ if k.startswith("COSTWARDEN_")]:

@@ -76,12 +76,14 @@ def metric(text: str, name: str) -> float | None:
 
 
 class DaemonProc:
-    def __init__(self, tmp_path: Path, endpoint: str, *, dry_run: bool, policy: str | None = None) -> None:
+    def __init__(self, tmp_path: Path, endpoint: str, *, dry_run: bool, policy: str | None = None,
+                 extra: dict | None = None) -> None:
         self.port = free_port()
         self.state = tmp_path / "state"
         cfg = {"dry_run": dry_run, "state_dir": str(self.state), "sweep_interval_minutes": 0.05,
-               "shutdown_timeout_seconds": 10,
+               "shutdown_timeout_seconds": 60,  # a loaded CI machine may still be mid-sweep
                "aws": {"regions": ["us-east-1", "us-west-2"], "endpoint_url": endpoint}}
+        cfg.update(extra or {})
         if policy:
             (tmp_path / "policy.yml").write_text(policy)
             cfg["policies"] = [str(tmp_path / "policy.yml")]
@@ -138,7 +140,7 @@ def test_daemon_sweeps_on_schedule_serves_endpoints_and_stops_on_sigterm(aws, es
         wait_for(lambda: json.loads(get(d.port, "/readyz")[1])["policies"] == ["renamed"], 20, "reload", proc)
 
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        assert proc.wait(90) == 0
     finally:
         d.stop()
     assert mutating(aws.calls) == []
@@ -175,7 +177,7 @@ def test_sigkill_mid_action_is_reconciled_at_next_start_without_a_second_call(aw
                 return row[0] == "done" and done == 2
         wait_for(settled, 60, "reconciliation and the second instance", proc2)
         proc2.send_signal(signal.SIGTERM)
-        assert proc2.wait(20) == 0
+        assert proc2.wait(90) == 0
     finally:
         d2.stop()
     # one StopInstances for the instance that was in flight, one for the other idle p4d: never a second

@@ -121,3 +121,30 @@ def test_only_one_replica_leads_on_postgresql():
 def test_sqlite_is_single_host_and_always_leads(tmp_path):
     lock = LeaderLock(create_engine(f"sqlite:///{tmp_path}/x.db"))
     assert lock.try_acquire() and lock.still_held()
+
+
+def test_weekly_digest_is_posted_once_a_week(tmp_path, no_costwarden_env):
+    from decimal import Decimal
+
+    from agent.config import SlackSettings
+    from state.domain import Finding
+    from tests.fakes.slack import FakeSlack
+
+    slack = FakeSlack("xoxb-digest-0000")
+    try:
+        (tmp_path / "p.yml").write_text(POLICY.format(schedule="every 2h"))
+        settings = Settings(state_dir=tmp_path / "state", policies=[tmp_path / "p.yml"],
+                            slack=SlackSettings(bot_token="xoxb-digest-0000", channel="#finops", base_url=slack.base_url))
+        d = Daemon(settings, host="127.0.0.1", port=0)
+        d._housekeeping()  # nothing found yet: no message
+        assert slack.methods().count("chat.postMessage") == 0
+        d.store.start_run("r", dry_run=True, policies=["idle"], trigger="t")
+        d.store.add_findings("r", [Finding("f", "idle", "idle-gpu", "aws", "1", "us-east-1", "i-1", "aws.ec2", {},
+                                           Decimal("100"), "medium")])
+        d.store.finish_run("r", status="done", errors=[], monthly_waste=Decimal("100"), projected_savings=Decimal(0))
+        d._housekeeping()
+        d._housekeeping()  # an hour later: not again
+        assert slack.methods().count("chat.postMessage") == 1
+        assert d.store.last_decision_at(stage="digest", decision="posted") is not None
+    finally:
+        slack.stop()

@@ -1,7 +1,9 @@
 """Errors raised by tools, with messages fit for a user (no tracebacks, no secrets)."""
 
+from state.errors import CostwardenError
 
-class ToolError(RuntimeError):
+
+class ToolError(CostwardenError, RuntimeError):
     """A cloud call failed in a way the user should hear about in one line."""
 
 

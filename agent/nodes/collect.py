@@ -29,5 +29,6 @@ def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]
         scope = Scope(regions=list(ctx.settings.aws.regions))
         clients = spec.source(ctx.settings) if spec.source else ctx.providers.clients_for(spec.provider)
         ctx.streams[name] = spec.collect(clients, scope, plan, report)
-        ctx.progress(f"collect: {name} ({lp.policy.resource}) in {', '.join(scope.regions)}")
+        where = ", ".join(scope.regions) if spec.provider == "aws" else spec.provider
+        ctx.progress(f"collect: {name} ({lp.policy.resource}) from {where}")
     return {}

@@ -28,12 +28,14 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     warnings: list[str] = []
     errors: list[str] = []
     inventoried = 0
+    protected_keys = ctx.store.protected_keys()
     for name, lp in ctx.policies.items():
         dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
                              token_price=token_prices.price)
         protected = 0
         for obs in ctx.streams.pop(name, iter(())):
-            hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags)
+            hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags) or (
+                "protected by a person in Slack" if obs.resource.key in protected_keys else None)
             if hit:
                 protected += 1
                 ctx.store.append_decision(stage="detect", decision="skip", run_id=run_id, policy=name,

@@ -35,6 +35,8 @@ def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             a.status = STATUS_AFTER_GUARD[a.decision]
         ctx.store.add_action(run_id, a, policy_hash=lp.content_hash)
         if a.status == "awaiting_approval":
-            ctx.store.request_approval(a.id, ttl=timedelta(hours=lp.policy.limits.approval_ttl_hours))
+            rules = lp.policy.approval
+            ctx.store.request_approval(a.id, ttl=timedelta(hours=lp.policy.limits.approval_ttl_hours), policy=a.policy,
+                                       required=2 if a.destructive and rules.two_approvers_for_destructive else 1)
         out.append(a)
     return {"actions": [a.to_dict() for a in out]}
