@@ -37,7 +37,8 @@ def to_document(r: SweepResult) -> dict[str, Any]:
         "actions": [_action_json(a) for a in r.actions],
         "totals": {"monthly_waste_usd": float(r.monthly_waste_usd),
                    "projected_monthly_savings_usd": float(r.projected_monthly_savings_usd),
-                   "findings": len(r.findings), "actions": len(r.actions)},
+                   "findings": len(r.findings), "actions": len(r.actions),
+                   "agent_llm_calls": r.llm_calls, "agent_llm_cost_usd": float(r.llm_cost_usd)},
         "errors": r.errors,
         "warnings": r.warnings,
     }
@@ -79,7 +80,8 @@ def _resource_label(f: Finding) -> str:
 def _headline(r: SweepResult) -> str:
     mode = "DRY-RUN audit: nothing was changed" if r.dry_run else "LIVE sweep"
     return (f"{mode} · run {r.run_id} · {r.inventoried} resources inventoried · {len(r.findings)} findings · "
-            f"monthly waste ${r.monthly_waste_usd:,.2f} · projected savings ${r.projected_monthly_savings_usd:,.2f}/month")
+            f"monthly waste ${r.monthly_waste_usd:,.2f} · projected savings ${r.projected_monthly_savings_usd:,.2f}/month"
+            + (f" · agent LLM spend ${r.llm_cost_usd:,.4f} ({r.llm_calls} calls)" if r.llm_calls else ""))
 
 
 def render_markdown(r: SweepResult, sections: dict[str, Any] | None = None) -> str:

@@ -36,6 +36,8 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     refused_calls: dict[str, int] = field(default_factory=dict)
+    llm_calls: int = 0  # the agent's own model calls in this run, and what they cost
+    llm_cost_usd: Decimal = Decimal(0)
     priority: list[str] = field(default_factory=list)  # finding ids in digest order
 
     @property
@@ -84,6 +86,7 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
             from agent.approvals import open_threads
 
             open_threads(settings, store, waiting)  # each pauses in interrupt() until a human decides
+        llm_calls, llm_cost = store.llm_usage(run_id)
     except BaseException as exc:
         store.finish_run(run_id, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],
                          monthly_waste=Decimal(0), projected_savings=Decimal(0))
@@ -102,5 +105,5 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
         actions=[PlannedAction.from_dict(d) for d in final.get("actions", [])],
         inventoried=final.get("inventoried", 0), errors=final.get("errors", []), warnings=final.get("warnings", []),
         api_calls=dict(calls), refused_calls=dict(refused),
-        priority=final.get("priority", []),
+        priority=final.get("priority", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )

@@ -375,6 +375,15 @@ class Store:
         with self.session() as s:
             return list(s.scalars(q))
 
+    def llm_usage(self, run_id: str) -> tuple[int, Decimal]:
+        """The agent's own LLM calls and their cost in one run."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            n, cost = s.execute(select(func.count(), func.coalesce(func.sum(LlmCallRow.cost_usd), 0))
+                                .where(LlmCallRow.run_id == run_id)).one()
+        return int(n), Decimal(str(cost))
+
     def last_decision_at(self, *, stage: str, decision: str) -> datetime | None:
         from sqlalchemy import func
 

@@ -121,6 +121,12 @@ def test_a_budget_breach_mid_run_stops_calls_and_the_run_completes_on_templates(
             assert f.rationale == rationale(f)  # the deterministic template
     calls = llm_rows(settings)
     assert len(calls) == 1 and calls[0].input_tokens == 100_000
+    # the report carries the agent's own spend for the run
+    from agent.output import to_document
+
+    totals = to_document(result)["totals"]
+    assert totals["agent_llm_calls"] == 1
+    assert totals["agent_llm_cost_usd"] == pytest.approx(float(calls[0].cost_usd)) and calls[0].cost_usd > 0
     stops = [d for d in Store(settings.db_url).decisions(run_id=result.run_id) if d.stage == "llm"]
     assert [d.decision for d in stops] == ["budget_exceeded"]
     assert any("per-run LLM budget" in w for w in result.warnings)
