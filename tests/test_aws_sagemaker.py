@@ -114,7 +114,8 @@ def test_dry_run_finds_the_zombie_with_batched_metrics_and_zero_mutating_calls(a
 
 
 def test_busy_variant_metrics_are_read_per_variant(aws, sagemaker_estate):
-    from tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series, window
+    from tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series
+    from tools.collectors import window
     from tools.aws.sagemaker import list_endpoints
     from state.domain import MetricRequest
 

@@ -7,10 +7,10 @@ failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from state.domain import MetricRequest, Observation, Resource
 
@@ -49,6 +49,27 @@ class CollectorSpec:
     # A collector that reads files rather than a cloud API (billing exports, token usage) builds its
     # input from the settings with this instead of receiving the provider's cloud clients.
     source: Callable[[Any], Any] | None = None
+
+
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Fixed-size batches of a stream, so a collector never holds a whole fleet at once."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
+    """The lookback as whole hours ending at the last full hour, the same for every source."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=lookback_hours), end
 
 
 _COLLECTORS: dict[str, CollectorSpec] = {}

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from state.domain import Resource, Series
+from tools.collectors import batched, window
 from tools.errors import ToolError
 
 GPU_METRICS = {"DCGM_FI_DEV_GPU_UTIL": 1.0, "DCGM_FI_PROF_GR_ENGINE_ACTIVE": 100.0}  # -> percent
@@ -154,22 +155,6 @@ def _selector(settings: PrometheusSettings, extra: str = "") -> str:
 def _scaled(settings: PrometheusSettings, expr: str) -> str:
     factor = GPU_METRICS[settings.gpu_metric]
     return f"{expr} * {factor:g}" if factor != 1 else expr
-
-
-def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=lookback_hours), end
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class GpuUtilization:

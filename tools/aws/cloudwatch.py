@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from state.domain import MetricRequest, Resource, Series
@@ -130,7 +130,3 @@ def _merge(points: list[tuple[float, float]], stat: str) -> list[tuple[float, fl
         return [(ts, sum(vs)) for ts, vs in by_ts.items()]
     return [(ts, sum(vs) / len(vs)) for ts, vs in by_ts.items()]
 
-
-def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=lookback_hours), end

@@ -5,34 +5,23 @@ batched metrics for the candidates only. One account or region failing is report
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from state.domain import Observation, Resource
-from tools.aws.cloudwatch import (EC2_METRICS, MAX_QUERIES_PER_CALL, SAGEMAKER_ENDPOINT_METRICS, CwMetric, fetch_series,
-                                  window)
+from tools.aws.cloudwatch import (EC2_METRICS, MAX_QUERIES_PER_CALL, SAGEMAKER_ENDPOINT_METRICS, CwMetric,
+                                  fetch_series)
 from tools.aws.ebs import list_snapshots, list_volumes
 from tools.aws.eip import list_addresses
 from tools.aws.ec2 import list_instances
 from tools.aws.retry import error_code
 from tools.aws.sagemaker import list_endpoints
-from tools.collectors import Collector, CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from tools.collectors import (Collector, CollectorSpec, CollectPlan, CollectReport, Scope, batched,
+                              register_collector, window)
 from tools.errors import ToolError
 
-T = TypeVar("T")
 MAX_BATCH = 100  # resources per metrics batch
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def each_account(clients: Any, scope: Scope, report: CollectReport) -> Iterator[tuple[Any, str]]:

@@ -12,7 +12,7 @@ from state.domain import Observation, Resource
 from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from tools.errors import ToolError
 from tools.gcp.session import gcp_error
-from tools.prometheus import batched, window
+from tools.collectors import batched, window
 
 MAX_BATCH = 100
 
