@@ -1,4 +1,8 @@
-"""plan: each finding becomes one proposed action per action of its policy."""
+"""plan: each finding becomes one proposed action per action of its policy.
+
+An action that cannot be planned for one finding (a policy naming evidence that finding lacks)
+is an error line for that finding only: the rest of the sweep's plans stand.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,22 @@ from langgraph.runtime import Runtime
 from agent.context import SweepContext
 from agent.nodes.state import SweepState
 from state.domain import Finding, PlannedAction, short_hash
+from state.errors import CostwardenError
 
 
 def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     ctx = runtime.context
     planned: list[PlannedAction] = []
+    errors: list[str] = []
     for d in state.get("findings", []):
         f = Finding.from_dict(d)
         lp = ctx.policies[f.policy]
         for action in lp.actions:
-            call = action.plan(f)
+            try:
+                call = action.plan(f)
+            except CostwardenError as exc:
+                errors.append(f"plan: {exc}")
+                continue
             planned.append(PlannedAction(
                 id="act_" + short_hash(state["run_id"], f.id, action.name),
                 finding_id=f.id, policy=f.policy, action=action.name, tool=call.tool, args=call.args,
@@ -26,4 +36,4 @@ def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                 resource_key=f"{f.provider}:{f.account}:{f.region}:{f.resource_id}",
                 destructive=action.destructive,
             ))
-    return {"actions": [a.to_dict() for a in planned]}
+    return {"actions": [a.to_dict() for a in planned], "errors": errors}

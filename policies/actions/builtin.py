@@ -14,8 +14,11 @@ class Stop(Action):
     resource_types = ("aws.ec2", "gcp.compute")
 
     def plan(self, finding: Finding) -> ToolCall:
+        args = {"account": finding.account, "region": finding.region, "instance_id": finding.resource_id}
+        if finding.evidence.get("unmark_tag"):  # a due mark-for-op mark: removed once stopped
+            args["unmark_tag"] = finding.evidence["unmark_tag"]
         return ToolCall(
             tool=f"{finding.resource_type}.stop_instance",
-            args={"account": finding.account, "region": finding.region, "instance_id": finding.resource_id},
+            args=args,
             projected_monthly_savings_usd=finding.monthly_waste_usd,
         )

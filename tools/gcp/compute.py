@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from state.domain import Resource
@@ -25,6 +26,12 @@ from tools.verify import read_back
 
 STOPPED = ("stopping", "terminated", "suspended")  # GCE calls a stopped instance TERMINATED
 GPU_MACHINE_FAMILIES = ("a2", "a3", "a4", "g2", "g4")  # machine types that come with GPUs attached
+STARTED = ("provisioning", "staging", "running")
+
+
+def mark_stamp(now: datetime | None = None) -> str:
+    """The UTC time of a stop as a label value (`20261130t230005z`): labels allow no ':' or uppercase."""
+    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dt%H%M%Sz")
 
 
 def _last(url: str) -> str:
@@ -60,7 +67,8 @@ def to_resource(inst: Any, project: str) -> Resource:
         attrs={"zone": zone, "name": inst.name, "id": str(inst.id), "accelerators": accelerators,
                "gpu_count": sum(a["count"] for a in accelerators),
                "creation_timestamp": inst.creation_timestamp,
-               "provisioning_model": inst.scheduling.provisioning_model if inst.scheduling else ""},
+               "provisioning_model": inst.scheduling.provisioning_model if inst.scheduling else "",
+               "stopped_at": inst.last_stop_timestamp if _status(inst) in STOPPED else ""},
     )
 
 
@@ -89,16 +97,20 @@ def _get(clients: GcpClients, project: str, zone: str, name: str) -> Any:
 
 def observe_instance(clients: GcpClients, *, account: str, region: str, instance_id: str,
                      labels: dict[str, str] | None = None, machine_type: str | None = None,
+                     keep_prefix: str | None = None, keys: list[str] | None = None,
                      **_: Any) -> dict[str, Any]:
-    """The instance's real state; no change. Given an action's `labels`/`machine_type` args, it also says
-    whether they are in place, so start-up reconciliation can tell whether a crashed action happened."""
+    """The instance's real state; no change. Given an action's `labels`/`keys`/`machine_type` args, it also
+    says whether they are in place, so start-up reconciliation can tell whether a crashed action happened."""
     zone, name = split_id(instance_id)
     inst = _get(clients, account, zone, name)
     state: dict[str, Any] = {"instance_id": instance_id, "state": _status(inst),
                              "machine_type": _last(inst.machine_type), "labels": dict(inst.labels),
-                             "label_fingerprint": inst.label_fingerprint}
+                             "label_fingerprint": inst.label_fingerprint,
+                             "stopped_at": inst.last_stop_timestamp}
     if labels is not None:
-        state["labels_applied"] = all(state["labels"].get(k) == str(v) for k, v in labels.items())
+        state["labels_applied"] = _labels_in_place(state["labels"], labels, keep_prefix)
+    if keys is not None:
+        state["labels_removed"] = not any(k in state["labels"] for k in keys)
     if machine_type is not None:
         state["machine_type_applied"] = state["machine_type"] == machine_type
     return state
@@ -150,51 +162,97 @@ def _run(clients: GcpClients, *, account: str, region: str, instance_id: str, wh
 
 
 def stop_instance(clients: GcpClients, *, account: str, region: str, instance_id: str,
+                  mark_tag: str | None = None, unmark_tag: str | None = None,
                   verify_timeout_s: float = 60.0) -> ToolOutcome:
-    """Stop; done when the instance reads back STOPPING or TERMINATED. Stopping a stopped one is a no-op."""
-    return _run(clients, account=account, region=region, instance_id=instance_id, what="instances.stop",
-                call=lambda c, zone, name: c.stop_unary(project=account, zone=zone, instance=name,
-                                                        timeout=clients.timeout_s),
-                done=lambda st: st["state"] in STOPPED,
-                skip=lambda st: "already stopped; nothing to do" if st["state"] in STOPPED else None,
-                timeout_s=verify_timeout_s)
+    """Stop; done when the instance reads back STOPPING or TERMINATED. Stopping a stopped one is a no-op.
+
+    With `mark_tag` (a label key), a stop Costwarden made is labelled `<mark_tag>=<UTC time>` once
+    verified; with `unmark_tag` that label is removed once stopped (see tools/aws/ec2.stop_instance)."""
+    out = _run(clients, account=account, region=region, instance_id=instance_id, what="instances.stop",
+               call=lambda c, zone, name: c.stop_unary(project=account, zone=zone, instance=name,
+                                                       timeout=clients.timeout_s),
+               done=lambda st: st["state"] in STOPPED,
+               skip=lambda st: "already stopped; nothing to do" if st["state"] in STOPPED else None,
+               timeout_s=verify_timeout_s)
+    if out.ok and not out.detail and mark_tag:
+        marked = set_labels(clients, account=account, region=region, instance_id=instance_id,
+                            labels={mark_tag: mark_stamp()})
+        out = ToolOutcome(True, marked.after, "" if marked.ok else f"stopped, but not marked: {marked.detail}")
+    if out.ok and unmark_tag and unmark_tag in out.after.get("labels", {}):
+        unmarked = remove_labels(clients, account=account, region=region, instance_id=instance_id, keys=[unmark_tag])
+        out = ToolOutcome(True, unmarked.after, out.detail if unmarked.ok else f"stopped; {unmarked.detail}")
+    return out
 
 
 def start_instance(clients: GcpClients, *, account: str, region: str, instance_id: str,
-                   verify_timeout_s: float = 120.0) -> ToolOutcome:
-    """Start a stopped instance (undo of stop); done when it reads back PROVISIONING/STAGING/RUNNING."""
-    started = ("provisioning", "staging", "running")
-    return _run(clients, account=account, region=region, instance_id=instance_id, what="instances.start",
-                call=lambda c, zone, name: c.start_unary(project=account, zone=zone, instance=name,
-                                                         timeout=clients.timeout_s),
-                done=lambda st: st["state"] in started,
-                skip=lambda st: "already running; nothing to do" if st["state"] in started else None,
-                timeout_s=verify_timeout_s)
+                   unmark_tag: str | None = None, verify_timeout_s: float = 120.0) -> ToolOutcome:
+    """Start a stopped instance (undo of stop); done when it reads back PROVISIONING/STAGING/RUNNING.
+    With `unmark_tag` (a label key), the stop mark is removed once the start is verified."""
+    out = _run(clients, account=account, region=region, instance_id=instance_id, what="instances.start",
+               call=lambda c, zone, name: c.start_unary(project=account, zone=zone, instance=name,
+                                                        timeout=clients.timeout_s),
+               done=lambda st: st["state"] in STARTED,
+               skip=lambda st: "already running; nothing to do" if st["state"] in STARTED else None,
+               timeout_s=verify_timeout_s)
+    if out.ok and unmark_tag and unmark_tag in out.after.get("labels", {}):
+        unmarked = remove_labels(clients, account=account, region=region, instance_id=instance_id,
+                                 keys=[unmark_tag])
+        return ToolOutcome(True, unmarked.after, out.detail if unmarked.ok else f"started; {unmarked.detail}")
+    return out
 
 
-def set_labels(clients: GcpClients, *, account: str, region: str, instance_id: str, labels: dict[str, str],
-               verify_timeout_s: float = 30.0) -> ToolOutcome:
-    """Merge `labels` into the instance's labels (e.g. `costwarden-stop-after=2025-07-01` for a delayed
-    action). GCE needs the current label fingerprint, so a concurrent edit fails instead of being lost."""
+def _labels_in_place(current: dict[str, str], wanted: dict[str, str], keep_prefix: str | None) -> bool:
+    """Each wanted label holds its value, or (with `keep_prefix`) a value with that prefix an earlier
+    mark left: mark-for-op's first date stands, so a daily finding cannot push it forever."""
+    return all(current.get(k) == str(v) or (keep_prefix is not None and current.get(k, "").startswith(keep_prefix))
+               for k, v in wanted.items())
+
+
+def _replace_labels(clients: GcpClients, *, account: str, region: str, instance_id: str, what: str,
+                    edit: Callable[[dict[str, str]], dict[str, str]], done: Callable[[dict[str, Any]], bool],
+                    nothing: str, timeout_s: float) -> ToolOutcome:
+    """setLabels replaces the whole map: read it with its fingerprint, edit, write back. GCE refuses a
+    stale fingerprint, so a concurrent edit fails instead of being lost."""
     from google.cloud import compute_v1
-
-    for k, v in labels.items():  # GCE's own rule; checked here for a one-line error before any call
-        if not (k[:1].islower() and all(ch.islower() or ch.isdigit() or ch in "-_" for ch in k)
-                and all(ch.islower() or ch.isdigit() or ch in "-_" for ch in str(v))):
-            raise ToolError(f"gcp label {k}={v!r}: keys and values are lowercase letters, digits, '-' or '_'")
 
     def call(c: Any, zone: str, name: str) -> Any:
         current = observe_instance(clients, account=account, region=region, instance_id=instance_id)
-        body = compute_v1.InstancesSetLabelsRequest(labels={**current["labels"], **labels},
+        body = compute_v1.InstancesSetLabelsRequest(labels=edit(current["labels"]),
                                                     label_fingerprint=current["label_fingerprint"])
         return c.set_labels_unary(project=account, zone=zone, instance=name,
                                   instances_set_labels_request_resource=body, timeout=clients.timeout_s)
 
+    return _run(clients, account=account, region=region, instance_id=instance_id, what=what,
+                call=call, done=done, skip=lambda st: nothing if done(st) else None, timeout_s=timeout_s)
+
+
+def set_labels(clients: GcpClients, *, account: str, region: str, instance_id: str, labels: dict[str, str],
+               keep_prefix: str | None = None, verify_timeout_s: float = 30.0) -> ToolOutcome:
+    """Merge `labels` into the instance's labels (e.g. `costwarden-op=stop_2025-07-01` for a delayed
+    action). `keep_prefix` leaves a label that already holds a value with that prefix alone."""
+    for k, v in labels.items():  # GCE's own rule; checked here for a one-line error before any call
+        if not (k[:1].islower() and len(k) <= 63 and len(str(v)) <= 63
+                and all(ch.islower() or ch.isdigit() or ch in "-_" for ch in k)
+                and all(ch.islower() or ch.isdigit() or ch in "-_" for ch in str(v))):
+            raise ToolError(f"gcp label {k}={v!r}: keys and values are up to 63 lowercase letters, digits, '-' or '_'")
     wanted = {k: str(v) for k, v in labels.items()}
-    has = (lambda st: all(st["labels"].get(k) == v for k, v in wanted.items()))
-    return _run(clients, account=account, region=region, instance_id=instance_id, what="instances.setLabels",
-                call=call, done=has, skip=lambda st: "labels already set; nothing to do" if has(st) else None,
-                timeout_s=verify_timeout_s)
+    return _replace_labels(
+        clients, account=account, region=region, instance_id=instance_id, what="instances.setLabels",
+        edit=lambda cur: {**cur, **{k: v for k, v in wanted.items() if not _labels_in_place(cur, {k: v}, keep_prefix)}},
+        done=lambda st: _labels_in_place(st["labels"], wanted, keep_prefix),
+        nothing="labels already set; nothing to do", timeout_s=verify_timeout_s)
+
+
+def remove_labels(clients: GcpClients, *, account: str, region: str, instance_id: str, keys: list[str],
+                  verify_timeout_s: float = 30.0) -> ToolOutcome:
+    """Remove labels by key (Cloud Custodian's unmark). Absent keys are a no-op success with no call."""
+    if not keys:
+        raise ToolError(f"gcp remove labels {instance_id}: no label keys given")
+    return _replace_labels(
+        clients, account=account, region=region, instance_id=instance_id, what="instances.setLabels",
+        edit=lambda cur: {k: v for k, v in cur.items() if k not in keys},
+        done=lambda st: not any(k in st["labels"] for k in keys),
+        nothing="labels already absent; nothing to do", timeout_s=verify_timeout_s)
 
 
 def set_machine_type(clients: GcpClients, *, account: str, region: str, instance_id: str, machine_type: str,
@@ -224,7 +282,9 @@ def set_machine_type(clients: GcpClients, *, account: str, region: str, instance
 register_tool(ToolSpec(name="gcp.compute.stop_instance", provider="gcp", run=stop_instance,
                        observe=observe_instance, is_done=lambda st: st.get("state") in STOPPED))
 register_tool(ToolSpec(name="gcp.compute.start_instance", provider="gcp", run=start_instance,
-                       observe=observe_instance, is_done=lambda st: st.get("state") in ("provisioning", "staging", "running")))
+                       observe=observe_instance, is_done=lambda st: st.get("state") in STARTED))
+register_tool(ToolSpec(name="gcp.compute.remove_labels", provider="gcp", run=remove_labels, observe=observe_instance,
+                       is_done=lambda st: bool(st.get("labels_removed"))))
 register_tool(ToolSpec(name="gcp.compute.set_labels", provider="gcp", run=set_labels, observe=observe_instance,
                        is_done=lambda st: bool(st.get("labels_applied"))))
 register_tool(ToolSpec(name="gcp.compute.set_machine_type", provider="gcp", run=set_machine_type,

@@ -1,0 +1,57 @@
+"""change-instance-type: move a stopped instance to another type (EC2) or machine type (GCE).
+
+The target is fixed in the policy (`to: g6e.12xlarge`) or taken from the finding
+(`to: {from_evidence: alternative_type}`), so the detector that priced a cheaper type names it.
+Only stopped instances are changed; the tool refuses a running one before any call.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from policies.actions.base import Action, ActionParams, ToolCall
+from policies.actions.evidence import FromEvidence, PlanError, resolve
+from policies.actions.marks import provider_of
+from policies.registry import actions
+from state.domain import HOURS_PER_MONTH, Finding, money
+
+CURRENT_TYPE_KEYS = ("instance_type", "machine_type", "current_type")
+
+
+def resize_monthly_savings(current_hourly: Decimal | None, target_hourly: Decimal | None,
+                           fallback: Decimal) -> Decimal:
+    """(current - target) x 730 h, never below zero (an upsize is not a saving). When either price is
+    unknown, the finding's own waste figure stands in rather than a made-up number."""
+    if current_hourly is None or target_hourly is None:
+        return money(fallback)
+    return money(max(Decimal(0), (current_hourly - target_hourly) * HOURS_PER_MONTH))
+
+
+class ChangeInstanceTypeParams(ActionParams):
+    to: str | FromEvidence = Field(description="Target type, or {from_evidence: <key>} to take it from the finding.")
+
+
+@actions.register("change-instance-type")
+class ChangeInstanceType(Action):
+    resource_types = ("aws.ec2", "gcp.compute")
+    Params = ChangeInstanceTypeParams
+    params: ChangeInstanceTypeParams
+
+    def plan(self, finding: Finding) -> ToolCall:
+        from tools.pricing import PriceBook
+
+        target = str(resolve(self.params.to, finding, action="change-instance-type", field="to")).strip()
+        if not target:
+            raise PlanError(f"policy {finding.policy!r}, action 'change-instance-type', field 'to': empty target type")
+        provider = provider_of(finding.resource_type)
+        current = next((str(finding.evidence[k]) for k in CURRENT_TYPE_KEYS if finding.evidence.get(k)), "")
+        book = PriceBook()
+        now_hourly = book.hourly(provider, finding.region, current)[0] if current else None
+        target_hourly = book.hourly(provider, finding.region, target)[0]
+        saving = resize_monthly_savings(now_hourly, target_hourly, finding.monthly_waste_usd)
+        where = {"account": finding.account, "region": finding.region, "instance_id": finding.resource_id}
+        if provider == "gcp":
+            return ToolCall("gcp.compute.set_machine_type", {**where, "machine_type": target}, saving)
+        return ToolCall(f"{finding.resource_type}.modify_instance_type", {**where, "instance_type": target}, saving)

@@ -1,0 +1,136 @@
+"""The GCE side of the new actions, through the real google-cloud-compute client against the fake
+Compute API: label-safe marks and schedules, stop marks written and removed, remove_labels, a
+resize planned from evidence, and a live schedule sweep that stops and later starts only what it
+stopped. A dry-run sweep sends no POST."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from agent.config import Settings
+from agent.sweep import run_sweep
+from policies.loader import load_policy_file
+from policies.registry import actions, load_builtin
+from state.domain import Finding
+from tests.fakes.gce import FakeGce
+from tools.gcp.compute import remove_labels, set_labels, start_instance, stop_instance
+from tools.gcp.session import GcpClients
+from tools.gcp.settings import GcpSettings
+from tools.registry import get_tool
+
+PROJECT = "acme-ml-platform"
+ZONE = "us-central1-a"
+INSIDE = datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc)  # Monday, inside 22:00-06:00 UTC
+POLICY = """
+policies:
+  - name: offhours
+    resource: gcp.compute
+    mode: {mode}
+    filters: [schedule]
+    actions: [enforce-schedule]
+    limits:
+      cooldown_hours: 0
+      max_monthly_usd_per_auto_action: 100000
+      protected_tags: {{"costwarden-protect": "true"}}
+"""
+
+
+@pytest.fixture
+def gce():
+    with FakeGce() as fake:
+        yield fake
+
+
+def _clients(gce: FakeGce, dry_run: bool = False) -> GcpClients:
+    return GcpClients(dry_run=dry_run, projects=[PROJECT], endpoint_url=gce.endpoint)
+
+
+def _finding(name: str, **evidence) -> Finding:
+    return Finding(id="fnd_1", policy="p", detector="d", provider="gcp", account=PROJECT, region="us-central1",
+                   resource_id=f"{ZONE}/{name}", resource_type="gcp.compute", evidence=evidence,
+                   monthly_waste_usd=Decimal("10.00"), severity="low")
+
+
+def _action(name: str, **params):
+    load_builtin()
+    cls = actions.get(name)
+    return cls(cls.Params.model_validate(params))
+
+
+def test_stop_writes_a_label_safe_mark_and_start_removes_it(gce):
+    gce.add_instance(PROJECT, ZONE, "dev", "g2-standard-8", labels={"team": "ml"})
+    c = _clients(gce)
+    vm = dict(account=PROJECT, region="us-central1", instance_id=f"{ZONE}/dev")
+    out = stop_instance(c, **vm, mark_tag="costwarden-stopped-by-schedule")
+    assert out.ok and out.after["state"] == "terminated"
+    stamp = gce.instance(PROJECT, ZONE, "dev").labels["costwarden-stopped-by-schedule"]
+    assert len(stamp) == 16 and stamp.endswith("z") and stamp[8] == "t"  # 20261130t230005z
+    assert gce.instance(PROJECT, ZONE, "dev").labels["team"] == "ml"
+    gce.clear_calls()
+    assert "nothing to do" in stop_instance(c, **vm, mark_tag="costwarden-stopped-by-schedule").detail
+    assert gce.mutating_calls() == []  # already stopped: not marked again (it was not this call's stop)
+    started = start_instance(c, **vm, unmark_tag="costwarden-stopped-by-schedule")
+    assert started.ok and started.after["state"] == "running"
+    assert gce.instance(PROJECT, ZONE, "dev").labels == {"team": "ml"}
+    assert [p.rsplit("/", 1)[-1] for _, p in gce.mutating_calls()] == ["start", "setLabels"]
+
+
+def test_set_labels_keeps_an_earlier_mark_and_remove_labels_is_idempotent(gce):
+    gce.add_instance(PROJECT, ZONE, "box", "e2-standard-4", labels={"costwarden-op": "stop_2026-12-01"})
+    c = _clients(gce)
+    vm = dict(account=PROJECT, region="us-central1", instance_id=f"{ZONE}/box")
+    call = _action("mark-for-op", op="stop", days=4).plan(_finding("box"), now=INSIDE)
+    assert call.tool == "gcp.compute.set_labels"
+    assert call.args["labels"] == {"costwarden-op": "stop_2026-12-04"} and call.args["keep_prefix"] == "stop_"
+    assert get_tool(call.tool).run(c, **call.args).ok
+    assert gce.mutating_calls() == []  # the earlier mark stands
+    assert set_labels(c, **vm, labels={"owner": "bob"}).ok
+    assert remove_labels(c, **vm, keys=["costwarden-op"]).ok
+    assert gce.instance(PROJECT, ZONE, "box").labels == {"owner": "bob"}
+    gce.clear_calls()
+    assert "already absent" in remove_labels(c, **vm, keys=["costwarden-op"]).detail
+    assert gce.mutating_calls() == []
+
+
+def test_schedule_and_resize_actions_plan_gce_tools_with_label_safe_values():
+    proposal = {"window_start": "23:00", "window_end": "06:00", "timezone": "America/Los_Angeles",
+                "days": "Mon-Fri", "hourly_price_usd": 1.0}
+    call = _action("schedule").plan(_finding("dev", **proposal))
+    assert call.tool == "gcp.compute.set_labels"
+    assert call.args["labels"] == {"costwarden-schedule": "2300-0600_mtwtf--_america--los_angeles"}
+    assert call.projected_monthly_savings_usd == Decimal("152.08")  # 1.0 x 730 x 35/168
+    resize = _action("change-instance-type", to={"from_evidence": "proposed_instance_type"}).plan(
+        _finding("dev", instance_type="a2-highgpu-1g", proposed_instance_type="g2-standard-8"))
+    assert resize.tool == "gcp.compute.set_machine_type" and resize.args["machine_type"] == "g2-standard-8"
+    assert resize.projected_monthly_savings_usd == Decimal("2058.43")  # (3.673385 - 0.853624) x 730
+
+
+def test_live_schedule_sweep_on_gce_stops_then_starts_only_what_it_stopped(gce, tmp_path, no_costwarden_env):
+    sched = {"costwarden-schedule": "2200-0600_mtwtfss_utc"}
+    gce.add_instance(PROJECT, ZONE, "dev", "g2-standard-8", labels=sched)
+    gce.add_instance(PROJECT, ZONE, "guarded", "g2-standard-8", labels={**sched, "costwarden-protect": "true"})
+    gce.add_instance(PROJECT, ZONE, "human", "g2-standard-8", labels=sched, status="TERMINATED")
+    path = tmp_path / "p.yml"
+    path.write_text(POLICY.format(mode="auto"))
+    policies = load_policy_file(path)
+    settings = Settings(state_dir=tmp_path / "state", gcp=GcpSettings(projects=[PROJECT], endpoint_url=gce.endpoint))
+
+    dry = run_sweep(settings, policies, dry_run=True, now=INSIDE)
+    assert [a.status for a in dry.actions] == ["dry_run"] and gce.mutating_calls() == []
+
+    night = run_sweep(settings, policies, dry_run=False, now=INSIDE)
+    [stop] = night.actions
+    assert (stop.tool, stop.args["instance_id"], stop.status) == ("gcp.compute.stop_instance", f"{ZONE}/dev", "done")
+    assert stop.args["mark_tag"] == "costwarden-stopped-by-schedule"
+    assert gce.instance(PROJECT, ZONE, "dev").status == "TERMINATED"
+    assert gce.instance(PROJECT, ZONE, "guarded").status == "RUNNING"
+
+    morning = run_sweep(settings, policies, dry_run=False, now=INSIDE + timedelta(hours=8))
+    [start] = morning.actions
+    assert (start.tool, start.args["instance_id"], start.status) == ("gcp.compute.start_instance", f"{ZONE}/dev", "done")
+    assert gce.instance(PROJECT, ZONE, "dev").status == "RUNNING"
+    assert "costwarden-stopped-by-schedule" not in gce.instance(PROJECT, ZONE, "dev").labels
+    assert gce.instance(PROJECT, ZONE, "human").status == "TERMINATED"  # a person stopped it
