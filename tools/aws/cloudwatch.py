@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
+
+from botocore.parsers import ResponseParserFactory
+from botocore.utils import parse_timestamp
 
 from state.domain import MetricRequest, Resource, Series
 from tools.aws.retry import aws_retry
@@ -43,6 +46,9 @@ EC2_METRICS: dict[str, CwMetric] = {
     # The CloudWatch agent's NVIDIA metric, aggregated per instance (aggregation_dimensions [["InstanceId"]]).
     "gpu_utilization": CwMetric("CWAgent", "nvidia_smi_utilization_gpu", "InstanceId"),
     "gpu_memory_utilization": CwMetric("CWAgent", "nvidia_smi_utilization_memory", "InstanceId"),
+    # Memory *held* on a GPU, in MiB (nvidia-smi memory.used). Not the metric above, which is the share of
+    # time the memory was being read or written. Maximum over the InstanceId aggregate = the fullest GPU.
+    "gpu_memory_used_mib": CwMetric("CWAgent", "nvidia_smi_memory_used", "InstanceId"),
     "cpu_utilization": CwMetric("AWS/EC2", "CPUUtilization", "InstanceId"),
     "network_in": CwMetric("AWS/EC2", "NetworkIn", "InstanceId"),
     "network_out": CwMetric("AWS/EC2", "NetworkOut", "InstanceId"),
@@ -56,12 +62,45 @@ SAGEMAKER_ENDPOINT_METRICS: dict[str, CwMetric] = {
                                 ("VariantName", "variant_names")),
     "cpu_utilization": CwMetric("/aws/sagemaker/Endpoints", "CPUUtilization", "EndpointName",
                                 ("VariantName", "variant_names")),
+    # Percent of GPU memory held, summed over an instance's GPUs (0 to 100 x GPU count), like GPUUtilization.
+    "gpu_memory_used_pct": CwMetric("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "EndpointName",
+                                    ("VariantName", "variant_names")),
 }
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def utc_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, minus its cost: an epoch number becomes a UTC datetime directly.
+
+    botocore's default builds a dateutil `tzlocal()` for every timestamp and converts through it
+    (~20 us each); a GetMetricData page of 500 queries x 168 hourly points carries 84,000 of them:
+    ~2 s of parsing per call, 0.3 s with this. Same instants, in UTC.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return parse_timestamp(value)
+
+
+def _fast_timestamps(client: Any) -> Any:
+    """Parse this client's responses with `utc_timestamp`. botocore takes the parser default from a
+    session-wide ResponseParserFactory (set_parser_defaults would change every client of the session),
+    so this client's endpoint gets a factory of its own. If a botocore release renames the attribute,
+    nothing changes: parsing stays correct, only slower."""
+    endpoint = getattr(client, "_endpoint", None)
+    factory = getattr(endpoint, "_response_parser_factory", None)
+    if factory is not None and not isinstance(factory, _UtcParserFactory):
+        endpoint._response_parser_factory = _UtcParserFactory()
+    return client
+
+
+class _UtcParserFactory(ResponseParserFactory):
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_parser_defaults(timestamp_parser=utc_timestamp)
 
 
 @aws_retry
@@ -96,7 +135,7 @@ def fetch_series(clients: AwsClients, region: str, resources: Iterable[Resource]
                     "ReturnData": True,
                 })
     out: dict[str, dict[str, Series]] = {}
-    client = clients.client("cloudwatch", region)
+    client = _fast_timestamps(clients.client("cloudwatch", region))
     for batch in _chunks(queries, MAX_QUERIES_PER_CALL):
         kwargs: dict[str, Any] = {"MetricDataQueries": batch, "StartTime": start, "EndTime": end,
                                   "ScanBy": "TimestampAscending"}

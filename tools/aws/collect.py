@@ -21,7 +21,14 @@ from tools.collectors import (Collector, CollectorSpec, CollectPlan, CollectRepo
                               register_collector, window)
 from tools.errors import ToolError
 
-MAX_BATCH = 100  # resources per metrics batch
+MAX_BATCH = MAX_QUERIES_PER_CALL  # resources per batch when no metrics are needed (inventory-only policies)
+
+
+def resources_per_batch(metrics: int) -> int:
+    """Resources per GetMetricData batch: as many as fill one call's 500 queries (idle-gpu's 4 metrics:
+    125 instances a call, so 5,000 instances take 40 calls, not 50). A resource whose metric fans out
+    (SageMaker variants) may push a batch past 500 queries; fetch_series then splits it into calls."""
+    return max(1, min(MAX_BATCH, MAX_QUERIES_PER_CALL // max(1, metrics)))
 
 
 def each_account(clients: Any, scope: Scope, report: CollectReport) -> Iterator[tuple[Any, str]]:
@@ -44,8 +51,8 @@ def make_collector(list_resources: Lister, catalog: dict[str, CwMetric] | None) 
 
     def collect(clients: Any, scope: Scope, plan: CollectPlan, report: CollectReport) -> Iterator[Observation]:
         start, end = window(plan.now, plan.lookback_hours)
-        metrics = plan.metrics if catalog else []
-        per_batch = max(1, min(MAX_BATCH, MAX_QUERIES_PER_CALL // max(1, len(metrics))))
+        metrics = [m for m in plan.metrics if m.name in catalog] if catalog else []
+        per_batch = resources_per_batch(len(metrics))
         for view, account in each_account(clients, scope, report):
             for region in scope.regions:
                 try:
