@@ -42,14 +42,16 @@ class Providers:
                 util = GpuUtilization(PrometheusClient(prom), prom.gcp_instance_label, key)
             self._gcp = GcpClients(dry_run=self.dry_run, projects=list(g.projects), endpoint_url=g.endpoint_url,
                                    regions=list(g.regions), page_size=g.page_size, timeout_s=g.timeout_seconds,
-                                   utilization=util)
+                                   utilization=util, utilization_source=g.utilization_source,
+                                   monitoring=g.monitoring)
         return self._gcp
 
     @property
     def aws(self) -> AwsClients:
         if self._aws is None:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
-                                   role_arns=list(self.settings.aws.accounts))
+                                   role_arns=list(self.settings.aws.accounts),
+                                   organization=self.settings.aws.organization)
         return self._aws
 
     def call_logs(self) -> list[Any]:

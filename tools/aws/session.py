@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tools.aws.retry import aws_retry
+from tools.aws.retry import aws_retry, error_code
+from tools.aws.settings import OrganizationSettings
 from tools.calls import CallLog
 from tools.errors import DryRunViolation
 
@@ -41,17 +42,22 @@ class AwsClients:
 
     With `role_arns` each account is reached by an STS AssumeRole from the base credentials, and its
     clients are created from the same Session with the assumed credentials (one Session per account
-    would cost ~23 MB each). `accounts()` lists the per-account views collectors iterate over.
+    would cost ~23 MB each). With `organization` the accounts are listed from AWS Organizations once
+    per instance (one sweep) and a role is assumed in each. `accounts()` lists the per-account views
+    collectors iterate over.
     """
 
     def __init__(self, *, dry_run: bool, endpoint_url: str | None = None, call_log: CallLog | None = None,
                  max_attempts: int = 2, role_arns: list[str] | None = None,
-                 role_session_name: str = "costwarden") -> None:
+                 role_session_name: str = "costwarden", organization: OrganizationSettings | None = None) -> None:
         self.dry_run = dry_run
         self.endpoint_url = endpoint_url
         self.call_log = call_log or aws_call_log()
         self.role_arns = list(role_arns or [])
         self.role_session_name = role_session_name
+        self.organization = organization
+        self._org_views: list[AccountClients | AwsClients | UnlistedAccounts] | None = None
+        self._org_lock = threading.Lock()
         self._session = boto3.Session()
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._creds: dict[str, dict[str, Any]] = {}
@@ -105,17 +111,54 @@ class AwsClients:
     def account_id(self, region: str) -> str:
         return str(self.client("sts", region).get_caller_identity()["Account"])
 
-    def accounts(self) -> list[AccountClients | AwsClients]:
-        """What a sweep iterates over: one view per configured role, or the base credentials' account."""
-        if not self.role_arns:
+    def accounts(self) -> list[AccountClients | AwsClients | UnlistedAccounts]:
+        """What a sweep iterates over: one view per configured role and organization account, or the
+        base credentials' account when neither is configured."""
+        if not self.role_arns and self.organization is None:
             return [self]
-        return [AccountClients(self, arn) for arn in self.role_arns]
+        views: list[AccountClients | AwsClients | UnlistedAccounts] = [
+            AccountClients(self, arn) for arn in self.role_arns]
+        known = {account_of_arn(arn) for arn in self.role_arns}
+        for v in self._organization_views():
+            if not isinstance(v, AccountClients) or account_of_arn(v.role_arn) not in known:
+                views.append(v)
+        return views
+
+    def _organization_views(self) -> list[AccountClients | AwsClients | UnlistedAccounts]:
+        """The organization's selected accounts, listed once: the base credentials' own account is
+        reached directly (no role to assume into itself), every other through `role_name`. A listing
+        failure becomes one view that reports it, so the collectors' per-account error path tells it."""
+        if self.organization is None:
+            return []
+        from tools.aws.organizations import ORGANIZATIONS_REGION, OrganizationError, discover, role_arn
+
+        with self._org_lock:
+            if self._org_views is None:
+                try:
+                    ident = _identity(self.client("sts", ORGANIZATIONS_REGION))
+                    own, partition = str(ident["Account"]), str(ident.get("Arn", "arn:aws:")).split(":")[1] or "aws"
+                    found = discover(self.client("organizations", ORGANIZATIONS_REGION), self.organization)
+                    self._org_views = [
+                        self if a.id == own else
+                        AccountClients(self, role_arn(a.id, self.organization.role_name, partition), name=a.name)
+                        for a in found.accounts]
+                except OrganizationError as exc:
+                    self._org_views = [UnlistedAccounts(exc)]
+                except Exception as exc:  # noqa: BLE001 - e.g. no base credentials: one line, not a traceback
+                    self._org_views = [UnlistedAccounts(OrganizationError(
+                        f"cannot list the organization's accounts ({error_code(exc)}); no organization account "
+                        f"was swept"))]
+            return list(self._org_views)
 
     def scoped(self, account: str | None) -> AccountClients | AwsClients:
         """The clients for an account id named in a finding: its role if one is configured, else the base."""
         for arn in self.role_arns:
             if account and account_of_arn(arn) == str(account):
                 return AccountClients(self, arn)
+        if account and self.organization is not None:
+            for v in self._organization_views():
+                if isinstance(v, AccountClients) and account_of_arn(v.role_arn) == str(account):
+                    return v
         return self
 
     @property
@@ -126,9 +169,10 @@ class AwsClients:
 class AccountClients:
     """The clients of one assumed-role account; same interface as AwsClients for tools and collectors."""
 
-    def __init__(self, parent: AwsClients, role_arn: str) -> None:
+    def __init__(self, parent: AwsClients, role_arn: str, *, name: str = "") -> None:
         self.parent = parent
         self.role_arn = role_arn
+        self.name = name  # the account's name in the organization, when it came from there
         self.dry_run = parent.dry_run
         self.call_log = parent.call_log
 
@@ -144,7 +188,20 @@ class AccountClients:
 
     @property
     def label(self) -> str:
-        return f"role {self.role_arn}"
+        return f"role {self.role_arn}" + (f" ({self.name})" if self.name else "")
+
+
+class UnlistedAccounts:
+    """Stands in for an organization whose accounts could not be listed: the collectors' per-account
+    error path (`each_account`) reports its one-line error and the sweep goes on with the rest."""
+
+    label = "organization"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def account_id(self, region: str) -> str:
+        raise self.error
 
 
 def account_of_arn(arn: str) -> str:
@@ -162,3 +219,8 @@ def scoped(clients: Any, account: str | None) -> Any:
 @aws_retry
 def _assume(client: Any, **kwargs: Any) -> dict[str, Any]:
     return client.assume_role(**kwargs)
+
+
+@aws_retry
+def _identity(client: Any) -> dict[str, Any]:
+    return client.get_caller_identity()

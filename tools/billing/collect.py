@@ -2,20 +2,27 @@
 exports) and billing.budget (month-to-date spend of each configured budget's scope).
 
 Both run aggregate SQL over the exports and yield small provider-neutral Observations; one bad
-export is a line in the report's errors, never the end of the sweep.
+export is a line in the report's errors, never the end of the sweep. With no FOCUS export and
+`aws.cost_explorer` enabled, the same questions go to AWS Cost Explorer instead
+(tools/aws/cost_explorer.py answers them in the FocusExport's shape), so the detectors cannot
+tell the two sources apart.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from state.domain import Observation, Resource, Series
-from tools.billing.focus import BillingInputError, FocusExport
+from tools.aws.settings import CostExplorerSettings
+from tools.billing.focus import BillingInputError, FocusExport, SpendRow
 from tools.billing.settings import BillingSettings, BudgetSpec
 from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from tools.errors import ToolError
 from tools.llm.collect import day_epoch
 from tools.llm.usage import UsageLog
 from tools.llm_prices import PriceMap
@@ -23,13 +30,48 @@ from tools.llm_prices import PriceMap
 _FOCUS_DIM = {"account": "sub_account", "service": "service", "feature": "feature", "team": "team", "env": "env"}
 
 
+@dataclass(frozen=True)
+class BillingInputs:
+    """What the billing collectors read: the `billing:` settings and, as the fallback when no FOCUS
+    export is configured, Cost Explorer (whose requests cost $0.01 each, hence opt-in)."""
+
+    billing: BillingSettings
+    cost_explorer: CostExplorerSettings | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def uses_cost_explorer(self) -> bool:
+        return self.cost_explorer is not None and self.cost_explorer.enabled and not self.billing.focus_paths
+
+
+def _inputs(source: BillingSettings | BillingInputs) -> BillingInputs:
+    return source if isinstance(source, BillingInputs) else BillingInputs(source)
+
+
 def _now(plan: CollectPlan) -> datetime:
     return plan.now.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def collect_focus(billing: BillingSettings, scope: Scope, plan: CollectPlan,
+def open_cost_explorer(inputs: BillingInputs) -> Any:
+    """A CostExplorer over its own AwsClients, always in dry-run: it only reads, so the SDK-level hook
+    refusing every mutating call costs nothing even when the sweep itself may act."""
+    from tools.aws.cost_explorer import CostExplorer
+    from tools.aws.session import AwsClients
+
+    ce = inputs.cost_explorer or CostExplorerSettings()
+    clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url,
+                         role_arns=[ce.role_arn] if ce.role_arn else None)
+    return CostExplorer(clients.accounts()[0], cost_column=inputs.billing.cost_column,
+                        tag_map=inputs.billing.tag_map)
+
+
+def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: CollectPlan,
                   report: CollectReport) -> Iterator[Observation]:
+    inputs = _inputs(billing)
+    billing = inputs.billing
     if not billing.focus_paths:
+        if inputs.uses_cost_explorer:
+            yield from _collect_cost_explorer(inputs, plan, report)
         return
     now = _now(plan)
     start = now.date() - timedelta(days=billing.lookback_days)
@@ -39,6 +81,59 @@ def collect_focus(billing: BillingSettings, scope: Scope, plan: CollectPlan,
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
         return
+    yield from _observations(rows, billing, plan, report)
+    fx.close()
+
+
+def _collect_cost_explorer(inputs: BillingInputs, plan: CollectPlan, report: CollectReport) -> Iterator[Observation]:
+    """Daily spend per account and service from Cost Explorer: one planned request (more if it pages),
+    plus one for the usage types behind each service's latest day when `usage_types` is on."""
+    billing = inputs.billing
+    now = _now(plan)
+    start = now.date() - timedelta(days=billing.lookback_days)
+    ce = open_cost_explorer(inputs)
+    try:
+        rows = ce.daily_spend(["provider", "billing_account", "sub_account", "service"], start, now)
+    except ToolError as exc:
+        report.errors.append(f"cost explorer: {exc}")
+        return
+    drivers: dict[str, list[dict[str, Any]]] = {}
+    if inputs.cost_explorer is not None and inputs.cost_explorer.usage_types:
+        try:
+            drivers = usage_type_drivers(ce.daily_spend(["service", "usage_type"], start, now))
+        except ToolError as exc:
+            report.errors.append(f"cost explorer: {exc}")
+    extra = {svc: {"usage_types": d} for svc, d in drivers.items()}
+    yield from _observations(rows, billing, plan, report, source="cost-explorer", extra=extra,
+                             account_names=ce.account_names)
+
+
+def usage_type_drivers(rows: Iterable[SpendRow], top: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """Per service, the usage types of its latest day ranked by their rise over their own median
+    day before it: what a spend anomaly on that service is made of (all accounts together)."""
+    by: dict[str, dict[str, dict[Any, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        if r.day is not None:
+            days = by[str(r.keys["service"])][str(r.keys["usage_type"])]
+            days[r.day] = days.get(r.day, 0.0) + float(r.cost)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for service, types in by.items():
+        last = max(d for days in types.values() for d in days)
+        before = sorted({d for days in types.values() for d in days if d < last})
+        ranked = []
+        for ut, days in types.items():
+            median = statistics.median([days.get(d, 0.0) for d in before]) if before else 0.0
+            ranked.append({"usage_type": ut, "day": last.isoformat(), "spend": round(days.get(last, 0.0), 2),
+                           "median": round(median, 2)})
+        ranked.sort(key=lambda x: (-(x["spend"] - x["median"]), x["usage_type"]))
+        out[service] = ranked[:top]
+    return out
+
+
+def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: CollectPlan, report: CollectReport,
+                  *, source: str = "focus", extra: dict[str, dict[str, Any]] | None = None,
+                  account_names: dict[str, str] | None = None) -> Iterator[Observation]:
+    """One billing.focus Observation per provider, account, service and currency: its daily cost series."""
     cells: dict[tuple[Any, ...], list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
         k = r.keys
@@ -51,11 +146,13 @@ def collect_focus(billing: BillingSettings, scope: Scope, plan: CollectPlan,
             provider="focus", account=str(sub_account or billing_account), region="global",
             resource_type="billing.focus", resource_id=f"{provider}/{service}", kind=str(service), state="billed",
             attrs={"provider_name": provider, "service": service, "billing_account": billing_account,
-                   "currency": currency, "cost_column": billing.cost_column})
+                   "currency": currency, "cost_column": billing.cost_column, "source": source,
+                   **({"account_name": account_names[str(sub_account)]}
+                      if account_names and str(sub_account) in account_names else {}),
+                   **(extra or {}).get(str(service), {})})
         if plan.wants(resource):
             report.candidates += 1
             yield Observation(resource, {"cost_usd": Series("cost_usd", points)})
-    fx.close()
 
 
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
@@ -80,26 +177,44 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
         return dict(daily), volumes
     if "focus" not in cache:
         cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
-    fx: FocusExport = cache["focus"]
-    filters = {} if b.scope == "total" else {_FOCUS_DIM[b.scope]: str(b.value)}
-    rows = fx.daily_spend([], month_start, now, filters=filters)
+    fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
+    rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}
 
 
-def collect_budgets(billing: BillingSettings, scope: Scope, plan: CollectPlan,
+def _budget_filters(b: BudgetSpec) -> dict[str, str]:
+    return {} if b.scope == "total" else {_FOCUS_DIM[b.scope]: str(b.value)}
+
+
+def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan: CollectPlan,
                     report: CollectReport) -> Iterator[Observation]:
+    inputs = _inputs(billing)
+    billing = inputs.billing
     now = _now(plan)
     month_start = datetime(now.year, now.month, 1)
     cache: dict[str, Any] = {}
+    bill_budgets = [b for b in billing.budgets if b.source == "focus"]
+    ce_failed = False
+    if inputs.uses_cost_explorer and bill_budgets:
+        # every budget's scope planned into as few requests as cover them all, fetched up front
+        cache["focus"] = ce = open_cost_explorer(inputs)
+        try:
+            ce.prefetch([list(_budget_filters(b)) for b in bill_budgets], month_start, now)
+        except ToolError as exc:
+            report.errors.append(f"budgets: cost explorer: {exc}")
+            ce_failed = True
     for b in billing.budgets:
         paths = billing.usage_paths if b.source == "llm" else billing.focus_paths
-        if not paths:
+        if b.source == "focus" and inputs.uses_cost_explorer:
+            if ce_failed:
+                continue  # reported once above
+        elif not paths:
             report.errors.append(f"budget {b.name}: no billing.{'usage' if b.source == 'llm' else 'focus'}_paths "
                                  f"configured to measure it")
             continue
         try:
             daily, volumes = _budget_daily(b, billing, month_start, now, cache)
-        except BillingInputError as exc:
+        except ToolError as exc:  # BillingInputError, CostExplorerError
             report.errors.append(f"budget {b.name}: {exc}")
             continue
         report.inventoried += 1
@@ -115,8 +230,9 @@ def collect_budgets(billing: BillingSettings, scope: Scope, plan: CollectPlan,
             v.close()
 
 
-def _source(settings: Any) -> BillingSettings:
-    return settings.billing
+def _source(settings: Any) -> BillingInputs:
+    aws = getattr(settings, "aws", None)
+    return BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None))
 
 
 register_collector(CollectorSpec("billing.focus", "focus", collect_focus, source=_source))
