@@ -37,7 +37,9 @@ class BudgetSpec(_Strict):
 
 
 class BillingSettings(_Strict):
-    focus_paths: list[str] = Field(default_factory=list, description="FOCUS 1.x exports: files, globs, s3:// or gs:// URLs")
+    focus_paths: list[str] = Field(default_factory=list, description=(
+        "FOCUS 1.x exports: files, globs, s3:// or gs:// URLs (an object, a prefix or a glob; downloaded to a "
+        "local cache with the AWS session or GCS JSON API, so no DuckDB extension is needed)"))
     usage_paths: list[str] = Field(default_factory=list,
                                    description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
     cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
