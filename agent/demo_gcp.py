@@ -1,10 +1,13 @@
 """The demo's GCP project and Prometheus-scraped Kubernetes cluster.
 
-A fake Compute Engine API and a fake Prometheus run in this process on free loopback ports; the
-real google-cloud-compute client and our Prometheus client talk to them. The GCE instances run
-NVIDIA's DCGM exporter, so their GPU series come from the same Prometheus as the cluster's nodes
-(matched on the `Hostname` label = instance name); the cluster's nodes are matched on
-`kubernetes_node`. Instance names, labels and prices are realistic; no real account is touched.
+A fake Compute Engine API, a fake Cloud Monitoring and a fake Prometheus run in this process on
+free loopback ports; the real google-cloud-compute and google-cloud-monitoring clients and our
+Prometheus client talk to them. The GCE instances run Google's Ops Agent, so their GPU series
+(`agent.googleapis.com/gpu/utilization`, one per GPU) sit in Cloud Monitoring next to the built-in
+CPU and network metrics; the Kubernetes cluster's nodes are scraped by Prometheus (NVIDIA's DCGM
+exporter, matched on `kubernetes_node`). `seed_dcgm` can also give the VMs DCGM series (label
+`Hostname` = instance name), for `gcp.utilization_source: prometheus`. Instance names, labels
+and prices are realistic; no real account is touched.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from agent.demo import _profile
 from agent.demo_fakes.gce import IMPLICIT_GPUS, FakeGce
+from agent.demo_fakes.monitoring import FakeMonitoring
 from agent.demo_fakes.prometheus import FakePrometheus
 
 DEMO_PROJECT = "acme-ml-platform"
@@ -100,23 +104,62 @@ def seed_dcgm(prom: FakePrometheus, *, now: datetime, days: int = 14, vms: list[
                             _samples(kind, start, hours, rng))
 
 
+OPS_AGENT_GPU = "agent.googleapis.com/gpu/utilization"
+
+
+def seed_monitoring(mon: FakeMonitoring, gce: FakeGce, *, now: datetime, days: int = 14,
+                    project: str = DEMO_PROJECT, vms: list[DemoVm] = GCE_ESTATE, seed: int = 11) -> None:
+    """Cloud Monitoring history for the project's running VMs, keyed by instance id as the API is:
+    the Ops Agent's GPU utilization (percent, one series per GPU) for VMs with `gpu` set, and the
+    built-in CPU utilization (a 0-1 fraction) and network byte counts for every running VM. A VM's
+    CPU and network follow its GPUs; one with `gpu=None` has busy CPU (a web server)."""
+    rng = random.Random(seed)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    hours = days * 24
+    for vm in vms:
+        if vm.status != "RUNNING":
+            continue
+        inst = gce.instance(project, vm.zone, vm.name)
+        resource = {"instance_id": str(inst.id), "zone": vm.zone}
+        if vm.gpu is not None and vm.machine_type in IMPLICIT_GPUS:
+            acc, count = IMPLICIT_GPUS[vm.machine_type]
+            for gpu in range(count):
+                mon.add_series(project, OPS_AGENT_GPU, resource, _samples(vm.gpu, start, hours, rng),
+                               metric_labels={"gpu_number": str(gpu), "model": GPU_MODELS[acc],
+                                              "uuid": f"GPU-{inst.id}-{gpu}"})
+        kind = vm.gpu or "busy"
+        cpu = [(t, round(v / 100, 4)) for t, v in _samples(kind, start, hours, rng)]
+        mon.add_series(project, "compute.googleapis.com/instance/cpu/utilization", resource, cpu,
+                       metric_labels={"instance_name": vm.name})
+        per_minute_bytes = 2_000 if kind == "idle" else 40_000_000  # idle: a few KB/min of ssh and agents
+        for metric in ("received_bytes_count", "sent_bytes_count"):
+            mon.add_series(project, f"compute.googleapis.com/instance/network/{metric}", resource,
+                           [(t, per_minute_bytes * 30) for t, _ in _samples(kind, start, hours, rng)],
+                           metric_labels={"instance_name": vm.name, "loadbalanced": "false"}, int64=True)
+
+
 @contextmanager
 def gcp_demo_estate(days: int = 14, now: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Start both fakes, seed them, and yield the config sections that point Costwarden at them."""
+    """Start the three fakes, seed them, and yield the config sections that point Costwarden at them:
+    the GCE project's utilization from Cloud Monitoring, the cluster's from Prometheus."""
     now = now or datetime.now(timezone.utc)
-    gce, prom = FakeGce(), FakePrometheus()
+    gce, mon, prom = FakeGce(), FakeMonitoring(), FakePrometheus()
     gce.start()
-    prom.start()
     try:
+        mon.start()
+        prom.start()
         seed_gce(gce)
-        seed_dcgm(prom, now=now, days=days)
+        seed_monitoring(mon, gce, now=now, days=days)
+        seed_dcgm(prom, now=now, days=days, vms=[])  # the cluster's nodes only
         yield {
-            "gce": gce, "prometheus_server": prom,
-            "gcp": {"projects": [DEMO_PROJECT], "endpoint_url": gce.endpoint},
+            "gce": gce, "monitoring_server": mon, "prometheus_server": prom,
+            "gcp": {"projects": [DEMO_PROJECT], "endpoint_url": gce.endpoint, "utilization_source": "monitoring",
+                    "monitoring": {"endpoint_url": mon.endpoint}},
             "prometheus": {"url": prom.endpoint, "node_label": "kubernetes_node", "cluster": DEMO_CLUSTER,
-                           "region": "us-central1", "gcp_instance_label": "Hostname"},
+                           "region": "us-central1"},
             "pricing": {"overrides": dict(DEMO_GPU_PRICES)},
         }
     finally:
         prom.stop()
+        mon.stop()
         gce.stop()

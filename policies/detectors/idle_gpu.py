@@ -117,13 +117,18 @@ class IdleGpu(Detector):
         if net_mb_per_hour >= p.network_threshold_mb_per_hour:
             return None
         return {
-            "signal": "cpu_and_network (no GPU metric from the CloudWatch agent)",
+            "signal": f"cpu_and_network (no GPU metric: {_GPU_AGENT.get(obs.resource.provider, 'GPU exporter')})",
             f"cpu_util_p{p.percentile:g}_pct": round(cpu_level, 2),
             "cpu_threshold_pct": p.cpu_util_threshold_pct,
             "network_mb_per_hour": round(net_mb_per_hour, 3),
             "network_threshold_mb_per_hour": p.network_threshold_mb_per_hour,
             "datapoints": len(cpu.points),
         }
+
+
+# what would have reported the GPU, named in the evidence so the reader knows what to install
+_GPU_AGENT = {"aws": "install the CloudWatch agent's nvidia_gpu metrics",
+              "gcp": "install the Ops Agent or scrape DCGM"}
 
 
 def hour_of_day_profile(points: list[tuple[float, float]]) -> list[float | None]:

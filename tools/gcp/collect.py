@@ -1,6 +1,7 @@
 """Read-only collection for gcp.compute policies: per project, one paginated aggregated list (every
-zone), then GPU series for the candidates in batches. One project failing (no permission, API not
-enabled) is reported in CollectReport.errors and the other projects go on.
+zone), then utilization series for the candidates in batches, from Cloud Monitoring or from
+Prometheus (`gcp.utilization_source`). One project failing (no permission, API not enabled) is
+reported in CollectReport.errors and the other projects go on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,32 @@ from tools.gcp.session import gcp_error
 from tools.collectors import batched, window
 
 MAX_BATCH = 100
+UTILIZATION_METRICS = frozenset({"gpu_utilization", "cpu_utilization", "network_in", "network_out"})
+
+
+def utilization_source(clients: Any, plan: CollectPlan, report: CollectReport) -> Any:
+    """The source of the plan's series, or None (with a warning saying why) when there is none.
+
+    auto: Prometheus when it is set up for GCE instances (prometheus.gcp_instance_label), else
+    Cloud Monitoring, which every project has; but never the real Monitoring API next to a local
+    Compute API (tests, the demo), which would send anonymous requests to Google."""
+    wanted = {m.name for m in plan.metrics} & UTILIZATION_METRICS
+    if not wanted:
+        return None
+    choice = getattr(clients, "utilization_source", "auto")
+    if choice == "prometheus" or (choice == "auto" and clients.utilization is not None):
+        if clients.utilization is None:
+            report.warnings.append("gcp: no GPU utilization source configured (prometheus.gcp_instance_label); "
+                                   "gcp.compute instances cannot be judged idle")
+        return clients.utilization
+    if clients.endpoint_url and not clients.monitoring.endpoint_url:
+        report.warnings.append("gcp: no utilization source: gcp.endpoint_url is a custom Compute API and neither "
+                               "prometheus.gcp_instance_label nor gcp.monitoring.endpoint_url is set; "
+                               "gcp.compute instances cannot be judged idle")
+        return None
+    from tools.gcp.monitoring import MonitoringUtilization
+
+    return MonitoringUtilization(clients, wanted)
 
 
 def collect_gce(clients: Any, scope: Scope, plan: CollectPlan, report: CollectReport) -> Iterator[Observation]:
@@ -22,11 +49,9 @@ def collect_gce(clients: Any, scope: Scope, plan: CollectPlan, report: CollectRe
     if clients is None or not clients.projects:
         return
     start, end = window(plan.now, plan.lookback_hours)
-    wants_gpu = any(m.name == "gpu_utilization" for m in plan.metrics)
-    source = clients.utilization if wants_gpu else None
-    if wants_gpu and source is None:
-        report.warnings.append("gcp: no GPU utilization source configured (prometheus.gcp_instance_label); "
-                               "gcp.compute instances cannot be judged idle")
+    source = utilization_source(clients, plan, report)
+    # Cloud Monitoring takes a whole project's candidates in one batch: one filter per metric per project.
+    size = getattr(source, "batch_size", MAX_BATCH)
     from tools.gcp.compute import list_instances
 
     for project in clients.projects:
@@ -38,14 +63,15 @@ def collect_gce(clients: Any, scope: Scope, plan: CollectPlan, report: CollectRe
                         report.candidates += 1
                         yield r
 
-            for batch in batched(candidates(), MAX_BATCH):
+            for batch in batched(candidates(), size):
                 series: dict[str, Any] = {}
                 if source is not None:
                     try:
                         series = source.series_for(batch, start, end)
                     except ToolError as exc:  # metrics down: inventory still counts, nothing is judged
                         report.errors.append(f"gcp {project}: GPU utilization: {exc}")
-                        source = None
+                        if not getattr(source, "project_scoped", False):
+                            source = None  # Prometheus is down for every project; Monitoring failed for this one
                 for r in batch:
                     yield Observation(r, series.get(r.resource_id, {}))
         except Exception as exc:  # noqa: BLE001 - one project's failure must not end the sweep

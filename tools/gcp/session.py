@@ -5,6 +5,10 @@ mount our own adapter on it: in dry-run it refuses any request that is not a GET
 DryRunViolation *before* the request is sent, whatever our code or the SDK meant to do. That is
 the GCP twin of the botocore before-call hook in tools/aws/session.py. Every request, sent or
 refused, is counted in a CallLog by method and path template.
+
+google-cloud-monitoring has no REST transport (2.x ships gRPC only), so its client gets the same
+guard as a gRPC client interceptor on its channel: a method that is not a List/Get is refused in
+dry-run before it is sent, and every call is logged as `monitoring.<HTTP verb> <method>`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,46 @@ class GuardedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+def grpc_operation_name(method: str) -> str:
+    """'/google.monitoring.v3.MetricService/CreateTimeSeries' -> 'monitoring.POST CreateTimeSeries'.
+
+    The verb is the one the method's HTTP binding uses (List/Get are GETs), so one CallLog rule
+    tells reads from writes for REST and gRPC calls alike."""
+    full, _, leaf = method.strip("/").rpartition("/")
+    parts = full.split(".")
+    service = parts[1] if len(parts) > 1 and parts[0] == "google" else parts[0] or "grpc"
+    verb = "GET" if leaf.startswith(("List", "Get")) else "DELETE" if leaf.startswith("Delete") else "POST"
+    return f"{service}.{verb} {leaf}"
+
+
+def grpc_guard(*, dry_run: bool, call_log: CallLog) -> Any:
+    """A gRPC client interceptor (unary and streaming) that refuses non-read methods in dry-run."""
+    import grpc  # only when a gRPC client (Cloud Monitoring) is built
+
+    class GrpcGuard(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+        def _check(self, details: Any) -> None:
+            name = grpc_operation_name(details.method)
+            if dry_run and name.split(" ", 1)[0].split(".", 1)[1] not in READ_METHODS:
+                call_log.add(name, refused=True)
+                raise DryRunViolation(name.split(".", 1)[0], name.split(".", 1)[1])
+            call_log.add(name)
+
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            self._check(details)
+            return continuation(details, request)
+
+        intercept_unary_stream = intercept_unary_unary
+
+        def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+            self._check(details)
+            return continuation(details, request_iterator)
+
+        intercept_stream_stream = intercept_stream_unary
+
+    return GrpcGuard()
+
+
 def guard_transport(client: Any, *, dry_run: bool, call_log: CallLog) -> Any:
     """Mount the guard on the REST transport's session; refuse to hand out a client we cannot guard."""
     session = getattr(getattr(client, "_transport", None), "_session", None)
@@ -72,12 +116,15 @@ class GcpClients:
     `endpoint_url` (tests, the demo) points every client at a local fake with anonymous
     credentials; without it google-auth's application default credentials are used (a service
     account key in GOOGLE_APPLICATION_CREDENTIALS, workload identity, or gcloud's login).
-    `utilization` is an optional source of GPU series for Compute instances (Prometheus/DCGM).
+    `utilization` is an optional source of GPU series for Compute instances (Prometheus/DCGM);
+    `utilization_source` chooses between it and Cloud Monitoring (tools/gcp/monitoring.py), whose
+    options are `monitoring` (a GcpMonitoringSettings).
     """
 
     def __init__(self, *, dry_run: bool, projects: list[str], endpoint_url: str | None = None,
                  regions: list[str] | None = None, page_size: int = 500, timeout_s: float = 30.0,
-                 call_log: CallLog | None = None, utilization: Any = None) -> None:
+                 call_log: CallLog | None = None, utilization: Any = None,
+                 utilization_source: str = "auto", monitoring: Any = None) -> None:
         self.dry_run = dry_run
         self.projects = list(projects)
         self.endpoint_url = endpoint_url
@@ -86,6 +133,12 @@ class GcpClients:
         self.timeout_s = timeout_s
         self.call_log = call_log or gcp_call_log()
         self.utilization = utilization
+        self.utilization_source = utilization_source
+        if monitoring is None:
+            from tools.gcp.settings import GcpMonitoringSettings
+
+            monitoring = GcpMonitoringSettings()
+        self.monitoring = monitoring
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -120,6 +173,39 @@ class GcpClients:
 
     def instances(self) -> Any:
         return self._client("instances")
+
+    def metrics(self) -> Any:
+        """A Cloud Monitoring MetricServiceClient whose gRPC channel carries the dry-run guard.
+
+        `monitoring.endpoint_url` http://HOST:PORT (tests, the demo) is a plaintext channel with
+        anonymous credentials; otherwise a TLS channel with application default credentials."""
+        with self._lock:
+            c = self._clients.get("metrics")
+            if c is None:
+                c = self._clients["metrics"] = self._metric_client()
+            return c
+
+    def _metric_client(self) -> Any:
+        try:
+            import grpc
+            from google.auth.exceptions import DefaultCredentialsError
+            from google.cloud import monitoring_v3  # ~0.5 s: only when GCP utilization comes from Monitoring
+            from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+        except ImportError:
+            raise ToolError("gcp.utilization_source is monitoring but google-cloud-monitoring is not installed: "
+                            "pip install google-cloud-monitoring") from None
+        endpoint = self.monitoring.endpoint_url
+        host = endpoint.split("://", 1)[-1].rstrip("/") if endpoint else "monitoring.googleapis.com:443"
+        try:
+            if endpoint and endpoint.startswith("http://"):
+                channel = grpc.insecure_channel(host)
+            else:
+                channel = MetricServiceGrpcTransport.create_channel(host)  # TLS with application default credentials
+        except DefaultCredentialsError as exc:
+            raise ToolError(f"gcp: no credentials ({str(exc).splitlines()[0]}); set "
+                            "GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login`") from None
+        guarded = grpc.intercept_channel(channel, grpc_guard(dry_run=self.dry_run, call_log=self.call_log))
+        return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(host=host, channel=guarded))
 
     def zone_operations(self) -> Any:
         """Built with the same options as the instances client: the SDK's own poller would ignore the endpoint."""
