@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from policies.errors import PolicyError
 from policies.yamlsrc import load_located_yaml
 from tools.billing.settings import BillingSettings
+from tools.aws.settings import CostExplorerSettings, OrganizationSettings
 from tools.gcp.settings import GcpSettings
 from tools.prometheus import PrometheusSettings
 
@@ -35,6 +36,11 @@ class AwsSettings(Section):
     endpoint_url: str | None = Field(None, description="For tests and the demo; AWS_ENDPOINT_URL works too.")
     accounts: list[str] = Field(default_factory=list, description=(
         "IAM role ARNs to assume with STS, one per account to sweep; empty: the account of the base credentials."))
+    organization: OrganizationSettings | None = Field(None, description=(
+        "Sweep every ACTIVE account of the AWS Organization (ListAccounts), assuming role_name in each; "
+        "adds to `accounts`."))
+    cost_explorer: CostExplorerSettings = Field(default_factory=CostExplorerSettings, description=(
+        "Daily costs from Cost Explorer when billing.focus_paths is empty; off by default ($0.01 per request)."))
 
     @field_validator("accounts")
     @classmethod
@@ -52,7 +58,26 @@ class SlackSettings(Section):
     signing_secret: SecretStr | None = Field(None, description="verifies interaction requests")
     channel: str | None = Field(None, description="default channel for approval requests")
     base_url: str | None = Field(None, description="Slack Web API base URL (tests)")
-    app_token: SecretStr | None = Field(None, description="xapp- token, for Socket Mode")
+    app_token: SecretStr | None = Field(None, description=(
+        "xapp- app-level token (connections:write): receive clicks over Socket Mode, no public endpoint needed"))
+    team_channels: dict[str, str] = Field(default_factory=dict, description=(
+        "team -> channel for the weekly digest's per-team messages; a finding's team is read from the tag keys "
+        "in billing.tag_map.team (default: team, owner)"))
+
+    @field_validator("app_token")
+    @classmethod
+    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("xapp-"):
+            raise ValueError("not an app-level token: Socket Mode needs the app's xapp- token, not a bot token")
+        return v
+
+    @field_validator("team_channels")
+    @classmethod
+    def _team_channels(cls, v: dict[str, str]) -> dict[str, str]:
+        for team, channel in v.items():
+            if not team.strip() or not channel.strip():
+                raise ValueError(f"team {team!r}: both the team and its channel must be non-empty")
+        return v
 
     @property
     def enabled(self) -> bool:

@@ -10,6 +10,8 @@
 - SIGTERM/SIGINT: no new sweeps; the sweep in flight gets `shutdown_timeout_seconds` to
   finish, then the process exits anyway (what it left pending is reconciled next start).
 - SIGHUP, or a changed policy file, reloads the policies without a restart.
+- With `slack.app_token`, Slack clicks also arrive over Socket Mode (agent/slack_socket.py):
+  every replica holds a connection, as every replica serves the HTTP route.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Daemon:
         self.poll_seconds = poll_seconds
         self.lock = LeaderLock(self.store.engine)
         self.scheduler: Any = None
+        self.socket_mode: Any = None  # agent.slack_socket.SocketModeListener, with slack.app_token
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._next_expiry_check = 0.0
@@ -105,6 +108,14 @@ class Daemon:
         from agent.slack_http import InteractionHandler
 
         return InteractionHandler(self.settings, self.store, lambda: self.policies)
+
+    def _start_socket_mode(self) -> None:
+        if self.settings.slack.app_token is None:
+            return
+        from agent.slack_socket import SocketModeListener
+
+        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies)
+        self.socket_mode.start()
 
     def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:
         db = self.store.ping()
@@ -238,17 +249,19 @@ class Daemon:
         from datetime import timedelta
 
         from agent.approvals import slack_for
-        from agent.digest import digest_from_store, post_digest
+        from agent.digest import digest_from_store, post_digest, team_tag_keys
 
         now = datetime.now(timezone.utc)
         last = self.store.last_decision_at(stage="digest", decision="posted")
         if last is not None and now - last < timedelta(days=7):
             return
         try:
-            digest = digest_from_store(self.store, since=now - timedelta(days=7), now=now)
+            digest = digest_from_store(self.store, since=now - timedelta(days=7), now=now,
+                                       tag_keys=team_tag_keys(self.settings.billing.tag_map))
             if not digest["findings"]:
                 return  # a week with nothing found is not worth a message
-            posted = post_digest(slack_for(self.settings), digest, channel=self.settings.slack.channel)
+            posted = post_digest(slack_for(self.settings), digest, channel=self.settings.slack.channel,
+                                 team_channels=self.settings.slack.team_channels)
         except Exception as exc:  # noqa: BLE001 - tried again next hour
             log.error("weekly digest not posted", extra={"error": f"{exc.__class__.__name__}: {exc}"})
             return
@@ -281,6 +294,7 @@ class Daemon:
         global _CURRENT
         _CURRENT = self
         self.http.start()
+        self._start_socket_mode()
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         if hasattr(signal, "SIGHUP"):
@@ -322,6 +336,8 @@ class Daemon:
         threading.Thread(target=_drain, daemon=True).start()
         finished = done.wait(self.settings.shutdown_timeout_seconds)
         self.lock.release()
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
         self.http.stop()
         if not finished:
             log.warning("a sweep was still running at the shutdown deadline; exiting anyway. "

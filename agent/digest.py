@@ -5,6 +5,10 @@ Why a digest and not just the report file: approvals reach the people who must a
 people who pay (a finance lead, a team's manager) read Slack, not HTML attachments. Each team
 sees its own waste in its own channel; the default channel gets the whole picture.
 
+A finding's team is the first of the team tag keys present on its resource: the same keys
+that attribute FOCUS spend to teams (billing.tag_map.team; default team, owner), so a team is
+one name in the bill and in the digest. Channels come from slack.team_channels.
+
 Posting goes through tools.slack.SlackNotifier.post (retries, rate limits, no token in errors).
 """
 
@@ -17,6 +21,18 @@ from typing import Any
 from agent.sweep import SweepResult
 
 TOP_N = 5
+DEFAULT_TEAM_KEYS = ("team", "owner")
+
+
+def team_tag_keys(tag_map: dict[str, list[str]] | None) -> list[str]:
+    """The tag keys naming a finding's team: billing.tag_map's `team` entry, else the defaults."""
+    return list((tag_map or {}).get("team") or DEFAULT_TEAM_KEYS)
+
+
+def team_of(tags: dict[str, str] | None, keys: Iterable[str]) -> str | None:
+    """The first non-empty value among `keys` in `tags`; None when the resource names no team."""
+    tags = tags or {}
+    return next((str(tags[k]) for k in keys if tags.get(k)), None)
 
 
 def _finding(resource: str, detector: str, waste: float, summary: str, team: str | None) -> dict[str, Any]:
@@ -25,11 +41,11 @@ def _finding(resource: str, detector: str, waste: float, summary: str, team: str
 
 
 def digest_from_result(result: SweepResult, *, since: datetime, now: datetime,
-                       tag_keys: Iterable[str] = ("team", "owner")) -> dict[str, Any]:
+                       tag_keys: Iterable[str] = DEFAULT_TEAM_KEYS) -> dict[str, Any]:
     """A digest of one sweep (e.g. the week's last), with each finding's team from its tags."""
     keys = list(tag_keys)
     findings = [_finding(f.tags.get("Name") or f.resource_id, f.detector, float(f.monthly_waste_usd),
-                         f.rationale or f.detector, next((f.tags[k] for k in keys if f.tags.get(k)), None))
+                         f.rationale or f.detector, team_of(f.tags, keys))
                 for f in result.findings]
     decisions: dict[str, int] = {}
     for a in result.actions:
@@ -39,19 +55,22 @@ def digest_from_result(result: SweepResult, *, since: datetime, now: datetime,
             "actions_by_decision": decisions, "realized_monthly_usd": None}
 
 
-def digest_from_store(store: Any, *, since: datetime, now: datetime) -> dict[str, Any]:
+def digest_from_store(store: Any, *, since: datetime, now: datetime,
+                      tag_keys: Iterable[str] = DEFAULT_TEAM_KEYS) -> dict[str, Any]:
     """A digest of everything recorded in the window, each finding counted once (its latest run).
 
-    The findings table keeps no tags, so store-based findings carry no team: they go to the
-    default channel only.
+    Each finding's team comes from the tags stored with it. Rows written before the findings
+    table had a tags column carry none: they reach the default channel only.
     """
+    keys = list(tag_keys)
     from agent.report_cmd import store_window
 
     w = store_window(store, since)
     latest: dict[str, Any] = {}
     for f in store.window(since)["findings"]:
         latest[f.fingerprint] = f
-    findings = [_finding(f.resource_id, f.detector, float(f.monthly_waste_usd), f.rationale or f.detector, None)
+    findings = [_finding((f.tags or {}).get("Name") or f.resource_id, f.detector, float(f.monthly_waste_usd),
+                         f.rationale or f.detector, team_of(f.tags, keys))
                 for f in latest.values()]
     decisions: dict[str, int] = {}
     for row in w["actions"]["by_decision_status"]:

@@ -1,14 +1,19 @@
-"""POST /slack/interactions: a click on Approve, Reject, Snooze or Protect.
+"""A click on Approve, Reject, Snooze or Protect, over HTTP (POST /slack/interactions) or
+Socket Mode (agent/slack_socket.py).
 
 The order of checks is the security boundary, and every refusal is written to the audit
-trail: signature present -> timestamp within 5 minutes -> v0 HMAC-SHA256 valid (slack-sdk's
-SignatureVerifier) -> a known action -> the clicking user is an allowed approver -> the
-approval still pending and not expired. Only then is the vote claimed in the store; the
-slow part (resuming the thread, the cloud call) runs after Slack has its answer.
+trail with the transport it came by: [HTTP only: signature present -> timestamp within 5
+minutes -> v0 HMAC-SHA256 valid (slack-sdk's SignatureVerifier)] -> a known action -> the
+clicking user is an allowed approver -> the approval still pending and not expired. Socket
+Mode skips the signature steps because its payloads arrive on a WebSocket that the app token
+itself opened (apps.connections.open), so there is no unauthenticated sender to rule out.
+Only then is the vote claimed in the store; the slow part (resuming the thread, the cloud
+call) runs after Slack has its answer.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -29,68 +34,61 @@ log = logging.getLogger("costwarden.slack")
 MAX_SKEW_S = 300
 
 
-class InteractionHandler:
+class Interactions:
+    """The transport-independent half: from a parsed block_actions payload to a claimed vote.
+
+    Shared by the HTTP route and the Socket Mode listener so that both enforce the same
+    allow-list, expiry and atomic claim, and execute an approved action once.
+    """
+
     def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
                  *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
-        from slack_sdk.signature import SignatureVerifier
-
         from agent.approvals import slack_for
 
-        if settings.slack.signing_secret is None:
-            raise ToolError("slack.signing_secret is not set: cannot verify interaction requests")
         self.settings = settings
         self.store = store
         self.policies = policies
         self.clock = clock
         self.background = background
         self.slack = slack_for(settings)
-        self._verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
         self.threads: list[threading.Thread] = []
 
-    def _refuse(self, status: int, reason: str, *, actor: str = "unknown", action_id: str | None = None) -> Response:
+    def _refuse(self, status: int, reason: str, *, transport: str, actor: str = "unknown",
+                action_id: str | None = None) -> Response:
         self.store.append_decision(stage="approval", decision="refused", reason=reason, actor=actor,
-                                   action_id=action_id, detail={"http_status": status})
-        log.warning("slack interaction refused", extra={"reason": reason, "actor": actor, "action_id": action_id})
+                                   action_id=action_id, detail={"http_status": status, "transport": transport})
+        log.warning("slack interaction refused", extra={"reason": reason, "actor": actor, "action_id": action_id,
+                                                        "transport": transport})
         return Response(status, {"error": reason})
 
-    def __call__(self, headers: dict[str, str], body: bytes) -> Response:
-        ts, sig = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
-        if not ts or not sig:
-            return self._refuse(401, "missing Slack signature headers")
+    def handle(self, payload: Any, *, transport: str) -> Response:
+        """Apply one verified interaction payload; `transport` ("http" | "socket") goes to the audit trail."""
         try:
-            skew = abs(self.clock() - int(ts))
-        except ValueError:
-            return self._refuse(401, "malformed Slack timestamp")
-        if skew > MAX_SKEW_S:
-            return self._refuse(401, f"stale Slack timestamp ({skew:.0f}s old; replay window is {MAX_SKEW_S}s)")
-        if not self._verifier.is_valid(body, ts, sig):
-            return self._refuse(401, "invalid Slack signature")
-        try:
-            payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
             user = str(payload["user"]["id"])
             click = payload["actions"][0]
             kind, action_id = BUTTONS[click["action_id"]], str(click["value"])
         except (KeyError, IndexError, ValueError, TypeError):
-            return self._refuse(400, "not a Costwarden interaction payload")
+            return self._refuse(400, "not a Costwarden interaction payload", transport=transport)
         actor = f"slack:{user}"
+        refuse = functools.partial(self._refuse, transport=transport, actor=actor, action_id=action_id)
         pair = self.store.get_approval(action_id)
         if pair is None:
-            return self._refuse(404, "unknown action", actor=actor, action_id=action_id)
+            return refuse(404, "unknown action")
         approval, action = pair
         lp = self.policies().get(approval.policy)
         if lp is None:
-            return self._refuse(409, f"policy {approval.policy!r} is no longer loaded", actor=actor, action_id=action_id)
+            return refuse(409, f"policy {approval.policy!r} is no longer loaded")
         if not self._allowed(user, lp):
-            return self._refuse(403, "not an allowed approver for this policy", actor=actor, action_id=action_id)
+            return refuse(403, "not an allowed approver for this policy")
         if approval.status == "expired":
-            return self._refuse(410, "the approval has expired", actor=actor, action_id=action_id)
+            return refuse(410, "the approval has expired")
         if kind == "protect":
-            return self._protect(actor, action_id, action.resource_key)
+            return self._protect(actor, action_id, action.resource_key, transport)
         outcome = self.store.vote(action_id, actor=actor, decision=kind,
-                                  snooze=_hours(lp.policy.approval.snooze_hours))
+                                  snooze=_hours(lp.policy.approval.snooze_hours), detail={"transport": transport})
         if outcome == "expired":
             self._later(lambda: self._finish(action_id, "expired", actor))
-            return self._refuse(410, "the approval has expired", actor=actor, action_id=action_id)
+            return refuse(410, "the approval has expired")
         if outcome in ("approved", "rejected"):
             self._later(lambda: self._finish(action_id, outcome, actor))
         elif outcome in ("recorded", "snoozed"):
@@ -116,9 +114,9 @@ class InteractionHandler:
                 log.warning("cannot read Slack user group", extra={"group": group, "error": str(exc)})
         return False
 
-    def _protect(self, actor: str, action_id: str, resource_key: str) -> Response:
+    def _protect(self, actor: str, action_id: str, resource_key: str, transport: str) -> Response:
         self.store.protect(resource_key, actor=actor, reason=f"protected from Slack on action {action_id}")
-        outcome = self.store.vote(action_id, actor=actor, decision="reject")
+        outcome = self.store.vote(action_id, actor=actor, decision="reject", detail={"transport": transport})
         if outcome == "rejected":
             self._later(lambda: self._finish(action_id, "rejected", actor))
         return Response(200, {"response_type": "ephemeral", "replace_original": False,
@@ -148,6 +146,38 @@ class InteractionHandler:
         from agent.approvals import _context, update_message
 
         update_message(_context(self.settings, self.store), action_id, None)
+
+
+class InteractionHandler(Interactions):
+    """POST /slack/interactions: verify Slack's signature, then the shared checks."""
+
+    def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
+                 *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
+        from slack_sdk.signature import SignatureVerifier
+
+        if settings.slack.signing_secret is None:
+            raise ToolError("slack.signing_secret is not set: cannot verify interaction requests")
+        super().__init__(settings, store, policies, clock=clock, background=background)
+        self._verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
+
+    def __call__(self, headers: dict[str, str], body: bytes) -> Response:
+        refuse = functools.partial(self._refuse, transport="http")
+        ts, sig = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
+        if not ts or not sig:
+            return refuse(401, "missing Slack signature headers")
+        try:
+            skew = abs(self.clock() - int(ts))
+        except ValueError:
+            return refuse(401, "malformed Slack timestamp")
+        if skew > MAX_SKEW_S:
+            return refuse(401, f"stale Slack timestamp ({skew:.0f}s old; replay window is {MAX_SKEW_S}s)")
+        if not self._verifier.is_valid(body, ts, sig):
+            return refuse(401, "invalid Slack signature")
+        try:
+            payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+        except (KeyError, IndexError, ValueError, TypeError):
+            return refuse(400, "not a Costwarden interaction payload")
+        return self.handle(payload, transport="http")
 
 
 def _hours(h: float) -> Any:

@@ -54,6 +54,9 @@ class FindingRow(Base):
     confidence: Mapped[str] = mapped_column(String(20), default="high")
     rationale: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the resource's tags (team, owner, env...), for the per-team digest; NULL in rows written before
+    # the column existed (state/store.py LATE_COLUMNS adds it to older databases)
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ActionRow(Base):

@@ -48,6 +48,34 @@ def _enable_sqlite_wal(engine: Engine) -> None:
         cur.close()
 
 
+# Columns added to existing tables after their first release. `create_all` creates missing
+# tables but never alters one, and there are no migrations: a database made by an earlier
+# version gets these added (nullable, so old rows stay valid) when a store opens it.
+LATE_COLUMNS: tuple[tuple[str, str], ...] = (("findings", "tags"),)
+
+
+def add_late_columns(engine: Engine) -> list[str]:
+    """Add each LATE_COLUMNS column the database lacks; idempotent; returns `table.column`s added."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    added: list[str] = []
+    for table, column in LATE_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
+        col = Base.metadata.tables[table].c[column]
+        ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(dialect=engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+        except DBAPIError:
+            # another replica added it between our look and our ALTER: fine if it is there now
+            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                raise
+        added.append(f"{table}.{column}")
+    return added
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -58,6 +86,7 @@ class Store:
             if self.engine.dialect.name == "sqlite":
                 _enable_sqlite_wal(self.engine)
             Base.metadata.create_all(self.engine)
+            add_late_columns(self.engine)
         except ImportError as exc:
             raise StoreError(f"cannot open database {_safe_url(url)}: driver not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:
@@ -166,7 +195,7 @@ class Store:
                     id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
                     provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
                     resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
-                    severity=f.severity, confidence=f.confidence, rationale=f.rationale,
+                    severity=f.severity, confidence=f.confidence, rationale=f.rationale, tags=dict(f.tags or {}),
                 ))
 
     def set_rationales(self, rationales: dict[str, str]) -> None:
@@ -276,11 +305,12 @@ class Store:
             return [(a, b) for a, b in rows]
 
     def vote(self, action_id: str, *, actor: str, decision: str, now: datetime | None = None,
-             snooze: timedelta | None = None) -> str:
+             snooze: timedelta | None = None, detail: dict[str, Any] | None = None) -> str:
         """Apply one human decision atomically; return what it did.
 
         approved | recorded (more approvers needed) | rejected | snoozed | expired | duplicate |
-        already-<status> | unknown. Only the caller that gets `approved` may resume the action:
+        already-<status> | unknown. `detail` (e.g. the transport a click came by) is kept on the
+        decision row. Only the caller that gets `approved` may resume the action:
         the status change and the version bump happen in one `UPDATE ... WHERE status='pending'
         AND version=?`, so concurrent clicks, replays and replicas cannot both win.
         """
@@ -301,7 +331,8 @@ class Store:
                                                           ActionRow.status == "awaiting_approval")
                                   .values(status="expired", updated_at=now))
                         s.add(DecisionRow(action_id=action_id, policy=row.policy, stage="approval", decision="expired",
-                                          actor=actor, reason="the approval window had closed; action withdrawn"))
+                                          actor=actor, reason="the approval window had closed; action withdrawn",
+                                          detail=detail))
                         return "expired"
                     continue
                 votes = list(row.votes or [])
@@ -332,7 +363,7 @@ class Store:
                           "recorded": f"approval {len(votes)} of {row.required} recorded",
                           "rejected": "rejected", "snoozed": f"snoozed until {values.get('expires_at')}"}[outcome]
                 s.add(DecisionRow(action_id=action_id, policy=row.policy, stage="approval", decision=outcome,
-                                  actor=actor, reason=reason))
+                                  actor=actor, reason=reason, detail=detail))
                 return outcome
         return "conflict"
 

@@ -100,3 +100,53 @@ def test_two_replicas_on_postgresql_claim_an_action_once(pg_url):
     assert wins.count(True) == 1
     first.close()
     second.close()
+
+
+def test_postgresql_database_from_before_the_tags_column_gains_it_once():
+    """Two replicas opening an old PostgreSQL database at once: the column is added, once, and works."""
+    import threading
+    import uuid
+
+    pytest.importorskip("psycopg")
+    from sqlalchemy import create_engine, inspect, text
+
+    from state.store import add_late_columns
+
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc.__class__.__name__}")
+    db = f"cw_late_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {db}"))
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    try:
+        old = Store(url)
+        with old.engine.begin() as c:  # what the previous release created
+            c.exec_driver_sql("ALTER TABLE findings DROP COLUMN tags")
+        old.engine.dispose()
+        engines = [create_engine(url) for _ in range(2)]
+        added: list[list[str]] = []
+        threads = [threading.Thread(target=lambda e=e: added.append(add_late_columns(e))) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(len(a) for a in added) in ([0, 1], [1, 1])  # racing replicas: no error either way
+        assert "tags" in {c["name"] for c in inspect(engines[0]).get_columns("findings")}
+        for e in engines:
+            e.dispose()
+        s = Store(url)  # opening again adds nothing and fails nothing
+        s.start_run("run_1", dry_run=True, policies=["p"], trigger="test")
+        f = Finding("fnd_1", "p", "idle-gpu", "aws", "1", "us-east-1", "i-1", "aws.ec2", {}, Decimal("1.00"), "low",
+                    tags={"team": "research"})
+        s.add_findings("run_1", [f])
+        with s.engine.connect() as c:
+            assert c.exec_driver_sql("SELECT tags FROM findings").scalar() == {"team": "research"}
+        s.engine.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        admin.dispose()
