@@ -2,11 +2,13 @@
 
     (sweep: guard -> approve posts the message) ... wait --interrupt()--> execute -> notify
 
-The thread (id `approval:<action id>`) pauses in `wait` with `interrupt()`, checkpointed in
-SQLite, so a click days later, in another process, resumes it. Before anything resumes, the
-decision is claimed atomically in the store (`Store.vote`): only the click that moves the
-approval out of `pending` resumes the thread, so double clicks, replays and replicas execute
-nothing twice. `execute` then claims the action itself (`pending` before the cloud call).
+The thread (id `approval:<action id>`) pauses in `wait` with `interrupt()`, checkpointed
+(agent/sweep.py open_checkpointer: in the PostgreSQL database all replicas share, else in
+SQLite in `state_dir`), so a click days later, in another process or on another replica,
+resumes it. Before anything resumes, the decision is claimed atomically in the store
+(`Store.vote`): only the click that moves the approval out of `pending` resumes the thread, so
+double clicks, replays and replicas execute nothing twice. `execute` then claims the action
+itself (`pending` before the cloud call).
 """
 
 from __future__ import annotations
@@ -190,7 +192,10 @@ def _resume(settings: Settings, store: Store, action_id: str, payload: dict[str,
         graph = build_approval_graph(saver)
         cfg = thread_config(action_id)
         if not graph.get_state(cfg).interrupts:
-            # the checkpoint is gone (new volume, wiped state): start the thread, then resume it
+            # the checkpoint is gone (new volume, wiped state, another replica's SQLite file):
+            # start the thread, then resume it; the store still holds everything it needs
+            log.warning("approval thread has no checkpoint here; restarting it from the store",
+                        extra={"action_id": action_id})
             graph.invoke({"action_id": action_id}, cfg, context=ctx)
         return graph.invoke(Command(resume=payload), cfg, context=ctx)
 
