@@ -15,7 +15,8 @@ from agent.config import Settings
 from policies.loader import LoadedPolicy
 from state.domain import Observation
 from state.store import Store
-from tools.aws.session import AwsClients
+from tools.aws.session import AwsClients, aws_call_log
+from tools.calls import CallLog
 from tools.pricing import PriceBook
 
 
@@ -27,6 +28,7 @@ class Providers:
     dry_run: bool
     _aws: AwsClients | None = None
     _gcp: Any = None
+    _aws_log: CallLog | None = None
 
     @property
     def gcp(self) -> Any:
@@ -50,13 +52,23 @@ class Providers:
     def aws(self) -> AwsClients:
         if self._aws is None:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
-                                   role_arns=list(self.settings.aws.accounts),
+                                   call_log=self.aws_call_log, role_arns=list(self.settings.aws.accounts),
                                    organization=self.settings.aws.organization)
         return self._aws
 
+    @property
+    def aws_call_log(self) -> CallLog:
+        """Every AWS request of this sweep, also those of the read-only clients a collector builds
+        itself (Cost Explorer, always in dry-run), so the run's api_calls count them too."""
+        if self._aws_log is None:
+            self._aws_log = aws_call_log()
+        return self._aws_log
+
     def call_logs(self) -> list[Any]:
         """The call logs of the providers this sweep actually used."""
-        return [c.call_log for c in (self._aws, self._gcp) if c is not None]
+        logs = [self._aws_log, getattr(self._aws, "call_log", None), getattr(self._gcp, "call_log", None)]
+        return [log for i, log in enumerate(logs)  # each log once: `aws` normally shares `aws_call_log`
+                if log is not None and not any(log is seen for seen in logs[:i])]
 
     def clients_for(self, provider: str) -> Any:
         if provider == "aws":

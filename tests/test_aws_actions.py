@@ -14,6 +14,7 @@ import pytest
 
 from agent.config import AwsSettings, Settings
 from agent.sweep import run_sweep
+from policies.actions.base import PlanContext
 from policies.actions.evidence import PlanError
 from policies.loader import load_policy_file
 from policies.registry import actions, load_builtin
@@ -21,6 +22,7 @@ from state.domain import Finding
 from tests.fakes.moto_server import mutating
 from tools.aws.session import AwsClients
 from tools.errors import DryRunViolation, ToolError
+from tools.pricing import PriceBook
 from tools.registry import get_tool
 
 ACCOUNT = "123456789012"
@@ -94,6 +96,11 @@ def _finding(iid: str, **evidence) -> Finding:
     return Finding(id="fnd_1", policy="p", detector="d", provider="aws", account=ACCOUNT, region=REGION,
                    resource_id=iid, resource_type="aws.ec2", evidence=evidence,
                    monthly_waste_usd=Decimal("100.00"), severity="medium")
+
+
+def _ctx(now: datetime = MONDAY_1200, **overrides: float) -> PlanContext:
+    """A sweep's planning context: its clock and its price book (shipped tables + `overrides`)."""
+    return PlanContext(now=now, price_of=PriceBook(overrides).hourly)
 
 
 def _action(name: str, **params):
@@ -190,12 +197,12 @@ def test_mark_for_op_plans_a_dated_tag_and_running_the_plan_twice_makes_one_call
     iid = _launch(ec2, "idle")
     aws.clear_calls()
     mark = _action("mark-for-op", op="stop", days=4)
-    call = mark.plan(_finding(iid), now=MONDAY_1200)
+    call = mark.plan(_finding(iid), _ctx(MONDAY_1200))
     assert call.tool == "aws.ec2.tag_resource" and call.projected_monthly_savings_usd == Decimal("0.00")
     assert call.args["tags"] == {"costwarden:op": "stop@2026-12-04"} and call.args["keep_prefix"] == "stop@"
     clients = AwsClients(dry_run=False)
     assert get_tool(call.tool).run(clients, **call.args).ok
-    later = mark.plan(_finding(iid), now=MONDAY_1200 + timedelta(days=1))  # tomorrow's sweep plans again
+    later = mark.plan(_finding(iid), _ctx(MONDAY_1200 + timedelta(days=1)))  # tomorrow's sweep plans again
     assert get_tool(later.tool).run(clients, **later.args).ok
     assert _state(ec2, iid)[2]["costwarden:op"] == "stop@2026-12-04"
     assert mutating(aws.calls) == ["CreateTags"]
@@ -207,16 +214,36 @@ def test_action_params_are_validated_and_evidence_references_fail_in_one_line():
     resize = _action("change-instance-type", to={"from_evidence": "proposed_instance_type"})
     with pytest.raises(PlanError, match=r"field 'to': finding fnd_1 \(d on i-1\) has no evidence key "
                                         r"'proposed_instance_type'"):
-        resize.plan(_finding("i-1", instance_type="g5.12xlarge"))
-    call = resize.plan(_finding("i-1", instance_type="g5.12xlarge", proposed_instance_type="g6.12xlarge"))
+        resize.plan(_finding("i-1", instance_type="g5.12xlarge"), _ctx())
+    call = resize.plan(_finding("i-1", instance_type="g5.12xlarge", proposed_instance_type="g6.12xlarge"), _ctx())
     assert call.tool == "aws.ec2.modify_instance_type" and call.args["instance_type"] == "g6.12xlarge"
     assert call.projected_monthly_savings_usd == Decimal("781.39")  # (5.672 - 4.6016) x 730
     nested = _action("change-instance-type", to={"from_evidence": "alternative.instance_type"})
-    assert nested.plan(_finding("i-1", alternative={"instance_type": "g6.12xlarge"})).args["instance_type"] == "g6.12xlarge"
-    upsize = _action("change-instance-type", to="g6e.48xlarge").plan(_finding("i-1", instance_type="g5.12xlarge"))
+    nested_call = nested.plan(_finding("i-1", alternative={"instance_type": "g6.12xlarge"}), _ctx())
+    assert nested_call.args["instance_type"] == "g6.12xlarge"
+    upsize = _action("change-instance-type", to="g6e.48xlarge").plan(_finding("i-1", instance_type="g5.12xlarge"), _ctx())
     assert upsize.projected_monthly_savings_usd == Decimal("0.00")  # an upsize is no saving
     with pytest.raises(PlanError, match="not a schedule finding"):
-        _action("enforce-schedule").plan(_finding("i-1"))
+        _action("enforce-schedule").plan(_finding("i-1"), _ctx())
+
+
+def test_plans_take_the_sweeps_clock_and_price_book_not_the_wall_clock_or_shipped_tables():
+    mark = _action("mark-for-op", op="stop", days=4)
+    far = datetime(2031, 6, 15, 23, 59, tzinfo=timezone.utc)  # years from the wall clock
+    assert mark.plan(_finding("i-1"), _ctx(far)).args["tags"] == {"costwarden:op": "stop@2031-06-19"}
+    berlin = datetime(2031, 6, 16, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # still the 15th in UTC
+    assert mark.plan(_finding("i-1"), _ctx(berlin)).args["tags"] == {"costwarden:op": "stop@2031-06-19"}
+
+    resize = _action("change-instance-type", to="g6.12xlarge")
+    finding = _finding("i-1", instance_type="g5.12xlarge")  # g5.12xlarge $5.672/h in the shipped table
+    assert resize.plan(finding, _ctx()).projected_monthly_savings_usd == Decimal("781.39")  # g6.12xlarge $4.6016/h
+    assert resize.plan(finding, _ctx(**{"g6.12xlarge": 5.0})).projected_monthly_savings_usd == Decimal("490.56")
+    assert resize.plan(finding, _ctx(**{"us-east-1/g6.12xlarge": 5.5})).projected_monthly_savings_usd == \
+        Decimal("125.56")  # (5.672 - 5.5) x 730: a region-scoped override
+    assert resize.plan(finding, _ctx(**{"eu-west-1/g6.12xlarge": 0.1})).projected_monthly_savings_usd == \
+        Decimal("781.39")  # another region's override does not apply
+    schedule = _action("schedule", start="20:00", end="08:00", timezone="UTC")  # no hourly price in the finding
+    assert schedule.plan(finding, _ctx(**{"g5.12xlarge": 2.0})).projected_monthly_savings_usd == Decimal("730.00")
 
 
 def test_schedule_action_tags_the_proposed_window_and_prices_the_off_hours(aws, ec2):
@@ -224,14 +251,14 @@ def test_schedule_action_tags_the_proposed_window_and_prices_the_off_hours(aws, 
     aws.clear_calls()
     proposal = {"window_start": "23:00", "window_end": "06:00", "timezone": "Europe/Berlin",
                 "days": ["mon", "tue", "wed", "thu", "fri"], "hourly_price_usd": 5.672}
-    call = _action("schedule").plan(_finding(iid, **proposal))
+    call = _action("schedule").plan(_finding(iid, **proposal), _ctx())
     assert call.args["tags"] == {"costwarden:schedule": "23:00-06:00 Europe/Berlin mon,tue,wed,thu,fri"}
     assert call.projected_monthly_savings_usd == Decimal("862.62")  # 5.672 x 730 x 35/168
-    fixed = _action("schedule", start="20:00", end="08:00", timezone="UTC").plan(_finding(iid, hourly_price_usd=1))
+    fixed = _action("schedule", start="20:00", end="08:00", timezone="UTC").plan(_finding(iid, hourly_price_usd=1), _ctx())
     assert fixed.args["tags"] == {"costwarden:schedule": "20:00-08:00 UTC"}
     assert fixed.projected_monthly_savings_usd == Decimal("365.00")  # half of every day
     with pytest.raises(PlanError, match="field 'timezone': .*unknown time zone 'Mars/Olympus'"):
-        _action("schedule", timezone="Mars/Olympus").plan(_finding(iid, **proposal))
+        _action("schedule", timezone="Mars/Olympus").plan(_finding(iid, **proposal), _ctx())
     clients = AwsClients(dry_run=False)
     for _ in range(2):
         assert get_tool(call.tool).run(clients, **call.args).ok
@@ -306,6 +333,29 @@ def test_marked_for_op_sweep_stops_the_due_and_resizes_the_stopped_but_not_the_e
     assert sorted(mutating(aws.calls)) == ["DeleteTags", "ModifyInstanceAttribute", "StopInstances"]
 
 
+def test_a_sweep_plans_with_its_own_now_and_its_pricing_overrides(aws, ec2, tmp_path, state_dir, no_costwarden_env):
+    dev = _launch(ec2, "dev", tags={"costwarden:schedule": "22:00-06:00 UTC"})
+    resize = _launch(ec2, "resize", tags={"costwarden:op": "change-instance-type@2026-11-28"}, stopped=True)
+    aws.clear_calls()
+    text = MARKED_POLICIES + """
+  - name: notice
+    resource: aws.ec2
+    mode: approve
+    filters: [schedule]
+    actions:
+      - {type: mark-for-op, op: stop, days: 4}
+"""
+    settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=[REGION]),
+                        pricing={"overrides": {"g6.12xlarge": 5.0}})
+    result = run_sweep(settings, _policies(tmp_path, text), dry_run=True, now=MONDAY_2330)
+    assert result.errors == []
+    by_id = {a.args["instance_id"]: a for a in result.actions}
+    assert set(by_id) == {dev, resize}
+    assert by_id[dev].args["tags"] == {"costwarden:op": "stop@2026-12-04"}  # the sweep's Monday + 4 days
+    assert by_id[resize].projected_monthly_savings_usd == Decimal("490.56")  # (5.672 - 5.0 override) x 730
+    assert mutating(aws.calls) == [] and result.refused_calls == {}
+
+
 def test_dry_run_sweep_with_every_new_action_makes_zero_mutating_calls(aws, ec2, tmp_path, state_dir,
                                                                         no_costwarden_env):
     _launch(ec2, "dev", tags={"costwarden:schedule": "22:00-06:00 UTC"})
@@ -348,7 +398,7 @@ def test_a_finding_that_cannot_be_planned_is_one_error_and_the_others_are_planne
     lp = LoadedPolicy(policy=SimpleNamespace(name="p"), source="test", detectors=[], actions=[resize])
     good = _finding("i-good", instance_type="g5.12xlarge", proposed_instance_type="g6.12xlarge")
     bad = Finding(**{**_finding("i-bad", instance_type="g5.12xlarge").__dict__, "id": "fnd_2"})
-    runtime = SimpleNamespace(context=SimpleNamespace(policies={"p": lp}))
+    runtime = SimpleNamespace(context=SimpleNamespace(policies={"p": lp}, now=MONDAY_1200, prices=PriceBook()))
     out = plan({"run_id": "run_1", "findings": [bad.to_dict(), good.to_dict()]}, runtime)
     assert [a["args"]["instance_id"] for a in out["actions"]] == ["i-good"]
     assert len(out["errors"]) == 1 and "fnd_2" in out["errors"][0] and "proposed_instance_type" in out["errors"][0]

@@ -190,6 +190,50 @@ def test_cost_explorer_is_not_called_when_off_or_when_a_focus_export_is_configur
     assert "GetCostAndUsage" not in aws.calls
 
 
+def test_a_sweeps_api_calls_count_its_cost_explorer_requests(aws, state_dir, tmp_path, no_costwarden_env):
+    queue_anomaly_estate(aws.endpoint)
+    budgets = [BudgetSpec(name="research", scope="account", value=RESEARCH, monthly_usd=100000)]
+    result = run_sweep(_settings(state_dir, budgets=budgets), _policies("billing-anomalies", "budgets"),
+                       dry_run=True, now=NOW)
+    assert result.errors == [] and len(result.findings) == 1
+    # two pages and the usage-type cut for the anomalies, one account x service request for the budget,
+    # the same requests the server saw, counted once each in the sweep's own log
+    assert result.api_calls["ce.GetCostAndUsage"] == aws.calls.count("GetCostAndUsage") == 4
+    assert result.refused_calls == {}
+
+    export = tmp_path / "focus.csv"  # an export configured: Cost Explorer is not asked, nor counted
+    export.write_text("BillingAccountId,SubAccountId,ProviderName,ServiceName,ChargeCategory,BillingCurrency,"
+                      "ChargePeriodStart,ChargePeriodEnd,BilledCost,EffectiveCost\n"
+                      "1,1,AWS,S3,Usage,USD,2025-03-18T00:00:00Z,2025-03-19T00:00:00Z,1,1\n")
+    focus = run_sweep(_settings(state_dir, focus_paths=[str(export)]), _policies("billing-anomalies"),
+                      dry_run=True, now=NOW)
+    assert focus.errors == [] and "ce.GetCostAndUsage" not in focus.api_calls
+
+
+def test_cost_explorer_stays_read_only_in_a_live_sweep_and_its_refusals_are_counted(aws, state_dir, monkeypatch,
+                                                                                    no_costwarden_env):
+    """A live (dry_run=False) sweep may act, but Cost Explorer's clients are dry-run whatever the sweep:
+    a mutating CE call made by mistake is refused before it leaves the process, and the run reports it."""
+    from tools.aws.cost_explorer import CE_REGION
+    from tools.errors import DryRunViolation
+
+    real = CostExplorer.daily_spend
+
+    def careless(self: CostExplorer, *args: Any, **kwargs: Any) -> Any:
+        with pytest.raises(DryRunViolation):
+            self.clients.client("ce", CE_REGION).create_anomaly_monitor(
+                AnomalyMonitor={"MonitorName": "m", "MonitorType": "DIMENSIONAL", "MonitorDimension": "SERVICE"})
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(CostExplorer, "daily_spend", careless)
+    queue_anomaly_estate(aws.endpoint)
+    result = run_sweep(_settings(state_dir), _policies("billing-anomalies"), dry_run=False, now=NOW)
+    assert result.errors == [] and len(result.findings) == 1
+    assert set(result.refused_calls) == {"ce.CreateAnomalyMonitor"}
+    assert result.api_calls["ce.GetCostAndUsage"] == 3 and "ce.CreateAnomalyMonitor" not in result.api_calls
+    assert mutating(aws.calls) == []
+
+
 def test_plan_groupings_packs_key_sets_into_two_key_requests():
     acct, svc, ut, team = "DIMENSION:LINKED_ACCOUNT", "DIMENSION:SERVICE", "DIMENSION:USAGE_TYPE", "TAG:team"
     assert plan_groupings([{acct, svc}, {svc}, {acct}, set()]) == [(acct, svc)]

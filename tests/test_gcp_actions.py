@@ -12,6 +12,7 @@ import pytest
 
 from agent.config import Settings
 from agent.sweep import run_sweep
+from policies.actions.base import PlanContext
 from policies.loader import load_policy_file
 from policies.registry import actions, load_builtin
 from state.domain import Finding
@@ -19,6 +20,7 @@ from tests.fakes.gce import FakeGce
 from tools.gcp.compute import remove_labels, set_labels, start_instance, stop_instance
 from tools.gcp.session import GcpClients
 from tools.gcp.settings import GcpSettings
+from tools.pricing import PriceBook
 from tools.registry import get_tool
 
 PROJECT = "acme-ml-platform"
@@ -82,7 +84,7 @@ def test_set_labels_keeps_an_earlier_mark_and_remove_labels_is_idempotent(gce):
     gce.add_instance(PROJECT, ZONE, "box", "e2-standard-4", labels={"costwarden-op": "stop_2026-12-01"})
     c = _clients(gce)
     vm = dict(account=PROJECT, region="us-central1", instance_id=f"{ZONE}/box")
-    call = _action("mark-for-op", op="stop", days=4).plan(_finding("box"), now=INSIDE)
+    call = _action("mark-for-op", op="stop", days=4).plan(_finding("box"), PlanContext(INSIDE, PriceBook().hourly))
     assert call.tool == "gcp.compute.set_labels"
     assert call.args["labels"] == {"costwarden-op": "stop_2026-12-04"} and call.args["keep_prefix"] == "stop_"
     assert get_tool(call.tool).run(c, **call.args).ok
@@ -98,12 +100,13 @@ def test_set_labels_keeps_an_earlier_mark_and_remove_labels_is_idempotent(gce):
 def test_schedule_and_resize_actions_plan_gce_tools_with_label_safe_values():
     proposal = {"window_start": "23:00", "window_end": "06:00", "timezone": "America/Los_Angeles",
                 "days": "Mon-Fri", "hourly_price_usd": 1.0}
-    call = _action("schedule").plan(_finding("dev", **proposal))
+    call = _action("schedule").plan(_finding("dev", **proposal), PlanContext(INSIDE, PriceBook().hourly))
     assert call.tool == "gcp.compute.set_labels"
     assert call.args["labels"] == {"costwarden-schedule": "2300-0600_mtwtf--_america--los_angeles"}
     assert call.projected_monthly_savings_usd == Decimal("152.08")  # 1.0 x 730 x 35/168
     resize = _action("change-instance-type", to={"from_evidence": "proposed_instance_type"}).plan(
-        _finding("dev", instance_type="a2-highgpu-1g", proposed_instance_type="g2-standard-8"))
+        _finding("dev", instance_type="a2-highgpu-1g", proposed_instance_type="g2-standard-8"),
+        PlanContext(INSIDE, PriceBook().hourly))
     assert resize.tool == "gcp.compute.set_machine_type" and resize.args["machine_type"] == "g2-standard-8"
     assert resize.projected_monthly_savings_usd == Decimal("2058.43")  # (3.673385 - 0.853624) x 730
 

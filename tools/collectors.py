@@ -47,8 +47,10 @@ class CollectorSpec:
     provider: str
     collect: Collector
     # A collector that reads files rather than a cloud API (billing exports, token usage) builds its
-    # input from the settings with this instead of receiving the provider's cloud clients.
-    source: Callable[[Any], Any] | None = None
+    # input with this, called as source(settings, providers), instead of receiving the provider's cloud
+    # clients; `providers` (the sweep's, or None outside a sweep) lets a read it makes through a cloud
+    # API (Cost Explorer) count in the sweep's call log.
+    source: Callable[[Any, Any], Any] | None = None
 
 
 T = TypeVar("T")

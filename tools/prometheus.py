@@ -215,7 +215,7 @@ def gpu_nodes(client: PrometheusClient, now: datetime, lookback_hours: int) -> l
 
 # -- the k8s.gpu-node collector: a Prometheus-scraped cluster's GPU nodes ---------------------------
 
-def _source(settings: Any) -> PrometheusClient | None:
+def _source(settings: Any, _providers: Any = None) -> PrometheusClient | None:
     """Built from the settings (no cloud clients): None when prometheus.url is not set."""
     prom = getattr(settings, "prometheus", None)
     return PrometheusClient(prom) if prom is not None and prom.configured else None

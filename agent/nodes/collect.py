@@ -27,7 +27,8 @@ def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]
             metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
             lookback_hours=max(d.lookback_hours for d in lp.detectors), now=ctx.now)
         scope = Scope(regions=list(ctx.settings.aws.regions))
-        clients = spec.source(ctx.settings) if spec.source else ctx.providers.clients_for(spec.provider)
+        clients = (spec.source(ctx.settings, ctx.providers) if spec.source
+                   else ctx.providers.clients_for(spec.provider))
         ctx.streams[name] = spec.collect(clients, scope, plan, report)
         where = ", ".join(scope.regions) if spec.provider == "aws" else spec.provider
         ctx.progress(f"collect: {name} ({lp.policy.resource}) from {where}")

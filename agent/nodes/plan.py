@@ -1,7 +1,8 @@
 """plan: each finding becomes one proposed action per action of its policy.
 
 An action that cannot be planned for one finding (a policy naming evidence that finding lacks)
-is an error line for that finding only: the rest of the sweep's plans stand.
+is an error line for that finding only: the rest of the sweep's plans stand. Every action plans
+with the sweep's `now` and price book (PlanContext), the same ones detection used.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from langgraph.runtime import Runtime
 
 from agent.context import SweepContext
 from agent.nodes.state import SweepState
+from policies.actions.base import PlanContext
 from state.domain import Finding, PlannedAction, short_hash
 from state.errors import CostwardenError
 
 
 def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     ctx = runtime.context
+    pctx = PlanContext(now=ctx.now, price_of=ctx.prices.hourly)
     planned: list[PlannedAction] = []
     errors: list[str] = []
     for d in state.get("findings", []):
@@ -25,7 +28,7 @@ def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         lp = ctx.policies[f.policy]
         for action in lp.actions:
             try:
-                call = action.plan(f)
+                call = action.plan(f, pctx)
             except CostwardenError as exc:
                 errors.append(f"plan: {exc}")
                 continue

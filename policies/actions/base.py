@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -22,6 +24,23 @@ class ToolCall:
     projected_monthly_savings_usd: Decimal
 
 
+# (provider, region, type) -> (USD per hour per unit, or None when unpriced; where the figure came from)
+PriceOf = Callable[[str, str, str], tuple[Decimal | None, str]]
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a plan may depend on besides the finding, taken from the sweep that found it.
+
+    Why: planning must agree with detection. A mark's due date counts from the sweep's `now` (the
+    one the marked-for-op filter compares against), not the wall clock, and a target type is priced
+    from the sweep's price book, `pricing.overrides` included, like the current type was.
+    """
+
+    now: datetime
+    price_of: PriceOf
+
+
 class Action:
     name: ClassVar[str]
     resource_types: ClassVar[tuple[str, ...]] = ()
@@ -31,5 +50,5 @@ class Action:
     def __init__(self, params: ActionParams) -> None:
         self.params = params
 
-    def plan(self, finding: Finding) -> ToolCall:  # pragma: no cover - abstract
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:  # pragma: no cover - abstract
         raise NotImplementedError

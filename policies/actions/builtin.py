@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.actions.base import Action, ToolCall
+from policies.actions.base import Action, PlanContext, ToolCall
 from policies.registry import actions
 from state.domain import Finding
 
@@ -13,7 +13,7 @@ class Stop(Action):
 
     resource_types = ("aws.ec2", "gcp.compute")
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         args = {"account": finding.account, "region": finding.region, "instance_id": finding.resource_id}
         if finding.evidence.get("unmark_tag"):  # a due mark-for-op mark: removed once stopped
             args["unmark_tag"] = finding.evidence["unmark_tag"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.actions.base import Action, ToolCall
+from policies.actions.base import Action, PlanContext, ToolCall
 from policies.registry import actions
 from state.domain import Finding, money
 
@@ -17,7 +17,7 @@ class SnapshotAndDelete(Action):
     resource_types = ("aws.ebs-volume",)
     destructive = True
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         kept = Decimal(str(finding.evidence.get("snapshot_monthly_usd_upper_bound", 0)))
         return ToolCall(
             tool="aws.ebs-volume.snapshot_and_delete",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.actions.base import Action, ToolCall
+from policies.actions.base import Action, PlanContext, ToolCall
 from policies.registry import actions
 from state.domain import Finding
 
@@ -14,7 +14,7 @@ class ReleaseAddress(Action):
     resource_types = ("aws.elastic-ip",)
     destructive = True
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         return ToolCall(
             tool="aws.elastic-ip.release_address",
             args={"account": finding.account, "region": finding.region, "allocation_id": finding.resource_id},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.actions.base import Action, ToolCall
+from policies.actions.base import Action, PlanContext, ToolCall
 from policies.actions.evidence import PlanError
 from policies.registry import actions
 from state.domain import Finding
@@ -23,7 +23,7 @@ class Start(Action):
 
     resource_types = INSTANCES
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         args: dict[str, object] = _where(finding)
         if finding.evidence.get("unmark_tag"):
             args["unmark_tag"] = finding.evidence["unmark_tag"]
@@ -39,7 +39,7 @@ class EnforceSchedule(Action):
 
     resource_types = INSTANCES
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         op, mark = finding.evidence.get("op"), finding.evidence.get("mark_tag")
         if op not in ("stop", "start") or not mark:
             raise PlanError(f"policy {finding.policy!r}, action 'enforce-schedule': finding {finding.id} "

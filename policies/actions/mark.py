@@ -8,13 +8,13 @@ is $0; the op's own action carries the saving when it is planned.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from policies.actions.base import Action, ActionParams, ToolCall
+from policies.actions.base import Action, ActionParams, PlanContext, ToolCall
 from policies.actions.marks import encode_op, op_prefix, provider_of, tag_key
 from policies.registry import actions
 from state.domain import Finding
@@ -60,9 +60,11 @@ class MarkForOp(Action):
     Params = MarkForOpParams
     params: MarkForOpParams
 
-    def plan(self, finding: Finding, now: datetime | None = None) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         provider = provider_of(finding.resource_type)
-        due = (now or datetime.now(timezone.utc)).date() + timedelta(days=self.params.days)
+        # the sweep's day in UTC, the same day the marked-for-op filter later counts the notice from
+        today = ctx.now.astimezone(timezone.utc).date() if ctx.now.tzinfo else ctx.now.date()
+        due = today + timedelta(days=self.params.days)
         key = tag_key(self.params.tag, provider)
         tool, args = tag_call(finding, {key: encode_op(self.params.op, due, provider)},
                               keep_prefix=op_prefix(self.params.op, provider))
@@ -81,6 +83,6 @@ class Unmark(Action):
     Params = UnmarkParams
     params: UnmarkParams
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         tool, args = untag_call(finding, [tag_key(self.params.tag, provider_of(finding.resource_type))])
         return ToolCall(tool=tool, args=args, projected_monthly_savings_usd=Decimal("0.00"))

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.actions.base import Action, ActionParams, ToolCall
+from policies.actions.base import Action, ActionParams, PlanContext, ToolCall
 from policies.actions.evidence import FromEvidence, PlanError, resolve
 from policies.actions.marks import provider_of
 from policies.registry import actions
@@ -39,17 +39,15 @@ class ChangeInstanceType(Action):
     Params = ChangeInstanceTypeParams
     params: ChangeInstanceTypeParams
 
-    def plan(self, finding: Finding) -> ToolCall:
-        from tools.pricing import PriceBook
-
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         target = str(resolve(self.params.to, finding, action="change-instance-type", field="to")).strip()
         if not target:
             raise PlanError(f"policy {finding.policy!r}, action 'change-instance-type', field 'to': empty target type")
         provider = provider_of(finding.resource_type)
         current = next((str(finding.evidence[k]) for k in CURRENT_TYPE_KEYS if finding.evidence.get(k)), "")
-        book = PriceBook()
-        now_hourly = book.hourly(provider, finding.region, current)[0] if current else None
-        target_hourly = book.hourly(provider, finding.region, target)[0]
+        # both types from the sweep's price book, so a `pricing.overrides` figure counts on either side
+        now_hourly = ctx.price_of(provider, finding.region, current)[0] if current else None
+        target_hourly = ctx.price_of(provider, finding.region, target)[0]
         saving = resize_monthly_savings(now_hourly, target_hourly, finding.monthly_waste_usd)
         where = {"account": finding.account, "region": finding.region, "instance_id": finding.resource_id}
         if provider == "gcp":

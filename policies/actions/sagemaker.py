@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.actions.base import Action, ToolCall
+from policies.actions.base import Action, PlanContext, ToolCall
 from policies.registry import actions
 from state.domain import Finding
 
@@ -15,7 +15,7 @@ class DeleteEndpoint(Action):
     resource_types = ("aws.sagemaker-endpoint",)
     destructive = True
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         return ToolCall(
             tool="aws.sagemaker-endpoint.delete_endpoint",
             args={"account": finding.account, "region": finding.region, "endpoint_name": finding.resource_id},

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from policies.actions.base import Action, ActionParams, ToolCall
+from policies.actions.base import Action, ActionParams, PlanContext, PriceOf, ToolCall
 from policies.actions.evidence import FromEvidence, PlanError, resolve
 from policies.actions.mark import tag_call
 from policies.actions.marks import (MarkError, encode_schedule, normalize_days, provider_of, schedule_monthly_savings,
@@ -32,15 +32,13 @@ class ScheduleParams(ActionParams):
     tag: str = Field("costwarden:schedule", min_length=1, max_length=60)
 
 
-def hourly_of(finding: Finding) -> Decimal | None:
-    """The resource's run-rate: the detector's own price, else the shipped price of its type."""
+def hourly_of(finding: Finding, price_of: PriceOf) -> Decimal | None:
+    """The resource's run-rate: the detector's own price, else the sweep's price of its type."""
     if finding.evidence.get("hourly_price_usd") is not None:
         return Decimal(str(finding.evidence["hourly_price_usd"]))
     kind = finding.evidence.get("instance_type") or finding.evidence.get("machine_type")
     if kind:
-        from tools.pricing import PriceBook
-
-        return PriceBook().hourly(provider_of(finding.resource_type), finding.region, str(kind))[0]
+        return price_of(provider_of(finding.resource_type), finding.region, str(kind))[0]
     return None
 
 
@@ -64,7 +62,7 @@ class Schedule(Action):
             raise PlanError(f"policy {finding.policy!r}, action 'schedule', field '{err['loc'][0]}': "
                             f"{err['msg']} (finding {finding.id})") from None
 
-    def plan(self, finding: Finding) -> ToolCall:
+    def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         provider = provider_of(finding.resource_type)
         window = self.window(finding)
         try:
@@ -72,7 +70,7 @@ class Schedule(Action):
             key = tag_key(self.params.tag, provider)
         except MarkError as exc:
             raise PlanError(f"policy {finding.policy!r}, action 'schedule': {exc}") from None
-        hourly = hourly_of(finding)
+        hourly = hourly_of(finding, ctx.price_of)
         # no price known: the finding's own waste figure (an off-hours finding prices just the off hours)
         saving = schedule_monthly_savings(hourly, window) if hourly is not None else finding.monthly_waste_usd
         tool, args = tag_call(finding, {key: value})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +21,7 @@ from state.domain import Observation, Resource, Series
 from tools.aws.settings import CostExplorerSettings
 from tools.billing.focus import BillingInputError, FocusExport, SpendRow
 from tools.billing.settings import BillingSettings, BudgetSpec
+from tools.calls import CallLog
 from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from tools.errors import ToolError
 from tools.llm.collect import day_epoch
@@ -33,11 +34,13 @@ _FOCUS_DIM = {"account": "sub_account", "service": "service", "feature": "featur
 @dataclass(frozen=True)
 class BillingInputs:
     """What the billing collectors read: the `billing:` settings and, as the fallback when no FOCUS
-    export is configured, Cost Explorer (whose requests cost $0.01 each, hence opt-in)."""
+    export is configured, Cost Explorer (whose requests cost $0.01 each, hence opt-in). `call_log` is
+    the sweep's AWS call log, so its Cost Explorer requests count in the run's api_calls."""
 
     billing: BillingSettings
     cost_explorer: CostExplorerSettings | None = None
     endpoint_url: str | None = None
+    call_log: CallLog | None = None
 
     @property
     def uses_cost_explorer(self) -> bool:
@@ -54,12 +57,13 @@ def _now(plan: CollectPlan) -> datetime:
 
 def open_cost_explorer(inputs: BillingInputs) -> Any:
     """A CostExplorer over its own AwsClients, always in dry-run: it only reads, so the SDK-level hook
-    refusing every mutating call costs nothing even when the sweep itself may act."""
+    refusing every mutating call costs nothing even when the sweep itself may act. Its requests (and
+    any refusal) go to the sweep's AWS call log when one is given."""
     from tools.aws.cost_explorer import CostExplorer
     from tools.aws.session import AwsClients
 
     ce = inputs.cost_explorer or CostExplorerSettings()
-    clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url,
+    clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url, call_log=inputs.call_log,
                          role_arns=[ce.role_arn] if ce.role_arn else None)
     return CostExplorer(clients.accounts()[0], cost_column=inputs.billing.cost_column,
                         tag_map=inputs.billing.tag_map)
@@ -230,9 +234,13 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             v.close()
 
 
-def _source(settings: Any) -> BillingInputs:
+def _source(settings: Any, providers: Any = None) -> BillingInputs:
+    """The billing settings and, when Cost Explorer is read, the sweep's AWS call log to count its requests."""
     aws = getattr(settings, "aws", None)
-    return BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None))
+    inputs = BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None))
+    if providers is not None and inputs.uses_cost_explorer:
+        inputs = replace(inputs, call_log=providers.aws_call_log)
+    return inputs
 
 
 register_collector(CollectorSpec("billing.focus", "focus", collect_focus, source=_source))

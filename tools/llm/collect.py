@@ -121,7 +121,7 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
     log.close()
 
 
-def _source(settings: Any) -> BillingSettings:
+def _source(settings: Any, _providers: Any = None) -> BillingSettings:
     return settings.billing
 
 
