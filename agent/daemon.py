@@ -11,7 +11,9 @@
   finish, then the process exits anyway (what it left pending is reconciled next start).
 - SIGHUP, or a changed policy file, reloads the policies without a restart.
 - With `slack.app_token`, Slack clicks also arrive over Socket Mode (agent/slack_socket.py):
-  every replica holds a connection, as every replica serves the HTTP route.
+  every replica holds a connection, as every replica serves the HTTP route. /readyz shows the
+  link as a detail but stays ready without it: the HTTP routes and sweeps still work, and
+  taking the replica out of a Service would not bring the outbound socket back.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class Daemon:
             ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
             ("GET", "/readyz"): self._readyz,
             ("GET", "/metrics"): lambda _h, _b: Response(
-                200, render(self.store, self._counters_now(), self.state), "text/plain; version=0.0.4; charset=utf-8"),
+                200, render(self.store, self._counters_now(), self.state,
+                            self.socket_mode.stats() if self.socket_mode is not None else None),
+                "text/plain; version=0.0.4; charset=utf-8"),
         })
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -125,7 +129,17 @@ class Daemon:
         ready = db and settled and (scheduling or role == "standby") and not self.stop_event.is_set()
         return Response(200 if ready else 503, {"status": "ready" if ready else "not ready", "database": db,
                                                 "scheduler": scheduling, "role": role,
-                                                "policies": sorted(self.policies), "dry_run": self.settings.dry_run})
+                                                "policies": sorted(self.policies), "dry_run": self.settings.dry_run,
+                                                "slack_socket": self._socket_detail()})
+
+    def _socket_detail(self) -> dict[str, Any]:
+        """Socket Mode for /readyz: informative only, never a reason to be not ready."""
+        if self.settings.slack.app_token is None:
+            return {"enabled": False}
+        if self.socket_mode is None:  # configured, not started yet
+            return {"enabled": True, "connected": False}
+        s = self.socket_mode.stats()
+        return {"enabled": True, **{k: s[k] for k in ("connected", "connected_since", "reconnects", "last_error")}}
 
     def _counters_now(self) -> ProcessCounters:
         from tools.aws.retry import retry_counts

@@ -1,7 +1,7 @@
 """/metrics in Prometheus format: store aggregates read at scrape time, plus process counters.
 
-Store-backed figures are the same on every replica; counters (API calls, retries) are this
-process's own.
+Store-backed figures are the same on every replica; counters (API calls, retries) and the
+Slack Socket Mode figures are this process's own (each replica holds its own socket).
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ class ProcessCounters:
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: Store, counters: ProcessCounters, state: dict[str, Any]) -> None:
+    def __init__(self, store: Store, counters: ProcessCounters, state: dict[str, Any],
+                 slack_socket: dict[str, Any] | None = None) -> None:
         self.store = store
         self.counters = counters
         self.state = state
+        self.slack_socket = slack_socket
 
     def collect(self) -> Iterator[Any]:
         snap = self.store.metrics_snapshot()
@@ -99,9 +101,31 @@ class StoreCollector(Collector):
                                 value=1 if self.state.get("leader") else 0)
         yield GaugeMetricFamily("costwarden_dry_run", "1 if sweeps cannot change anything",
                                 value=1 if self.state.get("dry_run") else 0)
+        if self.slack_socket is not None:
+            yield from socket_mode_families(self.slack_socket)
 
 
-def render(store: Store, counters: ProcessCounters, state: dict[str, Any]) -> bytes:
+def socket_mode_families(stats: dict[str, Any]) -> Iterator[Any]:
+    """Socket Mode series, from SocketModeListener.stats(); absent when Socket Mode is off."""
+    yield GaugeMetricFamily("costwarden_slack_socket_connected", "1 while this replica's Slack Socket Mode link is up",
+                            value=1 if stats["connected"] else 0)
+    yield CounterMetricFamily("costwarden_slack_socket_reconnects", "Socket Mode sessions opened after the first",
+                              value=stats["reconnects"])
+    envelopes = CounterMetricFamily("costwarden_slack_socket_envelopes", "Socket Mode envelopes received, by type",
+                                    labels=["type"])
+    for kind, n in sorted(stats["envelopes"].items()):
+        envelopes.add_metric([kind], n)
+    yield envelopes
+    replies = CounterMetricFamily("costwarden_slack_socket_replies", "Replies posted to clickers' response_url",
+                                  labels=["outcome"])
+    for outcome, n in sorted(stats["replies"].items()):
+        replies.add_metric([outcome], n)
+    yield replies
+
+
+def render(store: Store, counters: ProcessCounters, state: dict[str, Any],
+           slack_socket: dict[str, Any] | None = None) -> bytes:
+    """The exposition text; `slack_socket` is SocketModeListener.stats() when Socket Mode is on."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store, counters, state))
+    registry.register(StoreCollector(store, counters, state, slack_socket))
     return generate_latest(registry)

@@ -15,13 +15,13 @@ import pytest
 
 from agent.config import AwsSettings, ConfigError, Settings, SlackSettings, load_settings
 from agent.demo import DEMO_REGIONS, seed_estate
-from agent.slack_socket import SocketModeListener
+from agent.slack_socket import SocketModeListener, reply_url_allowed
 from agent.sweep import run_sweep
 from policies.loader import load_policy_file
 from state.store import Store
 from tests.fakes.slack import FakeSlack, block_actions
 from tests.test_approvals import ALICE, EVE, POLICY, TOKEN
-from tools.slack import APPROVE
+from tools.slack import APPROVE, REJECT
 
 APP_TOKEN = "xapp-1-A0COSTWARDEN-1234567890-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -121,6 +121,83 @@ def test_a_strangers_click_is_refused_recorded_and_executes_nothing(world, aws, 
     assert "StopInstances" not in aws.calls
 
 
+def replies_to(slack: FakeSlack, url: str) -> list[dict]:
+    path = url.split("127.0.0.1", 1)[1].split("/", 1)[1]
+    return [r for r in slack.replies if r["path"] == "/" + path]
+
+
+def test_the_clicker_gets_the_http_reply_text_on_the_response_url(world, aws, slack, caplog):
+    store, listener = world["store"], world["listener"]
+    approve_url, refuse_url = slack.response_url(), slack.response_url()
+    slack.socket.send(block_actions(ALICE, APPROVE, world["actions"]["llm-finetune-01"], approve_url))
+    slack.socket.send(block_actions(EVE, APPROVE, world["actions"]["llm-finetune-02"], refuse_url))
+    [approved] = wait_until(lambda: replies_to(slack, approve_url), what="the reply to the approver")
+    [refused] = wait_until(lambda: replies_to(slack, refuse_url), what="the reply to the stranger")
+    assert approved["body"] == {"text": "Approved: executing now.", "response_type": "ephemeral",
+                                "replace_original": False}
+    assert refused["body"] == {"text": "Refused: you are not an allowed approver for policy idle-gpus; "
+                                       "nothing was changed.", "response_type": "ephemeral", "replace_original": False}
+    assert approved["authorization"] is None and refused["authorization"] is None  # the URL is the credential
+    assert aws.calls.count("StopInstances") == 1
+    assert store.get_action(world["actions"]["llm-finetune-02"]).status == "awaiting_approval"
+
+    # no reply: an envelope with no response_url, and a response_url that is not Slack's
+    elsewhere = FakeSlack(TOKEN)
+    try:
+        events = slack.socket.send({"event": {"type": "app_mention"}}, type="events_api")
+        stray = slack.socket.send(block_actions(ALICE, REJECT, world["actions"]["embeddings-batch"],
+                                                elsewhere.response_url()))
+        slack.socket.wait_ack(events)
+        slack.socket.wait_ack(stray)
+        handled(world, 3)
+        wait_until(lambda: listener.stats()["replies"].get("skipped") == 1, what="the stray reply to be skipped")
+        time.sleep(0.5)
+        assert elsewhere.replies == [] and elsewhere.calls == []
+    finally:
+        elsewhere.stop()
+    assert len(slack.replies) == 2 and listener.stats()["replies"] == {"sent": 2, "skipped": 1}
+    assert listener.stats()["envelopes"] == {"interactive": 3, "events_api": 1}
+    secrets = [approve_url.split("/actions/")[1], refuse_url.split("/actions/")[1], APP_TOKEN, TOKEN]
+    ours = [r for r in caplog.records if r.name.startswith(("costwarden", "slack_sdk"))]  # not the fake's server
+    assert any(r.name == "costwarden.slack.socket.sdk" and "[REDACTED]" in r.getMessage() for r in ours)
+    assert not [r for r in ours for x in secrets if x in r.getMessage() or x in json.dumps(vars(r), default=str)]
+
+
+def test_a_reply_is_retried_on_429_and_5xx_after_the_ack_and_a_lost_one_is_counted(world, slack, caplog):
+    listener = world["listener"]
+    slack.fail_next("response_url", status=429, retry_after=1)
+    slack.fail_next("response_url", status=502)
+    url = slack.response_url()
+    envelope = slack.socket.send(block_actions(ALICE, REJECT, world["actions"]["llm-finetune-02"], url))
+    slack.socket.wait_ack(envelope)
+    assert len(replies_to(slack, url)) < 3  # acked while the reply still waits out Retry-After
+    wait_until(lambda: listener.stats()["replies"].get("sent") == 1, what="the reply after two retries")
+    assert [r["body"]["text"] for r in replies_to(slack, url)] == ["Rejected: nothing will change."] * 3
+
+    slack.fail_next("response_url", status=500, times=4)  # the first try and all three retries
+    lost = slack.response_url()
+    slack.socket.send(block_actions(ALICE, REJECT, world["actions"]["embeddings-batch"], lost))
+    wait_until(lambda: listener.stats()["replies"].get("failed") == 1, what="the reply to be given up")
+    assert len(replies_to(slack, lost)) == 4
+    warnings = [r for r in caplog.records if "reply to the clicker not sent" in r.getMessage()]
+    assert warnings and warnings[0].error.startswith("HTTP 500")
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith(("costwarden", "slack_sdk"))]
+    assert ours and not [m for m in ours if lost.split("/actions/")[1] in m]
+
+
+def test_reply_urls_go_to_slack_or_the_configured_api_host_only():
+    assert reply_url_allowed("https://hooks.slack.com/actions/T0/1/abc", None)
+    assert reply_url_allowed("https://hooks.slack-gov.com/actions/T0/1/abc", None)
+    assert reply_url_allowed("http://127.0.0.1:8080/actions/T0/1/abc", "http://127.0.0.1:8080/api/")
+    for url in ("http://hooks.slack.com/actions/T0/1/abc",          # not TLS
+                "https://hooks.slack.com.evil.example/actions/x",   # look-alike host
+                "https://user:pw@hooks.slack.com/actions/x",        # credentials in the URL
+                "https://hooks.slack.com:8443/actions/x",           # another port
+                "http://127.0.0.1:8081/actions/T0/1/abc",           # not the configured host
+                "http://169.254.169.254/latest/meta-data/", "file:///etc/passwd", "https://[::1/x", ""):
+        assert not reply_url_allowed(url, "http://127.0.0.1:8080/api/"), url
+
+
 def test_other_envelopes_are_acked_and_ignored_and_garbage_is_refused(world, aws, slack):
     store = world["store"]
     events = slack.socket.send({"event": {"type": "app_mention", "text": "hi"}}, type="events_api")
@@ -175,7 +252,7 @@ def test_the_daemon_takes_clicks_over_socket_mode_and_closes_it_on_sigterm(aws, 
     """No signing secret, no reachable HTTP route: the click arrives on the daemon's own socket."""
     import signal
 
-    from tests.test_daemon import DaemonProc, wait_for
+    from tests.test_daemon import DaemonProc, get, wait_for
 
     ids = seed_estate(aws.endpoint)
     aws.clear_calls()
@@ -183,7 +260,7 @@ def test_the_daemon_takes_clicks_over_socket_mode_and_closes_it_on_sigterm(aws, 
     d = DaemonProc(tmp_path, aws.endpoint, dry_run=False, policy=POLICY, extra=extra)
     proc = d.start()
     try:
-        ws = slack.socket.wait_connected(timeout=30)
+        slack.socket.wait_connected(timeout=30)
 
         def requests() -> int:
             return sum(1 for m, a in slack.calls if m == "chat.postMessage" and "asks to" in (a.get("text") or ""))
@@ -192,13 +269,33 @@ def test_the_daemon_takes_clicks_over_socket_mode_and_closes_it_on_sigterm(aws, 
         with d.db() as db:
             [(target,)] = db.execute("SELECT id FROM actions WHERE status = 'awaiting_approval' "
                                      "AND json_extract(args, '$.instance_id') = ?", (ids["llm-finetune-01"],)).fetchall()
-        envelope = slack.socket.send(block_actions(ALICE, APPROVE, target))
+        reply_url = slack.response_url()
+        envelope = slack.socket.send(block_actions(ALICE, APPROVE, target, reply_url))
         slack.socket.wait_ack(envelope, timeout=30)
         wait_for(lambda: d.db().execute("SELECT status FROM actions WHERE id=?", (target,)).fetchone()[0] == "done",
                  60, "the approved action to run", proc)
+        [reply] = wait_for(lambda: replies_to(slack, reply_url), 30, "the reply to the clicker", proc)
+        assert reply["body"]["text"] == "Approved: executing now." and reply["authorization"] is None
+
+        # the link on the daemon's own endpoints: up, one interactive envelope, no reconnect yet
+        status, body = get(d.port, "/readyz")
+        sock = json.loads(body)["slack_socket"]
+        assert status == 200 and sock["enabled"] and sock["connected"] and sock["reconnects"] == 0
+        assert sock["connected_since"] and sock["last_error"] is None
+        text = get(d.port, "/metrics")[1]
+        assert series(text, "costwarden_slack_socket_connected") == 1
+        assert series(text, 'costwarden_slack_socket_envelopes_total{type="interactive"}') == 1
+        assert series(text, 'costwarden_slack_socket_replies_total{outcome="sent"}') == 1
+        assert series(text, "costwarden_slack_socket_reconnects_total") == 0
+
+        slack.socket.drop()  # a lost network path: the daemon's watchdog opens a new session
+        slack.socket.wait_connected(count=2, timeout=30)
+        wait_for(lambda: series(get(d.port, "/metrics")[1], "costwarden_slack_socket_reconnects_total") == 1,
+                 30, "the reconnect to be counted", proc)
+        assert json.loads(get(d.port, "/readyz")[1])["slack_socket"]["reconnects"] == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        wait_until(lambda: ws.close_code is not None, 10, "the daemon to close its socket")
+        wait_until(lambda: slack.socket.connections[-1].close_code is not None, 10, "the daemon to close its socket")
     finally:
         d.stop()
     assert aws.calls.count("StopInstances") == 1
@@ -209,3 +306,47 @@ def test_the_daemon_takes_clicks_over_socket_mode_and_closes_it_on_sigterm(aws, 
     logs = proc.stderr.read()
     assert "slack socket mode connected" in logs
     assert APP_TOKEN not in logs and TOKEN not in logs
+
+
+def test_the_daemon_stays_ready_without_its_socket_and_says_why(aws, slack, tmp_path):
+    """A rejected app token: /readyz is still 200 (HTTP routes and sweeps work) and shows the link down."""
+    from tests.test_daemon import APPROVE_POLICY, DaemonProc, get, wait_for
+
+    extra = {"slack": {"bot_token": TOKEN, "app_token": "xapp-1-revoked-0000000000", "channel": "#finops",
+                       "base_url": slack.base_url}}
+    d = DaemonProc(tmp_path, aws.endpoint, dry_run=True, policy=APPROVE_POLICY, extra=extra)
+    proc = d.start()
+    try:
+        _, body = wait_for(lambda: (r := get(d.port, "/readyz"))[0] == 200
+                                and json.loads(r[1])["slack_socket"].get("last_error") and r, 30, "/readyz", proc)
+        assert json.loads(body)["slack_socket"] == {"enabled": True, "connected": False, "connected_since": None,
+                                                    "reconnects": 0, "last_error": "invalid_auth"}
+        text = get(d.port, "/metrics")[1]
+        assert series(text, "costwarden_slack_socket_connected") == 0
+        assert series(text, "costwarden_slack_socket_reconnects_total") == 0
+        assert slack.socket.connections == []
+    finally:
+        d.stop()
+
+
+def test_metrics_and_readyz_leave_socket_mode_out_when_it_is_off(tmp_path, no_costwarden_env):
+    from agent.daemon import Daemon
+    from tests.test_daemon import get
+
+    (tmp_path / "p.yml").write_text(POLICY)
+    d = Daemon(Settings(state_dir=tmp_path / "state", policies=[tmp_path / "p.yml"]), host="127.0.0.1", port=0)
+    d.http.start()
+    try:
+        assert json.loads(get(d.http.port, "/readyz")[1])["slack_socket"] == {"enabled": False}
+        assert "costwarden_slack_socket" not in get(d.http.port, "/metrics")[1]
+    finally:
+        d.http.stop()
+        d.store.close()
+
+
+def series(text: str, name: str) -> float | None:
+    """The value of one exposition line, labels included in `name` (`metric{a="b"}`)."""
+    for line in text.splitlines():
+        if line.rsplit(" ", 1)[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return None

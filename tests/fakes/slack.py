@@ -2,7 +2,9 @@
 
 It checks the bot token like Slack does (invalid_auth otherwise), records every call, and
 can be told to fail the next calls of a method: HTTP 429 with Retry-After, HTTP 500, or a
-Slack error such as invalid_auth.
+Slack error such as invalid_auth. It also serves interaction `response_url`s
+(`response_url()`, POST /actions/...): each POST is recorded in `replies` with the
+Authorization header it carried; `fail_next("response_url", ...)` makes them fail too.
 
 Given an app token it also plays Slack's Socket Mode: apps.connections.open (app token only)
 hands out a ws://127.0.0.1 URL with a one-use ticket, served by a real WebSocket server
@@ -30,16 +32,17 @@ def sign(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
             "Content-Type": "application/x-www-form-urlencoded"}
 
 
-def interaction(user: str, button: str, action_id: str) -> bytes:
+def interaction(user: str, button: str, action_id: str, response_url: str = "http://127.0.0.1:9/unused") -> bytes:
     payload = {"type": "block_actions", "user": {"id": user, "username": user.lower()},
                "actions": [{"action_id": button, "value": action_id, "type": "button"}],
-               "container": {"type": "message"}, "response_url": "http://127.0.0.1:9/unused"}
+               "container": {"type": "message"}, "response_url": response_url}
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def block_actions(user: str, button: str, action_id: str) -> dict[str, Any]:
+def block_actions(user: str, button: str, action_id: str, response_url: str = "http://127.0.0.1:9/unused") -> dict[str, Any]:
     """The block_actions payload of a button click, as Slack sends it (HTTP form field or envelope)."""
-    return json.loads(urllib.parse.parse_qs(interaction(user, button, action_id).decode())["payload"][0])
+    body = interaction(user, button, action_id, response_url)
+    return json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
 
 
 class FakeSocketMode:
@@ -149,6 +152,7 @@ class FakeSlack:
         self.socket = FakeSocketMode() if app_token else None
         self.groups = groups or {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.replies: list[dict[str, Any]] = []  # POSTs to a response_url: {"path", "authorization", "body"}
         self.failures: dict[str, list[tuple[int, str | None, float | None]]] = {}
         self.lock = threading.Lock()
         self._ts = 0
@@ -156,7 +160,8 @@ class FakeSlack:
 
         class H(BaseHTTPRequestHandler):
             def _handle(self) -> None:
-                method = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+                hook = self.path.startswith("/actions/")  # a response_url, not a Web API method
+                method = "response_url" if hook else self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 ctype = self.headers.get("Content-Type", "")
@@ -164,6 +169,10 @@ class FakeSlack:
                     args = json.loads(raw)
                 else:
                     args = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode() or self.path.partition("?")[2]).items()}
+                if hook:
+                    with fake.lock:
+                        fake.replies.append({"path": self.path, "authorization": self.headers.get("Authorization"),
+                                             "body": args})
                 status, body, headers = fake.respond(method, self.headers.get("Authorization", ""), args)
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -187,6 +196,10 @@ class FakeSlack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/"
 
+    def response_url(self) -> str:
+        """A fresh response_url on this fake, as Slack puts one in each interaction payload."""
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/actions/T0COSTWARDEN/{uuid.uuid4().int % 10**12}/{uuid.uuid4().hex}"
+
     def fail_next(self, method: str, *, status: int = 200, error: str | None = None, retry_after: float | None = None,
                   times: int = 1) -> None:
         with self.lock:
@@ -208,6 +221,8 @@ class FakeSlack:
             if status >= 500:
                 return status, {"ok": False, "error": "internal_error"}, {}
             return 200, {"ok": False, "error": error or "fatal_error"}, {}
+        if method == "response_url":  # the URL is the credential: no token, and Slack answers "ok"
+            return 200, {"ok": True}, {}
         if method == "apps.connections.open":  # only an app-level token may open a socket
             if self.socket is None or auth != f"Bearer {self.app_token}":
                 return 200, {"ok": False, "error": "invalid_auth" if auth.startswith("Bearer xapp-")
