@@ -1,4 +1,7 @@
-"""SQLAlchemy tables: runs, findings, actions, the decision audit trail, approvals, LLM calls."""
+"""SQLAlchemy tables: runs, findings, actions, the decision audit trail, approvals, LLM calls.
+
+The schema of record is state/migrations/ (Alembic); a change here needs a new revision there.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ class FindingRow(Base):
     rationale: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # the resource's tags (team, owner, env...), for the per-team digest; NULL in rows written before
-    # the column existed (state/store.py LATE_COLUMNS adds it to older databases)
+    # the column existed (migration 0002 adds it to older databases)
     tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
@@ -154,8 +157,9 @@ Index("ix_actions_resource_status", ActionRow.resource_key, ActionRow.status)
 class RealizedSavingsRow(Base):
     """What an executed action really saved, measured after it (policies/savings.py).
 
-    A table of its own rather than columns on `actions`: `create_all` adds a missing table to an
-    existing database but never a missing column, and there are no migrations yet.
+    A table of its own rather than columns on `actions` (it predates migrations, when `create_all`
+    could add a missing table but never a missing column). A schema change now is a new revision in
+    state/migrations/versions/; tests/test_migrations.py checks these models against the head.
     """
 
     __tablename__ = "realized_savings"

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from state.domain import Finding, PlannedAction
 from state.errors import CostwardenError
-from state.models import (ActionRow, ApprovalRow, Base, DecisionRow, FindingRow, LlmCallRow, ProtectionRow, Run,
-                          utcnow)
+from state.migrate import SchemaError, ensure_schema
+from state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, ProtectionRow, Run, utcnow
 
 
 class StoreError(CostwardenError, RuntimeError):
@@ -37,43 +37,32 @@ def _safe_url(url: str) -> str:
         return "<unparseable database url>"
 
 
+def _journal_wal(cur: Any, patience_s: float = 5.0) -> None:
+    """Switch to WAL, retrying: two processes opening a new file at once both try to switch, and
+    SQLite answers "database is locked" at once there (the busy timeout does not apply)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _enable_sqlite_wal(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=5000")
+        _journal_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=5000")
         cur.close()
-
-
-# Columns added to existing tables after their first release. `create_all` creates missing
-# tables but never alters one, and there are no migrations: a database made by an earlier
-# version gets these added (nullable, so old rows stay valid) when a store opens it.
-LATE_COLUMNS: tuple[tuple[str, str], ...] = (("findings", "tags"),)
-
-
-def add_late_columns(engine: Engine) -> list[str]:
-    """Add each LATE_COLUMNS column the database lacks; idempotent; returns `table.column`s added."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import DBAPIError
-
-    added: list[str] = []
-    for table, column in LATE_COLUMNS:
-        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
-            continue
-        col = Base.metadata.tables[table].c[column]
-        ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(dialect=engine.dialect)}"
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(ddl)
-        except DBAPIError:
-            # another replica added it between our look and our ALTER: fine if it is there now
-            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
-                raise
-        added.append(f"{table}.{column}")
-    return added
 
 
 class Store:
@@ -85,8 +74,9 @@ class Store:
             self.engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 _enable_sqlite_wal(self.engine)
-            Base.metadata.create_all(self.engine)
-            add_late_columns(self.engine)
+            self.migration = ensure_schema(self.engine)  # at head: one SELECT, no Alembic import
+        except SchemaError as exc:
+            raise SchemaError(f"database {_safe_url(url)}: {exc}") from None
         except ImportError as exc:
             raise StoreError(f"cannot open database {_safe_url(url)}: driver not installed ({exc})") from None
         except (SQLAlchemyError, OSError) as exc:

@@ -15,7 +15,7 @@ import pytest
 from agent.config import ConfigError, Settings, SlackSettings, load_settings
 from agent.digest import digest_from_store, post_digest, team_of, team_tag_keys
 from state.domain import Finding
-from state.store import Store, add_late_columns
+from state.store import Store
 from tests.fakes.slack import FakeSlack
 from tools.billing.settings import BillingSettings
 from tools.slack import SlackNotifier
@@ -97,6 +97,7 @@ def test_a_database_from_before_the_tags_column_keeps_working(tmp_path: Path, sl
     Store(url).close()
     with sqlite3.connect(tmp_path / "old.sqlite") as db:  # make it what the previous release created
         db.execute("ALTER TABLE findings DROP COLUMN tags")
+        db.execute("DROP TABLE alembic_version")  # that release had no migrations
         db.execute("INSERT INTO runs (id, started_at, status, dry_run, \"trigger\", policies, errors, monthly_waste_usd, "
                    "projected_monthly_savings_usd) VALUES ('old', ?, 'done', 1, 'test', '[]', '[]', 5, 0)",
                    (NOW.isoformat(),))
@@ -106,11 +107,11 @@ def test_a_database_from_before_the_tags_column_keeps_working(tmp_path: Path, sl
                    "'{}', 5, 'low', 'high', 'old row', ?)", (NOW.isoformat(),))
         assert "tags" not in {r[1] for r in db.execute("PRAGMA table_info(findings)")}
 
-    store = Store(url)  # opening it adds the column; the old row reads as untagged
+    store = Store(url)  # opening it adds the column (migration 0002); the old row reads as untagged
     with sqlite3.connect(tmp_path / "old.sqlite") as db:
         assert "tags" in {r[1] for r in db.execute("PRAGMA table_info(findings)")}
     assert store.get_finding("fnd_old").tags is None
-    assert add_late_columns(store.engine) == []  # idempotent: nothing left to add
+    assert (store.migration.path, store.migration.before) == ("pre-alembic", "0001")  # stamped, then upgraded
     seed(store, [finding("i-new", "100", {"team": "research"})], run="new")
     assert store.get_finding("fnd_i-new").tags == {"team": "research"}
     digest = digest_from_store(store, since=NOW - timedelta(days=7), now=NOW)
