@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -118,6 +118,17 @@ class LlmSettings(Section):
 class PricingSettings(Section):
     overrides: dict[str, float] = Field(default_factory=dict,
                                         description="hourly USD by '<type>' or '<region>/<type>'")
+    source: Literal["tables", "price-list-api"] = Field("tables", description=(
+        "'tables': the figures shipped in tools/data (no AWS permission needed). 'price-list-api': EC2 and "
+        "SageMaker instance prices from the AWS Price List API (pricing:GetProducts), fetched only for the types "
+        "a sweep meets and cached in state_dir; the tables answer whatever it cannot. Overrides always win."))
+    cache_ttl_days: float = Field(7.0, gt=0, le=365,
+                                  description="How long a fetched price is used before it is asked for again.")
+    api_region: Literal["us-east-1", "eu-central-1", "ap-south-1"] = Field(
+        "us-east-1", description="Where the Price List API is called (it is served from these three regions only).")
+    endpoint_url: str | None = Field(None, description=(
+        "For tests: the Price List API's URL; AWS_ENDPOINT_URL_PRICING works too. Neither aws.endpoint_url nor "
+        "AWS_ENDPOINT_URL is followed: they point the estate's APIs at a stand-in (moto) that does not serve this one."))
 
 
 class Settings(BaseSettings):

@@ -185,7 +185,9 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
     run_id = new_run_id(now)
     providers = Providers(settings, dry_run=dry_run)
     ctx = SweepContext(settings=settings, store=store, policies={p.name: p for p in policies}, providers=providers,
-                       prices=PriceBook(settings.pricing.overrides), now=now, progress=progress or (lambda _m: None))
+                       prices=PriceBook.from_settings(settings.pricing, settings.state_dir,
+                                                      call_log=providers.aws_call_log),
+                       now=now, progress=progress or (lambda _m: None))
     store.start_run(run_id, dry_run=dry_run, policies=[p.name for p in policies], trigger=trigger)
     try:
         with open_checkpointer(settings) as saver:
@@ -215,7 +217,8 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
         run_id=run_id, dry_run=dry_run, status=final.get("status", "done"),
         findings=[Finding.from_dict(d) for d in final.get("findings", [])],
         actions=[PlannedAction.from_dict(d) for d in final.get("actions", [])],
-        inventoried=final.get("inventoried", 0), errors=final.get("errors", []), warnings=final.get("warnings", []),
+        inventoried=final.get("inventoried", 0), errors=final.get("errors", []),
+        warnings=[*final.get("warnings", []), *ctx.prices.warnings],  # e.g. the Price List API unreachable
         api_calls=dict(calls), refused_calls=dict(refused),
         priority=final.get("priority", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )

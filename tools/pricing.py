@@ -9,19 +9,30 @@ in someone's cluster costs is not in any public price list.
 
 Loaded once, lazily. An unknown type yields no price (never a silent $0): the caller reports
 the finding as unpriced and warns.
+
+With `pricing.source: price-list-api` EC2 and SageMaker instance prices come first from the AWS
+Price List API (tools/aws/price_list.py: fetched lazily per type, cached in `state_dir` for a
+TTL); the tables answer what it cannot. Precedence: overrides > Price List cache > tables.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+if TYPE_CHECKING:
+    from tools.aws.price_list import AwsPriceList
+    from tools.calls import CallLog
+
 HOURS_PER_MONTH = Decimal("730")
+PRICE_LIST_CACHE = "aws_price_list.json"  # in state_dir
 
 _FILES = {"ec2": "aws_ec2_on_demand.yml", "sagemaker": "aws_sagemaker_on_demand.yml",
           "storage": "aws_storage_network.yml", "gcp": "gcp_compute_on_demand.yml"}
@@ -54,10 +65,38 @@ def _per_hour(table: dict[str, Any], kind: str, value: Decimal) -> Decimal:
     return value
 
 
+class PricingConfig(Protocol):
+    """The `pricing:` settings this module reads (agent/config.py PricingSettings)."""
+
+    overrides: dict[str, float]
+    source: str
+    cache_ttl_days: float
+    api_region: str
+    endpoint_url: str | None
+
+
 class PriceBook:
-    def __init__(self, overrides: dict[str, float] | None = None) -> None:
+    def __init__(self, overrides: dict[str, float] | None = None, price_list: AwsPriceList | None = None) -> None:
         # override keys: "<type>" or "<region>/<type>", in the unit of the data file
         self.overrides = {k: Decimal(str(v)) for k, v in (overrides or {}).items()}
+        self.price_list = price_list
+
+    @classmethod
+    def from_settings(cls, pricing: PricingConfig, state_dir: Path, *, call_log: CallLog | None = None) -> PriceBook:
+        """The book a sweep prices with: the tables and overrides, plus the Price List API when
+        `pricing.source` is `price-list-api` (its requests go to `call_log`, the sweep's)."""
+        if pricing.source != "price-list-api":
+            return cls(pricing.overrides)
+        from tools.aws.price_list import AwsPriceList
+
+        live = AwsPriceList(Path(state_dir) / PRICE_LIST_CACHE, ttl=timedelta(days=pricing.cache_ttl_days),
+                            api_region=pricing.api_region, endpoint_url=pricing.endpoint_url, call_log=call_log)
+        return cls(pricing.overrides, live)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem with the Price List source (unreachable API, unreadable cache)."""
+        return self.price_list.warnings if self.price_list is not None else []
 
     def hourly(self, provider: str, region: str, kind: str) -> tuple[Decimal | None, str]:
         if provider == "k8s":
@@ -66,6 +105,10 @@ class PriceBook:
         for key in (f"{region}/{kind}", kind):
             if key in self.overrides:
                 return _per_hour(table, kind, self.overrides[key]), "config override"
+        if provider == "aws" and self.price_list is not None:
+            live = self.price_list.hourly(region, kind)
+            if live is not None:
+                return live
         regions = table.get("regions", {})
         label = f"{table.get('source')}, as of {table.get('as_of')}"
         if kind in regions.get(region, {}):
