@@ -65,6 +65,9 @@ def decide(policy: Policy, action: PlannedAction, tags: dict[str, str], ctx: Gua
     if action.destructive:
         ctx.counted += 1
         return NEEDS_APPROVAL, "destructive action needs approval even in auto mode"
+    if action.approval_reason:
+        ctx.counted += 1
+        return NEEDS_APPROVAL, action.approval_reason
     cap = Decimal(str(limits.max_monthly_usd_per_auto_action))
     if action.projected_monthly_savings_usd > cap:
         ctx.counted += 1

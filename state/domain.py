@@ -127,6 +127,7 @@ class PlannedAction:
     reason: str = ""
     status: str = "planned"
     destructive: bool = False
+    approval_reason: str = ""  # set by the action: the guard asks a person even in auto mode (policies/guard.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

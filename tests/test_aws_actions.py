@@ -1,5 +1,6 @@
 """The EC2 actions beyond stop, against moto through real boto3: start, tag/untag, resize of a stopped
-instance, mark-for-op and schedule enforcement in whole sweeps. Each action verifies by reading back,
+instance, resize with restart (crash points, refused changes and starts, reconciliation),
+mark-for-op and schedule enforcement in whole sweeps. Each action verifies by reading back,
 runs twice for one mutating call, leaves protected resources alone, and a dry-run sends nothing that
 mutates (proved at the recording moto server)."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -402,3 +404,250 @@ def test_a_finding_that_cannot_be_planned_is_one_error_and_the_others_are_planne
     out = plan({"run_id": "run_1", "findings": [bad.to_dict(), good.to_dict()]}, runtime)
     assert [a["args"]["instance_id"] for a in out["actions"]] == ["i-good"]
     assert len(out["errors"]) == 1 and "fnd_2" in out["errors"][0] and "proposed_instance_type" in out["errors"][0]
+
+
+# -- change-instance-type with restart: true -------------------------------------------------------
+
+RESIZE = "aws.ec2.resize_instance"
+RESIZE_MARK = "costwarden:stopped-for-resize"
+
+
+class Crash(BaseException):
+    """The process dying mid-action: not an Exception, so nothing on the way up records a result."""
+
+
+def _inject(clients: AwsClients, operation: str, *, when=lambda body: True, code: str = "",
+            crash: bool = False, times: int = 1) -> list[dict]:
+    """Make the next `times` matching calls fail inside botocore (the request never leaves the
+    process), the way EC2 answers when it has no capacity or refuses a type. Returns the calls hit."""
+    hit: list[dict] = []
+
+    def handler(params, **_):
+        body = params.get("body") or {}
+        if len(hit) >= times or not when(body):
+            return None
+        hit.append(body)
+        if crash:
+            raise Crash(operation)
+        return (SimpleNamespace(status_code=500, headers={}),
+                {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {}})
+
+    clients.client("ec2", REGION).meta.events.register(f"before-call.ec2.{operation}", handler)
+    return hit
+
+
+def _resize_args(iid: str, to: str = "g6.12xlarge") -> dict:
+    return {"account": ACCOUNT, "region": REGION, "instance_id": iid, "instance_type": to}
+
+
+def test_resize_with_restart_stops_changes_and_starts_a_running_instance_once(aws, ec2):
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    spec, clients = get_tool(RESIZE), AwsClients(dry_run=False)
+    assert spec.resume and not spec.is_done(spec.observe(clients, **_resize_args(iid)))
+    out = spec.run(clients, **_resize_args(iid))
+    assert out.ok and out.detail == "" and spec.is_done(out.after)
+    assert (out.after["state"], out.after["instance_type"], out.after["resize_mark"]) == ("running", "g6.12xlarge", None)
+    assert _state(ec2, iid)[:2] == ("running", "g6.12xlarge") and RESIZE_MARK not in _state(ec2, iid)[2]
+    # the mark goes on before the stop and comes off after the verified start
+    assert mutating(aws.calls) == ["CreateTags", "StopInstances", "ModifyInstanceAttribute", "StartInstances",
+                                   "DeleteTags"]
+    aws.clear_calls()
+    again = spec.run(clients, **_resize_args(iid))
+    assert again.ok and again.detail == "already g6.12xlarge; nothing to do" and mutating(aws.calls) == []
+
+
+def test_resize_with_restart_leaves_a_stopped_instance_stopped(aws, ec2):
+    iid = _launch(ec2, "parked", stopped=True)
+    aws.clear_calls()
+    out = get_tool(RESIZE).run(AwsClients(dry_run=False), **_resize_args(iid))
+    assert out.ok and _state(ec2, iid)[:2] == ("stopped", "g6.12xlarge")
+    assert mutating(aws.calls) == ["ModifyInstanceAttribute"]  # no mark, no start: someone else stopped it
+
+
+@pytest.mark.parametrize("state,itype,marked,left", [
+    ("running", "g5.12xlarge", True, ["StopInstances", "ModifyInstanceAttribute", "StartInstances", "DeleteTags"]),
+    ("stopped", "g5.12xlarge", True, ["ModifyInstanceAttribute", "StartInstances", "DeleteTags"]),
+    ("stopped", "g6.12xlarge", True, ["StartInstances", "DeleteTags"]),
+    ("running", "g6.12xlarge", True, ["DeleteTags"]),
+    ("running", "g6.12xlarge", False, []),
+    ("stopped", "g6.12xlarge", False, []),
+], ids=["cut-before-stop", "cut-after-stop", "cut-after-change", "cut-after-start", "done", "done-stopped"])
+def test_a_rerun_reads_where_a_cut_off_resize_stopped_and_does_only_the_rest(aws, ec2, state, itype, marked, left):
+    iid = _launch(ec2, "half-done", itype=itype, tags={RESIZE_MARK: "g5.12xlarge"} if marked else None,
+                  stopped=state == "stopped")
+    aws.clear_calls()
+    spec, clients = get_tool(RESIZE), AwsClients(dry_run=False)
+    seen = spec.observe(clients, **_resize_args(iid))
+    assert spec.is_done(seen) == (not left) and seen["resize_mark"] == ("g5.12xlarge" if marked else None)
+    assert spec.run(clients, **_resize_args(iid)).ok
+    assert mutating(aws.calls) == left
+    # a marked instance was stopped by us and runs again; an unmarked stopped one stays stopped
+    assert _state(ec2, iid)[:2] == ("running" if marked or state == "running" else "stopped", "g6.12xlarge")
+    assert RESIZE_MARK not in _state(ec2, iid)[2]
+
+
+def test_no_capacity_for_the_new_type_restores_the_old_one_and_starts_it_again(aws, ec2):
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    clients = AwsClients(dry_run=False)
+    hit = _inject(clients, "StartInstances", code="InsufficientInstanceCapacity")
+    out = get_tool(RESIZE).run(clients, **_resize_args(iid))
+    assert len(hit) == 1 and not out.ok
+    assert out.detail == (f"ec2 StartInstances {iid} in {REGION}: InsufficientInstanceCapacity: injected "
+                          f"InsufficientInstanceCapacity; restored g5.12xlarge and started it again")
+    assert "\n" not in out.detail
+    state, itype, tags = _state(ec2, iid)
+    assert (state, itype) == ("running", "g5.12xlarge") and RESIZE_MARK not in tags
+    # the refused start never reached EC2; the change was undone and the old type started
+    assert mutating(aws.calls) == ["CreateTags", "StopInstances", "ModifyInstanceAttribute", "ModifyInstanceAttribute",
+                                   "StartInstances", "DeleteTags"]
+
+
+def test_a_refused_type_change_starts_the_instance_again_unchanged(aws, ec2):
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    clients = AwsClients(dry_run=False)
+    _inject(clients, "ModifyInstanceAttribute", code="InvalidParameterCombination",
+            when=lambda body: body.get("InstanceType.Value") == "g6.12xlarge")
+    out = get_tool(RESIZE).run(clients, **_resize_args(iid))
+    assert not out.ok and out.detail.endswith("InvalidParameterCombination; started it again as g5.12xlarge")
+    assert _state(ec2, iid)[:2] == ("running", "g5.12xlarge") and RESIZE_MARK not in _state(ec2, iid)[2]
+    assert mutating(aws.calls) == ["CreateTags", "StopInstances", "StartInstances", "DeleteTags"]
+
+
+def test_when_the_restore_fails_too_the_instance_stays_stopped_and_marked_with_one_line(aws, ec2):
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    clients = AwsClients(dry_run=False)
+    _inject(clients, "StartInstances", code="InsufficientInstanceCapacity", times=2)
+    with pytest.raises(ToolError) as err:
+        get_tool(RESIZE).run(clients, **_resize_args(iid))
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"ec2 StartInstances {iid} in {REGION}: InsufficientInstanceCapacity")
+    assert msg.endswith(f"restoring g5.12xlarge failed too (ec2 StartInstances {iid} in {REGION}: "
+                        f"InsufficientInstanceCapacity: injected InsufficientInstanceCapacity): ec2 instance {iid} "
+                        f"in {REGION} is left stopped, marked {RESIZE_MARK}=g5.12xlarge")
+    assert _state(ec2, iid) == ("stopped", "g5.12xlarge", {"Name": "inference", RESIZE_MARK: "g5.12xlarge"})
+
+
+def test_dry_run_resize_with_restart_refuses_the_first_mutating_call(aws, ec2):
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    clients = AwsClients(dry_run=True)
+    with pytest.raises(DryRunViolation, match="CreateTags"):
+        get_tool(RESIZE).run(clients, **_resize_args(iid))
+    assert mutating(aws.calls) == [] and _state(ec2, iid)[:2] == ("running", "g5.12xlarge")
+
+
+def test_restart_plans_the_resize_tool_and_the_guard_asks_a_person_even_in_auto_mode():
+    from policies.guard import GuardContext, decide
+    from policies.schema import Policy
+    from state.domain import PlannedAction
+
+    finding = _finding("i-1", instance_type="g5.12xlarge")
+    plain = _action("change-instance-type", to="g6.12xlarge").plan(finding, _ctx())
+    restart = _action("change-instance-type", to="g6.12xlarge", restart=True).plan(finding, _ctx())
+    trusted = _action("change-instance-type", to="g6.12xlarge", restart=True,
+                      restart_without_approval=True).plan(finding, _ctx())
+    assert (plain.tool, plain.approval_reason) == ("aws.ec2.modify_instance_type", "")
+    assert restart.tool == trusted.tool == RESIZE and restart.args == plain.args
+    assert restart.projected_monthly_savings_usd == Decimal("781.39")
+    policy = Policy.model_validate({"name": "p", "resource": "aws.ec2", "mode": "auto",
+                                    "filters": [{"type": "idle-gpu"}], "actions": ["stop"],
+                                    "limits": {"max_monthly_usd_per_auto_action": 100000}})
+
+    def decision(call):
+        a = PlannedAction("act_1", "fnd_1", "p", "change-instance-type", call.tool, call.args,
+                          call.projected_monthly_savings_usd, "aws:1:us-east-1:i-1",
+                          approval_reason=call.approval_reason)
+        return decide(policy, a, {}, GuardContext(MONDAY_1200))
+
+    assert decision(plain)[0] == "auto"
+    assert decision(restart) == ("needs_approval", ("restart: true stops and starts a running instance "
+                                                    "(downtime); needs approval even in auto mode"))
+    assert decision(trusted)[0] == "auto"
+    with pytest.raises(ValueError, match="restart"):
+        _action("change-instance-type", to="g6.12xlarge", restart="sometimes")
+    with pytest.raises(ValueError, match="restart_without_approval applies only with restart: true"):
+        _action("change-instance-type", to="g6.12xlarge", restart_without_approval=True)
+
+
+RESTART_POLICY = """
+policies:
+  - name: right-size
+    resource: aws.ec2
+    mode: auto
+    filters:
+      - type: marked-for-op
+        op: change-instance-type
+    actions:
+      - type: change-instance-type
+        to: g6.12xlarge
+        restart: true
+    limits: {cooldown_hours: 0, max_monthly_usd_per_auto_action: 100000}
+"""
+
+
+def test_a_restart_resize_waits_for_approval_then_runs_once(aws, ec2, tmp_path, state_dir, no_costwarden_env):
+    from agent.approvals import decide
+    from state.store import Store
+
+    iid = _launch(ec2, "inference", tags={"costwarden:op": "change-instance-type@2026-11-30"})
+    aws.clear_calls()
+    settings = Settings(state_dir=state_dir, dry_run=False, aws=AwsSettings(regions=[REGION]))
+    policies = _policies(tmp_path, RESTART_POLICY)
+    dry = run_sweep(settings, policies, dry_run=True, now=MONDAY_1200)
+    assert [(a.tool, a.decision, a.status) for a in dry.actions] == [(RESIZE, "needs_approval", "dry_run")]
+    assert mutating(aws.calls) == [] and dry.refused_calls == {}
+
+    [act] = run_sweep(settings, policies, dry_run=False, now=MONDAY_1200).actions
+    assert (act.tool, act.decision, act.status) == (RESIZE, "needs_approval", "awaiting_approval")
+    assert "downtime" in act.reason and mutating(aws.calls) == []  # nothing before a person says yes
+    store = Store(settings.db_url)
+    assert decide(settings, store, act.id, actor="cli:alice", decision="approve") == "approved"
+    assert store.get_action(act.id).status == "done"
+    assert _state(ec2, iid)[:2] == ("running", "g6.12xlarge")
+    assert [mutating(aws.calls).count(op) for op in ("StopInstances", "ModifyInstanceAttribute",
+                                                     "StartInstances")] == [1, 1, 1]
+
+
+def test_a_resize_cut_off_between_change_and_start_is_finished_by_start_up_reconciliation(
+        aws, ec2, tmp_path, state_dir, no_costwarden_env):
+    from agent.context import Providers
+    from agent.execute import execute_action
+    from agent.reconcile import reconcile_pending
+    from state.domain import PlannedAction
+    from state.store import Store
+
+    iid = _launch(ec2, "inference")
+    aws.clear_calls()
+    store = Store(f"sqlite:///{tmp_path}/cw.db")
+    store.start_run("run_1", dry_run=False, policies=["p"], trigger="test")
+    store.add_findings("run_1", [_finding(iid, instance_type="g5.12xlarge")])
+    a = PlannedAction("act_1", "fnd_1", "p", "change-instance-type", RESIZE, _resize_args(iid), Decimal("781.39"),
+                      f"aws:{ACCOUNT}:{REGION}:{iid}", decision="needs_approval", status="approved")
+    store.add_action("run_1", a, policy_hash="h")
+    settings = Settings(state_dir=state_dir, dry_run=False, aws=AwsSettings(regions=[REGION]))
+    first = Providers(settings, dry_run=False)
+    _inject(first.aws, "StartInstances", crash=True)
+    with pytest.raises(Crash):
+        execute_action(store, first, a, run_id="run_1", policy_hash="h")
+    assert store.get_action("act_1").status == "pending"  # the record a killed process leaves
+    assert _state(ec2, iid) == ("stopped", "g6.12xlarge", {"Name": "inference", RESIZE_MARK: "g5.12xlarge"})
+    assert mutating(aws.calls) == ["CreateTags", "StopInstances", "ModifyInstanceAttribute"]
+
+    aws.clear_calls()  # a restart in dry-run changes nothing and keeps the action for later
+    assert reconcile_pending(store, Providers(settings, dry_run=True))["deferred"] == 1
+    assert store.get_action("act_1").status == "pending" and mutating(aws.calls) == []
+
+    counts = reconcile_pending(store, Providers(settings, dry_run=False))
+    assert (counts["resumed"], counts["interrupted"]) == (1, 0)
+    row = store.get_action("act_1")
+    assert row.status == "done" and row.after_state["state"] == "running"
+    assert _state(ec2, iid) == ("running", "g6.12xlarge", {"Name": "inference"})
+    assert mutating(aws.calls) == ["StartInstances", "DeleteTags"]  # only what was left
+    trail = [(d.stage, d.decision) for d in store.decisions(action_id="act_1")]
+    assert trail[-3:] == [("reconcile", "deferred"), ("verify", "done"), ("reconcile", "resumed")]
+    aws.clear_calls()
+    assert reconcile_pending(store, Providers(settings, dry_run=False))["resumed"] == 0 and mutating(aws.calls) == []

@@ -1,7 +1,8 @@
 """The GCE side of the new actions, through the real google-cloud-compute client against the fake
 Compute API: label-safe marks and schedules, stop marks written and removed, remove_labels, a
-resize planned from evidence, and a live schedule sweep that stops and later starts only what it
-stopped. A dry-run sweep sends no POST."""
+resize planned from evidence, a live schedule sweep that stops and later starts only what it
+stopped, and a resize with restart (stop, setMachineType, start; a crash finished by reconciliation;
+no capacity for the new type restores the old one). A dry-run sends no POST."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from decimal import Decimal
 import pytest
 
 from agent.config import Settings
+from agent.demo_fakes._http import Reply
 from agent.sweep import run_sweep
 from policies.actions.base import PlanContext
 from policies.loader import load_policy_file
 from policies.registry import actions, load_builtin
 from state.domain import Finding
 from tests.fakes.gce import FakeGce
+from tools.errors import DryRunViolation
 from tools.gcp.compute import remove_labels, set_labels, start_instance, stop_instance
 from tools.gcp.session import GcpClients
 from tools.gcp.settings import GcpSettings
@@ -137,3 +140,128 @@ def test_live_schedule_sweep_on_gce_stops_then_starts_only_what_it_stopped(gce, 
     assert gce.instance(PROJECT, ZONE, "dev").status == "RUNNING"
     assert "costwarden-stopped-by-schedule" not in gce.instance(PROJECT, ZONE, "dev").labels
     assert gce.instance(PROJECT, ZONE, "human").status == "TERMINATED"  # a person stopped it
+
+
+# -- change-instance-type with restart: true -------------------------------------------------------
+
+RESIZE_MARK = "costwarden-stopped-for-resize"
+
+
+class ScarceGce(FakeGce):
+    """Compute Engine with no capacity left in the zone for some machine types: starting an instance of
+    one of them is refused, as GCE does with ZONE_RESOURCE_POOL_EXHAUSTED."""
+
+    def __init__(self, scarce: set[str]) -> None:
+        super().__init__()
+        self.scarce = scarce
+
+    def _mutate(self, inst, verb, query, body):
+        if verb == "start" and inst.machine_type in self.scarce:
+            raise Reply(503, {"error": {"code": 503, "message": f"The zone does not have enough resources available "
+                                        f"to fulfill the request. '{inst.machine_type}' is exhausted.",
+                                        "errors": [{"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "domain": "global",
+                                                    "message": "exhausted"}]}})
+        return super()._mutate(inst, verb, query, body)
+
+
+def _verbs(gce: FakeGce) -> list[str]:
+    return [p.rsplit("/", 1)[-1] for _, p in gce.mutating_calls()]
+
+
+def _resize(name: str, to: str = "g2-standard-8") -> dict:
+    return {"account": PROJECT, "region": "us-central1", "instance_id": f"{ZONE}/{name}", "machine_type": to}
+
+
+def test_gce_resize_with_restart_stops_changes_and_starts_a_running_instance_once(gce):
+    gce.add_instance(PROJECT, ZONE, "serve", "a2-highgpu-1g", labels={"team": "ml"})
+    spec, c = get_tool("gcp.compute.resize_instance"), _clients(gce)
+    assert spec.resume and not spec.is_done(spec.observe(c, **_resize("serve")))
+    out = spec.run(c, **_resize("serve", "g2-standard-8"))
+    assert out.ok and spec.is_done(out.after) and out.after["state"] == "running"
+    inst = gce.instance(PROJECT, ZONE, "serve")
+    assert (inst.status, inst.machine_type, inst.labels) == ("RUNNING", "g2-standard-8", {"team": "ml"})
+    assert _verbs(gce) == ["setLabels", "stop", "setMachineType", "start", "setLabels"]
+    gce.clear_calls()
+    assert spec.run(c, **_resize("serve")).detail == "already g2-standard-8; nothing to do"
+    assert gce.mutating_calls() == []
+
+
+def test_gce_resize_with_restart_leaves_a_stopped_instance_stopped(gce):
+    gce.add_instance(PROJECT, ZONE, "parked", "a2-highgpu-1g", status="TERMINATED")
+    assert get_tool("gcp.compute.resize_instance").run(_clients(gce), **_resize("parked")).ok
+    inst = gce.instance(PROJECT, ZONE, "parked")
+    assert (inst.status, inst.machine_type) == ("TERMINATED", "g2-standard-8")
+    assert _verbs(gce) == ["setMachineType"]
+
+
+def test_gce_resize_cut_off_between_change_and_start_is_finished_by_reconciliation(gce, tmp_path, monkeypatch):
+    from agent.context import Providers
+    from agent.reconcile import reconcile_pending
+    from state.domain import PlannedAction
+    from state.store import Store
+    from tools.gcp import compute
+
+    class Crash(BaseException):
+        pass
+
+    def killed(self):
+        raise Crash("the process died before the start")
+
+    gce.add_instance(PROJECT, ZONE, "serve", "a2-highgpu-1g")
+    store = Store(f"sqlite:///{tmp_path}/cw.db")
+    store.start_run("run_1", dry_run=False, policies=["p"], trigger="test")
+    store.add_findings("run_1", [_finding("serve")])
+    store.add_action("run_1", PlannedAction("act_1", "fnd_1", "p", "change-instance-type",
+                                            "gcp.compute.resize_instance", _resize("serve"), Decimal("2058.43"),
+                                            f"gcp:{PROJECT}:us-central1:{ZONE}/serve", status="approved"),
+                     policy_hash="h")
+    assert store.claim_action("act_1", from_statuses=("approved",), before_state={}, run_id="run_1", policy="p",
+                              policy_hash="h")
+    spec = get_tool("gcp.compute.resize_instance")
+    with monkeypatch.context() as m:
+        m.setattr(compute._GceMachine, "start", killed)
+        with pytest.raises(Crash):
+            spec.run(_clients(gce), **_resize("serve"))
+    inst = gce.instance(PROJECT, ZONE, "serve")
+    assert (inst.status, inst.machine_type, inst.labels) == ("TERMINATED", "g2-standard-8",
+                                                             {RESIZE_MARK: "a2-highgpu-1g"})
+    seen = spec.observe(_clients(gce), **_resize("serve"))
+    assert not spec.is_done(seen) and seen["resize_mark"] == "a2-highgpu-1g"
+
+    gce.clear_calls()
+    settings = Settings(state_dir=tmp_path / "state", dry_run=False,
+                        gcp=GcpSettings(projects=[PROJECT], endpoint_url=gce.endpoint))
+    assert reconcile_pending(store, Providers(settings, dry_run=False))["resumed"] == 1
+    assert store.get_action("act_1").status == "done"
+    inst = gce.instance(PROJECT, ZONE, "serve")
+    assert (inst.status, inst.machine_type, inst.labels) == ("RUNNING", "g2-standard-8", {})
+    assert _verbs(gce) == ["start", "setLabels"]  # only what was left
+
+
+def test_gce_start_refused_for_the_new_type_restores_the_old_one_and_starts_it_again():
+    with ScarceGce({"g2-standard-8"}) as gce:
+        gce.add_instance(PROJECT, ZONE, "serve", "a2-highgpu-1g")
+        out = get_tool("gcp.compute.resize_instance").run(_clients(gce), **_resize("serve"))
+        assert not out.ok and "\n" not in out.detail
+        assert out.detail.startswith(f"gcp instances.start {PROJECT}/{ZONE}/serve: 503 ServiceUnavailable: The zone "
+                                     "does not have enough resources")
+        assert out.detail.endswith("; restored a2-highgpu-1g and started it again")
+        inst = gce.instance(PROJECT, ZONE, "serve")
+        assert (inst.status, inst.machine_type, inst.labels) == ("RUNNING", "a2-highgpu-1g", {})
+        assert _verbs(gce) == ["setLabels", "stop", "setMachineType", "start", "setMachineType", "start",
+                               "setLabels"]
+
+
+def test_gce_dry_run_resize_with_restart_sends_no_post(gce):
+    gce.add_instance(PROJECT, ZONE, "serve", "a2-highgpu-1g")
+    with pytest.raises(DryRunViolation):
+        get_tool("gcp.compute.resize_instance").run(_clients(gce, dry_run=True), **_resize("serve"))
+    assert gce.mutating_calls() == [] and gce.instance(PROJECT, ZONE, "serve").machine_type == "a2-highgpu-1g"
+
+
+def test_gce_restart_resize_plans_the_resize_tool_and_needs_approval():
+    call = _action("change-instance-type", to="g2-standard-8", restart=True).plan(
+        _finding("serve", machine_type="a2-highgpu-1g"), PlanContext(INSIDE, PriceBook().hourly))
+    assert call.tool == "gcp.compute.resize_instance" and call.args["machine_type"] == "g2-standard-8"
+    assert "downtime" in call.approval_reason
+    assert call.projected_monthly_savings_usd == Decimal("2058.43")

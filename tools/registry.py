@@ -27,6 +27,10 @@ class ToolSpec:
     observe: Callable[..., dict[str, Any]]
     is_done: Callable[[dict[str, Any]], bool]
     mutating: bool = True
+    # A run cut off by a crash is finished at start-up by running it again (its run reads the real
+    # state and does only what is left), instead of being left to the next sweep: a resize that
+    # stopped an instance must start it again, and no finding would bring it back.
+    resume: bool = False
 
 
 _TOOLS: dict[str, ToolSpec] = {}

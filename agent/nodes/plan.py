@@ -37,6 +37,6 @@ def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                 finding_id=f.id, policy=f.policy, action=action.name, tool=call.tool, args=call.args,
                 projected_monthly_savings_usd=call.projected_monthly_savings_usd,
                 resource_key=f"{f.provider}:{f.account}:{f.region}:{f.resource_id}",
-                destructive=action.destructive,
+                destructive=action.destructive, approval_reason=call.approval_reason,
             ))
     return {"actions": [a.to_dict() for a in planned], "errors": errors}

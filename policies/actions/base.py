@@ -22,6 +22,9 @@ class ToolCall:
     tool: str
     args: dict[str, Any]
     projected_monthly_savings_usd: Decimal
+    # Non-empty: the guard asks a person even in auto mode, with this as its reason (e.g. a resize
+    # with restart: downtime, which `destructive` and its two approvers do not fit).
+    approval_reason: str = ""
 
 
 # (provider, region, type) -> (USD per hour per unit, or None when unpriced; where the figure came from)

@@ -1,4 +1,5 @@
-"""EC2: fleet inventory (paginated) and the guarded actions: stop, start, tag, untag, resize.
+"""EC2: fleet inventory (paginated) and the guarded actions: stop, start, tag, untag, resize (of a
+stopped instance, or with a stop and start around it).
 
 Every action reads the instance first (a change already in place is a no-op success, so running
 a plan twice makes one mutating call), makes one call, then reads the instance back until it
@@ -16,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from state.domain import Resource
+from tools import restart_resize as flow
 from tools.aws.retry import aws_retry, error_code
 from tools.aws.session import AwsClients, scoped
 from tools.errors import ToolError
@@ -281,6 +283,79 @@ def modify_instance_type(clients: AwsClients, *, account: str, region: str, inst
     return ToolOutcome(ok, after, "" if ok else f"instance is still {after['instance_type']} after the change")
 
 
+# -- resize with restart -------------------------------------------------------------------------
+
+RESIZE_MARK = "costwarden:stopped-for-resize"  # value: the type the instance had before the resize
+_PHASES = {"running": flow.RUNNING, "pending": flow.STARTING, "stopping": flow.STOPPING, "stopped": flow.STOPPED}
+
+
+def observe_resize(clients: AwsClients, *, account: str, region: str, instance_id: str, instance_type: str,
+                   **_: Any) -> dict[str, Any]:
+    """observe_instance plus what a resize-with-restart needs: its mark (`resize_mark`, the original
+    type, or None) and `resized` (the new type is in place and nothing is left to start)."""
+    state = observe_instance(clients, account=account, region=region, instance_id=instance_id,
+                             instance_type=instance_type)
+    state["resize_mark"] = state["tags"].get(RESIZE_MARK)
+    state["resized"] = flow.is_resized(state["instance_type"] or "", instance_type, state["resize_mark"])
+    return state
+
+
+class _Ec2Machine:
+    """One EC2 instance's calls for tools/restart_resize.py; each ClientError becomes one ToolError line."""
+
+    mark_key = RESIZE_MARK
+
+    def __init__(self, clients: AwsClients, account: str, region: str, instance_id: str, target: str) -> None:
+        self.clients = scoped(clients, account)
+        self.client = self.clients.client("ec2", region)
+        self.where = {"account": account, "region": region, "instance_id": instance_id}
+        self.target = target
+        self.name = f"ec2 instance {instance_id} in {region}"
+
+    def look(self) -> flow.Seen:
+        raw = observe_resize(self.clients, **self.where, instance_type=self.target)
+        return flow.Seen(raw, _PHASES.get(raw["state"], flow.OTHER), raw["state"], raw["instance_type"] or "",
+                         raw["resize_mark"])
+
+    def mark(self, original_type: str) -> None:
+        _create_tags(self.client, self.where["instance_id"], {RESIZE_MARK: original_type}, self.where["region"])
+
+    def unmark(self) -> None:
+        _delete_tags(self.client, self.where["instance_id"], [RESIZE_MARK], self.where["region"])
+
+    def _do(self, op: str, label: str, **kwargs: Any) -> None:
+        try:
+            _call(self.client, op, **kwargs)
+        except ClientError as exc:
+            raise ToolError(f"ec2 {label} {self.where['instance_id']} in {self.where['region']}: "
+                            f"{error_code(exc)}") from None
+
+    def stop(self) -> None:
+        self._do("stop_instances", "StopInstances", InstanceIds=[self.where["instance_id"]])
+
+    def set_type(self, instance_type: str) -> None:
+        self._do("modify_instance_attribute", "ModifyInstanceAttribute", InstanceId=self.where["instance_id"],
+                 InstanceType={"Value": instance_type})
+
+    def start(self) -> None:
+        self._do("start_instances", "StartInstances", InstanceIds=[self.where["instance_id"]])
+
+
+def resize_instance(clients: AwsClients, *, account: str, region: str, instance_id: str, instance_type: str,
+                    verify_timeout_s: float = 900.0, poll_s: float = 2.0) -> ToolOutcome:
+    """Change the type of a running or stopped instance: stop it if it runs, change the type, start
+    it again only if it ran before, verifying each step by reading the instance back.
+
+    Why one tool rather than stop + modify + start actions: one approval covers the downtime, and
+    the `costwarden:stopped-for-resize` mark lets a rerun (or start-up reconciliation after a
+    crash) tell from the instance itself what is left, so it never stays stopped by our hand.
+    A refused change or start restores the original type and starts it again (tools/restart_resize.py)."""
+    if not instance_type:
+        raise ToolError(f"ec2 resize {instance_id}: no target instance type given")
+    machine = _Ec2Machine(clients, account, region, instance_id, instance_type)
+    return flow.resize_with_restart(machine, instance_type, timeout_s=verify_timeout_s, poll_s=poll_s)
+
+
 register_tool(ToolSpec(
     name="aws.ec2.stop_instance", provider="aws", run=stop_instance, observe=observe_instance,
     is_done=lambda state: state.get("state") in STOPPED,
@@ -293,3 +368,5 @@ register_tool(ToolSpec(name="aws.ec2.untag_resource", provider="aws", run=untag_
                        is_done=lambda state: bool(state.get("tags_removed"))))
 register_tool(ToolSpec(name="aws.ec2.modify_instance_type", provider="aws", run=modify_instance_type,
                        observe=observe_instance, is_done=lambda state: bool(state.get("instance_type_applied"))))
+register_tool(ToolSpec(name="aws.ec2.resize_instance", provider="aws", run=resize_instance, observe=observe_resize,
+                       is_done=lambda state: bool(state.get("resized")), resume=True))

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from state.domain import Resource
+from tools import restart_resize as flow
 from tools.errors import DryRunViolation, ToolError
 from tools.gcp.session import GcpClients, gcp_error
 from tools.registry import ToolOutcome, ToolSpec, register_tool
@@ -279,6 +280,86 @@ def set_machine_type(clients: GcpClients, *, account: str, region: str, instance
                 timeout_s=verify_timeout_s)
 
 
+# -- resize with restart -------------------------------------------------------------------------
+
+RESIZE_MARK = "costwarden-stopped-for-resize"  # label value: the machine type before the resize
+_PHASES = {"running": flow.RUNNING, "provisioning": flow.STARTING, "staging": flow.STARTING,
+           "stopping": flow.STOPPING, "terminated": flow.STOPPED}
+
+
+def observe_resize(clients: GcpClients, *, account: str, region: str, instance_id: str, machine_type: str,
+                   **_: Any) -> dict[str, Any]:
+    """observe_instance plus what a resize-with-restart needs: its mark (`resize_mark`, the original
+    machine type, or None) and `resized` (the new type is in place and nothing is left to start)."""
+    state = observe_instance(clients, account=account, region=region, instance_id=instance_id,
+                             machine_type=machine_type)
+    state["resize_mark"] = state["labels"].get(RESIZE_MARK)
+    state["resized"] = flow.is_resized(state["machine_type"], machine_type, state["resize_mark"])
+    return state
+
+
+class _GceMachine:
+    """One Compute Engine instance's calls for tools/restart_resize.py; each waits for its zone operation."""
+
+    mark_key = RESIZE_MARK
+
+    def __init__(self, clients: GcpClients, account: str, region: str, instance_id: str, target: str,
+                 timeout_s: float) -> None:
+        self.zone, self.vm = split_id(instance_id)
+        self.clients, self.account, self.timeout_s = clients, account, timeout_s
+        self.where = {"account": account, "region": region, "instance_id": instance_id}
+        self.target = target
+        self.name = f"gce instance {account}/{instance_id}"
+
+    def look(self) -> flow.Seen:
+        raw = observe_resize(self.clients, **self.where, machine_type=self.target)
+        return flow.Seen(raw, _PHASES.get(raw["state"], flow.OTHER), raw["state"], raw["machine_type"],
+                         raw["resize_mark"])
+
+    def mark(self, original_type: str) -> None:
+        out = set_labels(self.clients, **self.where, labels={RESIZE_MARK: original_type})
+        if not out.ok:
+            raise ToolError(f"{self.name}: resize mark not set: {out.detail}")
+
+    def unmark(self) -> None:
+        out = remove_labels(self.clients, **self.where, keys=[RESIZE_MARK])
+        if not out.ok:
+            raise ToolError(f"{self.name}: resize mark not removed: {out.detail}")
+
+    def _do(self, what: str, fn: Callable[[Any], Any]) -> None:
+        _call(self.clients, self.account, self.zone, f"{what} {self.account}/{self.where['instance_id']}",
+              lambda: fn(self.clients.instances()), self.timeout_s)
+
+    def stop(self) -> None:
+        self._do("instances.stop", lambda c: c.stop_unary(project=self.account, zone=self.zone, instance=self.vm,
+                                                          timeout=self.clients.timeout_s))
+
+    def set_type(self, machine_type: str) -> None:
+        from google.cloud import compute_v1
+
+        body = compute_v1.InstancesSetMachineTypeRequest(machine_type=f"zones/{self.zone}/machineTypes/{machine_type}")
+        self._do("instances.setMachineType", lambda c: c.set_machine_type_unary(
+            project=self.account, zone=self.zone, instance=self.vm,
+            instances_set_machine_type_request_resource=body, timeout=self.clients.timeout_s))
+
+    def start(self) -> None:
+        self._do("instances.start", lambda c: c.start_unary(project=self.account, zone=self.zone, instance=self.vm,
+                                                            timeout=self.clients.timeout_s))
+
+
+def resize_instance(clients: GcpClients, *, account: str, region: str, instance_id: str, machine_type: str,
+                    verify_timeout_s: float = 900.0, poll_s: float = 2.0) -> ToolOutcome:
+    """Change the machine type of a running or stopped instance: stop it if it runs, setMachineType,
+    start it again only if it ran before, verifying each step by reading it back. A label
+    (`costwarden-stopped-for-resize=<old type>`) records that the stop was ours until the restart, so a
+    rerun after a crash does only what is left; a refused change or start restores the old type and
+    starts it again. See tools/aws/ec2.resize_instance and tools/restart_resize.py."""
+    if not machine_type:
+        raise ToolError(f"gcp resize {instance_id}: no target machine type given")
+    machine = _GceMachine(clients, account, region, instance_id, machine_type, verify_timeout_s)
+    return flow.resize_with_restart(machine, machine_type, timeout_s=verify_timeout_s, poll_s=poll_s)
+
+
 register_tool(ToolSpec(name="gcp.compute.stop_instance", provider="gcp", run=stop_instance,
                        observe=observe_instance, is_done=lambda st: st.get("state") in STOPPED))
 register_tool(ToolSpec(name="gcp.compute.start_instance", provider="gcp", run=start_instance,
@@ -289,3 +370,5 @@ register_tool(ToolSpec(name="gcp.compute.set_labels", provider="gcp", run=set_la
                        is_done=lambda st: bool(st.get("labels_applied"))))
 register_tool(ToolSpec(name="gcp.compute.set_machine_type", provider="gcp", run=set_machine_type,
                        observe=observe_instance, is_done=lambda st: bool(st.get("machine_type_applied"))))
+register_tool(ToolSpec(name="gcp.compute.resize_instance", provider="gcp", run=resize_instance,
+                       observe=observe_resize, is_done=lambda st: bool(st.get("resized")), resume=True))
