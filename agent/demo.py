@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,8 +27,9 @@ class DemoInstance:
     region: str
     instance_type: str
     tags: dict[str, str]
-    gpu: str | None  # profile of nvidia_smi_utilization_gpu: idle | busy | None (agent not installed)
-    cpu: str  # idle | busy
+    gpu: str | None  # profile of nvidia_smi_utilization_gpu (see _profile); None: agent not installed
+    cpu: str  # profile of CPUUtilization (see _profile); seeded only where the GPU metric is not (_series)
+    gpu_memory_gib: float | None = None  # nvidia_smi_memory_used of the fullest GPU; None: not reported
 
 
 ESTATE = [
@@ -41,14 +42,47 @@ ESTATE = [
     DemoInstance("web-1", "us-east-1", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
     DemoInstance("web-2", "us-east-1", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
     DemoInstance("web-3", "us-west-2", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
+    # Training hardware serving a model: GPUs at ~20% and ~16 GiB held per GPU, which a cheaper
+    # inference-class type holds (training-hardware-for-inference). A GPU dev box busy 08:00-20:00 UTC
+    # and idle every night (off-hours-idle).
+    DemoInstance("chatbot-inference", "us-east-1", "p4d.24xlarge", {"team": "product", "env": "prod"},
+                 "serving", "busy", gpu_memory_gib=15.5),
+    DemoInstance("vision-dev", "us-east-1", "g5.12xlarge", {"team": "vision", "env": "dev"}, "office", "office"),
 ]
 
 
 def _profile(kind: str, hour: int, rng: random.Random) -> float:
-    if kind == "idle":
+    """Utilization (%) at a UTC hour: idle (~0.6%), busy (55-90%, daily wave), serving (8-35%,
+    ~20% average: never idle, never near capacity) or office (busy 08:00-20:00 UTC, idle otherwise)."""
+    if kind == "idle" or (kind == "office" and not 8 <= hour < 20):
         return max(0.0, rng.gauss(0.6, 0.4))
+    if kind == "office":
+        return 50 + 40 * rng.random()
     diurnal = 0.5 + 0.5 * math.sin((hour % 24) / 24 * 2 * math.pi)
+    if kind == "serving":
+        return min(35.0, max(8.0, 14 + 12 * diurnal + rng.gauss(0, 2.5)))
     return min(100.0, 55 + 35 * diurnal + rng.gauss(0, 4))
+
+
+def _series(inst: DemoInstance) -> list[tuple[str, str, str, Callable[[int, random.Random], float]]]:
+    """(namespace, metric, unit, value at a UTC hour) of the series seeded for an instance: the ones a
+    detector reads, no more. The GPU agent's where it runs (every detector reads GPU first); else CPU,
+    and network where the CPU is idle (only then does idle-gpu's fallback look at it). moto's
+    GetMetricData scans every stored datapoint of the region for every hour of every query, so each
+    series nobody reads would slow every query of the demo."""
+    if inst.gpu is not None:
+        gpu = inst.gpu
+        out = [("CWAgent", "nvidia_smi_utilization_gpu", "Percent", lambda h, rng: _profile(gpu, h, rng))]
+        if (mem_gib := inst.gpu_memory_gib) is not None:  # MiB, like nvidia-smi's memory.used
+            out.append(("CWAgent", "nvidia_smi_memory_used", "Megabytes",
+                        lambda h, rng: mem_gib * 1024 * (1 + 0.03 * rng.random())))
+        return out
+    cpu = inst.cpu
+    out = [("AWS/EC2", "CPUUtilization", "Percent", lambda h, rng: _profile(cpu, h, rng))]
+    if cpu == "idle":
+        out += [("AWS/EC2", "NetworkIn", "Bytes", lambda h, rng: 2e5 * rng.random()),
+                ("AWS/EC2", "NetworkOut", "Bytes", lambda h, rng: 1e5 * rng.random())]
+    return out
 
 
 def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = None,
@@ -60,7 +94,7 @@ def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = Non
     # moto's server cannot read botocore's gzip-compressed PutMetricData bodies
     cfg = Config(disable_request_compression=True)
     now = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
-    rng = random.Random(42)
+    hours = [now - timedelta(hours=h) for h in range(days * 24, 0, -1)]
     ids: dict[str, str] = {}
     session = boto3.Session(**{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
     for inst in estate:
@@ -71,16 +105,10 @@ def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = Non
         iid = res["Instances"][0]["InstanceId"]
         ids[inst.name] = iid
         cw = session.client("cloudwatch", region_name=inst.region, endpoint_url=endpoint_url, config=cfg)
-        hours = [now - timedelta(hours=h) for h in range(days * 24, 0, -1)]
-        series: list[tuple[str, str, Any]] = [("AWS/EC2", "CPUUtilization", lambda h: _profile(inst.cpu, h, rng)),
-                                              ("AWS/EC2", "NetworkIn", lambda h: (2e5 if inst.cpu == "idle" else 4e9) * rng.random()),
-                                              ("AWS/EC2", "NetworkOut", lambda h: (1e5 if inst.cpu == "idle" else 2e9) * rng.random())]
-        if inst.gpu:
-            series.append(("CWAgent", "nvidia_smi_utilization_gpu", lambda h: _profile(inst.gpu, h, rng)))
-        for namespace, metric, fn in series:
+        for namespace, metric, unit, fn in _series(inst):
+            rng = random.Random(f"{inst.name}/{metric}")  # one stream a series: adding one shifts no other
             data = [{"MetricName": metric, "Dimensions": [{"Name": "InstanceId", "Value": iid}],
-                     "Timestamp": ts, "Value": round(fn(ts.hour), 3),
-                     "Unit": "Percent" if "util" in metric.lower() else "Bytes"} for ts in hours]
+                     "Timestamp": ts, "Value": round(fn(ts.hour, rng), 3), "Unit": unit} for ts in hours]
             for i in range(0, len(data), 1000):
                 cw.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
     return ids

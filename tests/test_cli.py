@@ -59,6 +59,31 @@ def test_demo_finds_the_idle_p4ds_and_not_the_busy_or_protected(demo_json):
     assert all(a["status"] == "dry_run" for a in demo_json["actions"])
 
 
+def test_demo_shows_training_hardware_serving_inference_and_off_hours_idling(demo_json):
+    ec2 = [f for f in demo_json["findings"] if f["resource_type"] == "aws.ec2"]
+    by_name = {(f["name"], f["detector"]): f for f in ec2}
+    # the p4d serving a model at ~20%: a cheaper inference-class type that holds its peak GPU memory
+    th = by_name[("chatbot-inference", "training-hardware-for-inference")]
+    ev = th["evidence"]
+    assert 5 <= ev["gpu_util_p95_pct"] and ev["gpu_util_avg_pct"] < 35  # working, so not idle-gpu's finding
+    assert ev["gpu_memory_used_peak_gib"] is not None and ev["memory_basis"].startswith("peak")
+    alt = ev["alternative"]
+    assert alt["instance_type"].split(".")[0] in ("g6e", "inf2") and alt["gpu_memory_gib"] >= ev["required_gpu_memory_gib"]
+    assert alt["gpu_memory_gib"] < ev["current"]["gpu_memory_gib"]  # the memory metric is what made it fit
+    assert th["monthly_waste_usd"] == round((21.96 - alt["hourly_price_usd"]) * 730, 2)
+    # the g5.12xlarge busy 08:00-20:00 UTC: a nightly stop/start schedule
+    off = by_name[("vision-dev", "off-hours-idle")]
+    rules = off["evidence"]["schedule"]["rules"]
+    assert [(r["days"], r["stop_at"], r["start_at"]) for r in rules] == [("every day", "20:00", "08:00")]
+    assert off["evidence"]["hours_per_week"] == 84 and off["monthly_waste_usd"] == round(84 * 5.672 * 52 / 12, 2)
+    # report-only policies: no action, so projected savings stay the five stops
+    assert not [a for a in demo_json["actions"] if a["finding_id"] in (th["id"], off["id"])]
+    # nothing counted twice: one finding per EC2 instance; the idle, busy and protected ones get no new finding
+    assert len({f["resource_id"] for f in ec2}) == len(ec2)
+    assert {n for n, d in by_name if d != "idle-gpu"} == {"chatbot-inference", "vision-dev"}
+    assert not {n for n, _ in by_name} & {"inference-h100", "notebook-alice", "web-1", "web-2", "web-3"}
+
+
 def test_demo_shows_the_billing_and_token_scenarios(demo_json):
     found = {(f["detector"], f["resource_id"]) for f in demo_json["findings"]}
     assert {("oversized-model", "helpdesk"), ("spend-anomaly", "summarize"), ("cache-opportunity", "docs-search"),

@@ -154,7 +154,7 @@ def test_fires_with_schedule_and_saving_formula():
         "23:00", "06:00", "every day", "Europe/Berlin")
     assert f.monthly_waste_usd == Decimal("213.61")  # 49 x 1.006 x 52 / 12 = 213.608...
     assert f.evidence["saving_formula"] == "hours_per_week x hourly_price_usd x 52 / 12"
-    assert "23:00-06:00 (next day)" in f.evidence["summary"]
+    assert "23:00-06:00 the next day" in f.evidence["summary"]
     assert f.evidence["util_by_local_hour_pct"][2] == 1.0 and f.evidence["util_by_local_hour_pct"][12] == 60.0
 
 

@@ -36,9 +36,15 @@ def error(tmp_path: Path, text: str) -> PolicyError:
 def test_default_pack_loads_with_built_detectors_and_actions():
     loaded = load_policies([])
     assert {p.source for p in loaded} == {str(default_pack_path())}
-    [lp] = [p for p in loaded if p.policy.resource == "aws.ec2"]  # the others are billing/token policies
+    ec2 = {p.name: p for p in loaded if p.policy.resource == "aws.ec2"}  # the others: billing, tokens, GCP, k8s
+    lp = ec2.pop("idle-gpu-instances")
     assert [d.name for d in lp.detectors] == ["idle-gpu"] and [a.name for a in lp.actions] == ["stop"]
     assert lp.policy.mode == "approve" and len(lp.content_hash) == 64
+    # right-sizing and off-hours schedules are reported only: no action a default install could take
+    assert {n: [d.name for d in p.detectors] for n, p in ec2.items()} == {
+        "training-hardware-for-inference": ["training-hardware-for-inference"],
+        "off-hours-idle-instances": ["off-hours-idle"]}
+    assert all(p.policy.mode == "report" and not p.actions for p in ec2.values())
 
 
 def test_good_file_and_shorthand(tmp_path):

@@ -48,18 +48,27 @@ def _state(instance_id: str, region: str = "us-east-1") -> str:
 def test_dry_run_finds_idle_gpus_and_makes_zero_mutating_calls(aws, estate, state_dir, no_costwarden_env):
     result = run_sweep(_settings(state_dir), load_policies([]), dry_run=True)
 
-    found = {f.resource_id for f in result.findings}
-    assert {estate["llm-finetune-01"], estate["llm-finetune-02"], estate["embeddings-batch"]} == found
+    by_detector = {d: {f.resource_id for f in result.findings if f.detector == d}
+                   for d in {f.detector for f in result.findings}}
+    assert by_detector == {
+        "idle-gpu": {estate["llm-finetune-01"], estate["llm-finetune-02"], estate["embeddings-batch"]},
+        "training-hardware-for-inference": {estate["chatbot-inference"]},  # a p4d serving at ~20%
+        "off-hours-idle": {estate["vision-dev"]},  # busy by day, idle every night
+    }
+    found = [f.resource_id for f in result.findings]
+    assert len(found) == len(set(found))  # no resource is two findings: idle is never also under-used
     assert estate["inference-h100"] not in found  # busy
     assert estate["notebook-alice"] not in found  # protected
-    assert result.inventoried == 8
+    assert result.inventoried == 10  # ten instances, counted once though three EC2 policies inventory them
 
     # proof below our code: the server saw reads only
     calls = aws.calls
     assert calls, "the sweep should have called the API"
     assert mutating(calls) == []
     assert "GetMetricData" in calls and "DescribeInstances" in calls
-    assert calls.count("GetMetricData") == 2  # one batched call per region, not one per instance
+    # one batched call per policy and region with candidates, not one per instance: idle-gpu and
+    # off-hours-idle in both regions, training-hardware in us-east-1 only (no p4d/p5 in us-west-2)
+    assert calls.count("GetMetricData") == 5
     assert result.refused_calls == {}
 
     # nothing changed, and every action is marked as a dry run with its would-be decision
@@ -72,11 +81,13 @@ def test_dry_run_finds_idle_gpus_and_makes_zero_mutating_calls(aws, estate, stat
     run = store.get_run(result.run_id)
     assert run.status == "done" and run.dry_run is True
     assert float(run.monthly_waste_usd) == pytest.approx(float(result.monthly_waste_usd))
-    assert len(store.findings_for_run(result.run_id)) == 3
+    assert len(store.findings_for_run(result.run_id)) == 5
     guard_rows = [d for d in store.decisions(run_id=result.run_id) if d.stage == "guard"]
-    assert len(guard_rows) == 3 and all(d.policy_hash and d.reason for d in guard_rows)
+    assert len(guard_rows) == 3 and all(d.policy_hash and d.reason for d in guard_rows)  # report-only: no actions
     protected_rows = [d for d in store.decisions(run_id=result.run_id) if d.stage == "detect"]
-    assert len(protected_rows) == 1 and "costwarden:protect=true" in protected_rows[0].reason
+    # the protected g5 is a candidate of idle-gpu and off-hours-idle (not of training-hardware: not a p4d/p5)
+    assert {d.policy for d in protected_rows} == {"idle-gpu-instances", "off-hours-idle-instances"}
+    assert len(protected_rows) == 2 and all("costwarden:protect=true" in d.reason for d in protected_rows)
 
 
 def test_live_auto_mode_stops_idle_instances_and_records_before_after(aws, estate, state_dir, tmp_path,

@@ -27,7 +27,9 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     findings: list[Finding] = []
     warnings: list[str] = []
     errors: list[str] = []
-    inventoried = 0
+    # Policies of one resource type each inventory the same scope: count that inventory once, or
+    # three EC2 policies would report every instance three times in the headline.
+    inventoried_by_type: dict[str, int] = {}
     protected_keys = ctx.store.protected_keys()
     for name, lp in ctx.policies.items():
         dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
@@ -49,7 +51,8 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                         findings.append(f)
         report = ctx.collect_reports.get(name)
         if report is not None:
-            inventoried += report.inventoried
+            rtype = lp.policy.resource
+            inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
             errors.extend(report.errors)
             warnings.extend(report.warnings)
             ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
@@ -57,5 +60,5 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         warnings.extend(dctx.warnings)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     ctx.store.add_findings(run_id, findings)
-    return {"findings": [f.to_dict() for f in findings], "inventoried": inventoried,
+    return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
             "errors": errors, "warnings": warnings}

@@ -252,7 +252,7 @@ class OffHoursIdle(Detector):
             "hourly_price_usd": float(hourly) if hourly is not None else None,
             "price_source": price.source,
             "saving_formula": "hours_per_week x hourly_price_usd x 52 / 12",
-            "summary": (f"{r.kind} is idle {text} ({tz_name}) on at least {p.min_day_fraction:.0%} of days over "
+            "summary": (f"{r.kind} is idle {text} ({tz_name} time) on at least {p.min_day_fraction:.0%} of days over "
                         f"{p.lookback_days} days while busy at other times: stopping it then saves "
                         f"{hours_per_week} h/week x ${hourly or 0:.4f}/h x 52/12 = ${saving:,.2f}/month."),
         }
@@ -277,7 +277,7 @@ def _flat(rule_: dict[str, object], tz_name: str) -> dict[str, object]:
 
 
 def _later(days: int) -> str:
-    return "" if days == 0 else " (next day)" if days == 1 else f" ({days} days later)"
+    return "" if days == 0 else " the next day" if days == 1 else f" {days} days later"
 
 
 def _hourly_means(profile: Profile) -> list[float | None]:
