@@ -4,6 +4,10 @@
   restarts; a job is added only when missing or when its schedule changed (re-adding it at
   every start would reset its interval clock).
 - coalesce + max_instances=1: a sweep never overlaps itself, and missed ticks run once.
+- One sweep at a time per process (a one-thread executor, no misfire limit): at start-up every
+  policy is due at once, and parallel sweeps only raised peak memory (over 200 MB with the
+  default pack) and the rate cloud APIs see, on a daemon whose sweeps take seconds. A policy
+  that waits runs as soon as the one before it ends.
 - Several replicas may share one PostgreSQL database: only the holder of the leader lock
   schedules, the others stand by and serve HTTP.
 - Start-up settles actions a crash left `pending` (agent/reconcile.py) before any sweep.
@@ -182,6 +186,8 @@ class Daemon:
         log.info("sweep finished", extra={"run_id": r.run_id, "policy": policy_name, "status": r.status,
                                           "findings": len(r.findings), "monthly_waste_usd": str(r.monthly_waste_usd),
                                           "seconds": round(time.monotonic() - started, 3), "errors": r.errors})
+        for warning in r.warnings:  # unpriced types, an unreachable price source...: visible without the DB
+            log.warning("sweep warning", extra={"run_id": r.run_id, "policy": policy_name, "warning": warning})
 
     # --- scheduling ------------------------------------------------------------------------
     def _become_leader(self) -> None:
@@ -201,8 +207,8 @@ class Daemon:
             log.info("reconciled actions left pending by a previous process", extra=counts)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
-            executors={"default": ThreadPoolExecutor(2)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc)
         self.scheduler.start()
         self.sync_jobs()
