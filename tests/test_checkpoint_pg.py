@@ -8,7 +8,6 @@ slack-sdk against the fake Slack, real signed requests to replica B's interactio
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,30 +23,20 @@ from agent.sweep import open_checkpointer, pg_conninfo, run_sweep
 from policies.loader import load_policy_file
 from state.store import Store, StoreError
 from tests.fakes.slack import FakeSlack
+from tests.pg import throwaway_database
 from tests.test_approvals import ALICE, BOB, POLICY, SECRET, TOKEN, click
 from tools.slack import APPROVE
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 FALLBACK = "no checkpoint here"  # agent/approvals.py logs this when it restarts a thread from the store
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh database on the local PostgreSQL, as a SQLAlchemy URL; dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
     pytest.importorskip("langgraph.checkpoint.postgres",
                         reason="langgraph-checkpoint-postgres not installed (pip install '.[postgres]')")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc.__class__.__name__}")
-    name = f"cw_ckpt_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database("cw_ckpt") as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import json
 import logging
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from agent.config import Settings
 from agent.daemon import Daemon, trigger_for
 from agent.leader import LeaderLock
 from agent.logs import JsonFormatter, redact
+from tests.pg import admin_engine
 
 POLICY = """
 policies:
@@ -94,14 +94,7 @@ def test_secrets_are_redacted_from_log_lines():
 
 
 def _pg_engine():
-    pytest.importorskip("psycopg")
-    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    try:
-        with engine.connect() as c:
-            c.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc.__class__.__name__}")
-    return engine
+    return admin_engine(isolation_level="READ COMMITTED")
 
 
 def test_only_one_replica_leads_on_postgresql():

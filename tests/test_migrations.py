@@ -9,7 +9,6 @@ models and the head migration must agree (Alembic's compare_metadata finds no di
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Engine
 
 from state.domain import Finding
 from state.migrate import (
@@ -36,35 +34,16 @@ from state.migrate import (
 )
 from state.models import Base
 from state.store import Store
+from tests.pg import throwaway_database
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _pg_admin() -> Engine:
-    pytest.importorskip("psycopg")
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {exc.__class__.__name__}")
-    return admin
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A throwaway database on the local PostgreSQL, dropped afterwards."""
-    admin = _pg_admin()
-    name = f"cw_mig_{secrets.token_hex(5)}"
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("cw_mig") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

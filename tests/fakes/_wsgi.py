@@ -10,9 +10,18 @@ from werkzeug.serving import make_server
 
 
 class WsgiFake:
-    """Subclasses define `_app(environ, start_response)`; this serves it on a free loopback port."""
+    """Subclasses define `_app(environ, start_response)` and record each operation in `_calls`
+    under `_lock`; this serves the app on a free loopback port."""
 
     _server: Any = None
+    _lock: threading.Lock
+    _calls: list[str]
+
+    @property
+    def calls(self) -> list[str]:
+        """Every operation received, in order (a copy: the server goes on appending)."""
+        with self._lock:
+            return list(self._calls)
 
     def start(self) -> Any:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

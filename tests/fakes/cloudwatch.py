@@ -110,11 +110,6 @@ class CloudWatchFake(WsgiFake):
         """Store a regular series; `values` may be shared between series (seeding 20k series stays cheap)."""
         self._series[series_key(region, namespace, metric, dims)] = Stored(int(start), int(period), values)
 
-    @property
-    def calls(self) -> list[str]:
-        with self._lock:
-            return list(self._calls)
-
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()

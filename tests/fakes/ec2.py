@@ -79,11 +79,6 @@ class Ec2Fake(WsgiFake):
             out.append(iid)
         return out
 
-    @property
-    def calls(self) -> list[str]:
-        with self._lock:
-            return list(self._calls)
-
     def clear_calls(self) -> None:
         with self._lock:
             self._calls.clear()
