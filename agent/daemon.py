@@ -390,5 +390,7 @@ def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
         lock.release()
     log.info("sweep finished", extra={"run_id": r.run_id, "status": r.status, "findings": len(r.findings),
                                       "monthly_waste_usd": str(r.monthly_waste_usd), "errors": r.errors})
+    for warning in r.warnings:
+        log.warning("sweep warning", extra={"run_id": r.run_id, "warning": warning})
     store.close()
     return 0 if not r.errors else 1

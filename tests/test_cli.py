@@ -165,3 +165,26 @@ def test_audit_with_unreachable_cloud_reports_and_exits_1(tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["status"] == "partial" and doc["errors"] and doc["findings"] == []
     assert "Traceback" not in proc.stderr
+
+
+def test_run_once_logs_each_sweep_warning(tmp_path):
+    """Warnings (here: a model with no price) reach the daemon's log, not only the database."""
+    import json as _json
+    from datetime import datetime, timedelta, timezone
+
+    day = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT10:00:00Z")
+    usage = tmp_path / "spans.jsonl"
+    usage.write_text(_json.dumps({"timestamp": day, "attributes": {
+        "gen_ai.provider.name": "acme", "gen_ai.request.model": "acme-internal-llm",
+        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10, "costwarden.feature": "triage"}}) + "\n")
+    policy = tmp_path / "llm.yml"
+    policy.write_text("policies:\n  - name: llm-features\n    resource: llm.feature\n    mode: report\n"
+                      "    filters:\n      - oversized-model\n")
+    cfg = tmp_path / "costwarden.yml"
+    cfg.write_text(f"json_logs: true\npolicies: [{policy}]\nbilling:\n  usage_paths: [{usage}]\n")
+    proc = cli("run", "--once", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    events = [_json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    warned = [e for e in events if e.get("event") == "sweep warning"]
+    assert warned and all(e["level"] == "warning" for e in warned)
+    assert any("acme-internal-llm" in e["warning"] for e in warned)
