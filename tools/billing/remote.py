@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,27 +180,31 @@ def _s3_error(url: str, bucket: str, exc: Exception) -> RemoteInputError:
     return RemoteInputError(f"{url}: {_one_line(exc)}")
 
 
+def _materialize(url: str, scheme: str, bucket: str, chosen: list[RemoteObject],
+                 download: Callable[[RemoteObject, Path], None]) -> list[str]:
+    """Local copies of the chosen objects: each fetched through the cache (reused when its version,
+    ETag or generation, is unchanged) by the store's own streaming `download`."""
+    if not chosen:
+        raise RemoteInputError(f"{url}: no object matches")
+    return [str(_CACHE.fetch(_CACHE.path(scheme, bucket, obj.key), obj.version,
+                             lambda part, obj=obj: download(obj, part)))
+            for obj in chosen]
+
+
 def _fetch_s3(url: str, bucket: str, key: str) -> list[str]:
     try:
         client = _s3()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=list_prefix(key))
         listing = [RemoteObject(o["Key"], int(o.get("Size", 0)), str(o.get("ETag", "")))
                    for page in pages for o in page.get("Contents", [])]
-        chosen = select(key, listing)
-        if not chosen:
-            raise RemoteInputError(f"{url}: no object matches")
-        out = []
-        for obj in chosen:
-            local = _CACHE.path("s3", bucket, obj.key)
 
-            def download(part: Path, obj: RemoteObject = obj) -> None:
-                body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.version)["Body"]
-                with part.open("wb") as fh:
-                    for chunk in body.iter_chunks(CHUNK):
-                        fh.write(chunk)
+        def download(obj: RemoteObject, part: Path) -> None:
+            body = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=obj.version)["Body"]
+            with part.open("wb") as fh:
+                for chunk in body.iter_chunks(CHUNK):
+                    fh.write(chunk)
 
-            out.append(str(_CACHE.fetch(local, obj.version, download)))
-        return out
+        return _materialize(url, "s3", bucket, select(key, listing), download)
     except (RemoteInputError, DryRunViolation):
         raise
     except Exception as exc:  # noqa: BLE001 - botocore raises many types; the user needs one line
@@ -264,26 +268,19 @@ def _fetch_gcs(url: str, bucket: str, key: str) -> list[str]:
             token = doc.get("nextPageToken")
             if not token:
                 break
-        chosen = select(key, listing)
-        if not chosen:
-            raise RemoteInputError(f"{url}: no object matches")
-        out = []
-        for obj in chosen:
-            local = _CACHE.path("gs", bucket, obj.key)
 
-            def download(part: Path, obj: RemoteObject = obj) -> None:
-                media = (f"{base}/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o/"
-                         f"{urllib.parse.quote(obj.key, safe='')}")
-                with session.get(media, params={"alt": "media", "generation": obj.version}, stream=True,
-                                 timeout=60) as r:
-                    if r.status_code != 200:
-                        raise _gcs_status(f"gs://{bucket}/{obj.key}", bucket, r, "media")
-                    with part.open("wb") as fh:
-                        for chunk in r.iter_content(CHUNK):
-                            fh.write(chunk)
+        def download(obj: RemoteObject, part: Path) -> None:
+            media = (f"{base}/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o/"
+                     f"{urllib.parse.quote(obj.key, safe='')}")
+            with session.get(media, params={"alt": "media", "generation": obj.version}, stream=True,
+                             timeout=60) as r:
+                if r.status_code != 200:
+                    raise _gcs_status(f"gs://{bucket}/{obj.key}", bucket, r, "media")
+                with part.open("wb") as fh:
+                    for chunk in r.iter_content(CHUNK):
+                        fh.write(chunk)
 
-            out.append(str(_CACHE.fetch(local, obj.version, download)))
-        return out
+        return _materialize(url, "gs", bucket, select(key, listing), download)
     except (RemoteInputError, DryRunViolation):
         raise
     except Exception as exc:  # noqa: BLE001 - google-auth and requests raise many types
