@@ -20,3 +20,11 @@ def read_back(observe: Callable[[], dict[str, Any]], settled: Callable[[dict[str
         time.sleep(poll_s)
         state = observe()
     return state
+
+
+def marks_in_place(current: dict[str, str], wanted: dict[str, str], keep_prefix: str | None = None) -> bool:
+    """Each wanted tag (AWS) or label (GCP) holds its value, or (with `keep_prefix`) a value an earlier
+    call left with that prefix: an earlier `stop@2026-12-01` mark stands against a new `stop@2026-12-04`,
+    so a detector that fires every day cannot push the date forever."""
+    return all(current.get(k) == str(v) or (keep_prefix is not None and str(current.get(k, "")).startswith(keep_prefix))
+               for k, v in wanted.items())

@@ -22,7 +22,7 @@ from tools.aws.retry import aws_retry, error_code
 from tools.aws.session import AwsClients, scoped
 from tools.errors import ToolError
 from tools.registry import ToolOutcome, ToolSpec, register_tool
-from tools.verify import read_back
+from tools.verify import marks_in_place, read_back
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 STOPPED = ("stopping", "stopped")
@@ -106,20 +106,12 @@ def observe_instance(clients: AwsClients, *, account: str, region: str, instance
                              "instance_type": inst.get("InstanceType"), "tags": _tags(inst.get("Tags")),
                              "stopped_at": stopped_at(inst.get("StateTransitionReason"))}
     if tags is not None:
-        state["tags_applied"] = tags_in_place(state["tags"], tags, keep_prefix)
+        state["tags_applied"] = marks_in_place(state["tags"], tags, keep_prefix)
     if keys is not None:
         state["tags_removed"] = not any(k in state["tags"] for k in keys)
     if instance_type is not None:
         state["instance_type_applied"] = state["instance_type"] == instance_type
     return state
-
-
-def tags_in_place(current: dict[str, str], wanted: dict[str, str], keep_prefix: str | None = None) -> bool:
-    """Each wanted tag holds its value, or (with `keep_prefix`) a value an earlier call left with that
-    prefix: an earlier `stop@2026-12-01` mark stands against a new `stop@2026-12-04`, so a detector
-    that fires every day cannot push the date forever."""
-    return all(current.get(k) == v or (keep_prefix is not None and str(current.get(k, "")).startswith(keep_prefix))
-               for k, v in wanted.items())
 
 
 @aws_retry
@@ -228,7 +220,7 @@ def tag_resource(clients: AwsClients, *, account: str, region: str, instance_id:
                               tags=tags, keep_prefix=keep_prefix)
     if before["tags_applied"]:
         return ToolOutcome(True, before, "tags already set; nothing to do")
-    todo = {k: v for k, v in tags.items() if not tags_in_place(before["tags"], {k: v}, keep_prefix)}
+    todo = {k: v for k, v in tags.items() if not marks_in_place(before["tags"], {k: v}, keep_prefix)}
     _create_tags(client, instance_id, todo, region)
     after = read_back(lambda: observe_instance(clients, account=account, region=region, instance_id=instance_id,
                                                tags=tags, keep_prefix=keep_prefix),

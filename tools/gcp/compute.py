@@ -23,7 +23,7 @@ from tools import restart_resize as flow
 from tools.errors import DryRunViolation, ToolError
 from tools.gcp.session import GcpClients, gcp_error
 from tools.registry import ToolOutcome, ToolSpec, register_tool
-from tools.verify import read_back
+from tools.verify import marks_in_place, read_back
 
 STOPPED = ("stopping", "terminated", "suspended")  # GCE calls a stopped instance TERMINATED
 GPU_MACHINE_FAMILIES = ("a2", "a3", "a4", "g2", "g4")  # machine types that come with GPUs attached
@@ -109,7 +109,7 @@ def observe_instance(clients: GcpClients, *, account: str, region: str, instance
                              "label_fingerprint": inst.label_fingerprint,
                              "stopped_at": inst.last_stop_timestamp}
     if labels is not None:
-        state["labels_applied"] = _labels_in_place(state["labels"], labels, keep_prefix)
+        state["labels_applied"] = marks_in_place(state["labels"], labels, keep_prefix)
     if keys is not None:
         state["labels_removed"] = not any(k in state["labels"] for k in keys)
     if machine_type is not None:
@@ -202,13 +202,6 @@ def start_instance(clients: GcpClients, *, account: str, region: str, instance_i
     return out
 
 
-def _labels_in_place(current: dict[str, str], wanted: dict[str, str], keep_prefix: str | None) -> bool:
-    """Each wanted label holds its value, or (with `keep_prefix`) a value with that prefix an earlier
-    mark left: mark-for-op's first date stands, so a daily finding cannot push it forever."""
-    return all(current.get(k) == str(v) or (keep_prefix is not None and current.get(k, "").startswith(keep_prefix))
-               for k, v in wanted.items())
-
-
 def _replace_labels(clients: GcpClients, *, account: str, region: str, instance_id: str, what: str,
                     edit: Callable[[dict[str, str]], dict[str, str]], done: Callable[[dict[str, Any]], bool],
                     nothing: str, timeout_s: float) -> ToolOutcome:
@@ -239,8 +232,8 @@ def set_labels(clients: GcpClients, *, account: str, region: str, instance_id: s
     wanted = {k: str(v) for k, v in labels.items()}
     return _replace_labels(
         clients, account=account, region=region, instance_id=instance_id, what="instances.setLabels",
-        edit=lambda cur: {**cur, **{k: v for k, v in wanted.items() if not _labels_in_place(cur, {k: v}, keep_prefix)}},
-        done=lambda st: _labels_in_place(st["labels"], wanted, keep_prefix),
+        edit=lambda cur: {**cur, **{k: v for k, v in wanted.items() if not marks_in_place(cur, {k: v}, keep_prefix)}},
+        done=lambda st: marks_in_place(st["labels"], wanted, keep_prefix),
         nothing="labels already set; nothing to do", timeout_s=verify_timeout_s)
 
 
