@@ -13,12 +13,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from policies.errors import PolicyError
-from policies.yamlsrc import load_located_yaml
-from tools.billing.settings import BillingSettings
-from tools.aws.settings import CostExplorerSettings, OrganizationSettings
-from tools.gcp.settings import GcpSettings
-from tools.prometheus import PrometheusSettings
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.yamlsrc import load_located_yaml
+from costwarden.tools.billing.settings import BillingSettings
+from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings
+from costwarden.tools.gcp.settings import GcpSettings
+from costwarden.tools.prometheus import PrometheusSettings
 
 ENV_PREFIX = "COSTWARDEN_"
 

@@ -6,7 +6,7 @@ DescribeInstances by reservation and serializes ~5 ms per instance, so it neithe
 pagination nor finishes 5,000 instances in the time budget), CloudWatch in the lean fake of
 tests/fakes/cloudwatch.py (moto's GetMetricData costs O(queries x stored datapoints) and
 enforces no limit) with 9 days of hourly metrics per instance, STS in moto. Then ONE sweep of
-the shipped `idle-gpu-instances` policy runs through `agent.sweep.run_sweep`, dry-run, in a
+the shipped `idle-gpu-instances` policy runs through `costwarden.agent.engine.sweep.run_sweep`, dry-run, in a
 fresh process that reaches the servers only through AWS_ENDPOINT_URL(_EC2, _CLOUDWATCH), so
 the peak RSS (VmHWM) is the sweeping process's own, not the fakes'. Every server records each
 request: API calls by operation and mutating calls (which must be 0) are counted where they
@@ -227,9 +227,9 @@ def _proc_status_mb(key: str) -> float:
 
 def sweep_child(state_dir: str, regions: list[str], trace: bool) -> None:
     """Runs in a fresh process: the shipped idle-gpu policy, one dry-run sweep, figures as JSON."""
-    from agent.config import Settings
-    from agent.sweep import run_sweep
-    from policies.loader import load_policies
+    from costwarden.agent.config import Settings
+    from costwarden.agent.engine.sweep import run_sweep
+    from costwarden.policies.loader import load_policies
 
     settings = Settings(state_dir=Path(state_dir), aws={"regions": regions})
     policies = [lp for lp in load_policies([]) if lp.name == "idle-gpu-instances"]

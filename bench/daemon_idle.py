@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="idle window to measure")
     args = ap.parse_args()
 
-    from agent.demo import DEMO_ENV, seed_estate
+    from costwarden.agent.demo.estate import DEMO_ENV, seed_estate
     from tests.fakes.moto_server import RecordingMotoServer
 
     os.environ.update(DEMO_ENV)
@@ -64,7 +64,7 @@ def main() -> None:
                                            "aws": {"regions": ["us-east-1", "us-west-2"], "endpoint_url": moto.endpoint}}))
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(tmp / "c.yml"), "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "costwarden.agent.cli", "run", "-c", str(tmp / "c.yml"), "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while status(port, "/readyz") != 200:
         if proc.poll() is not None:

@@ -181,9 +181,9 @@ BUDGETS = [
 
 
 # modules a sweep and a report import lazily on first use; a daemon imports them once at start-up
-_LAZY_IMPORTS = ("duckdb", "sqlalchemy", "tools.billing.collect", "tools.billing.focus", "tools.llm.collect",
-                 "tools.aws.collect", "tools.gcp.collect", "agent.approvals", "agent.llm.analyst",
-                 "policies.economics", "tools.verify", "sqlalchemy.dialects.sqlite", "langchain_core.tracers.context",
+_LAZY_IMPORTS = ("duckdb", "sqlalchemy", "costwarden.tools.billing.collect", "costwarden.tools.billing.focus", "costwarden.tools.llm.collect",
+                 "costwarden.tools.aws.collect", "costwarden.tools.gcp.collect", "costwarden.agent.engine.approvals", "costwarden.agent.llm.analyst",
+                 "costwarden.policies.economics", "costwarden.tools.verify", "sqlalchemy.dialects.sqlite", "langchain_core.tracers.context",
                  "langchain_core.tracers.run_collector", "langchain_core.tracers.stdout")
 
 
@@ -192,11 +192,11 @@ def run_analysis(path: str, state_dir: str) -> dict:
     import importlib
 
     t_import = time.perf_counter()
-    from agent.config import Settings
-    from agent.report_cmd import build_report
-    from agent.sweep import run_sweep
-    from policies.loader import load_policies
-    from tools.billing.settings import BillingSettings
+    from costwarden.agent.config import Settings
+    from costwarden.agent.cli.report import build_report
+    from costwarden.agent.engine.sweep import run_sweep
+    from costwarden.policies.loader import load_policies
+    from costwarden.tools.billing.settings import BillingSettings
 
     missing = []
     for name in _LAZY_IMPORTS:

@@ -112,7 +112,7 @@ def main() -> int:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("COSTWARDEN_")}
         env["PYTHONPATH"] = str(ROOT)
-        gate_cmd = [sys.executable, "-m", "agent.cli", "gate", "--repo", str(repo), "--base", "main", "--head", "pr",
+        gate_cmd = [sys.executable, "-m", "costwarden.agent.cli", "gate", "--repo", str(repo), "--base", "main", "--head", "pr",
                     "--format", "json"]
         walls, cpus, proc = timed(gate_cmd, env, args.runs)
         if proc.returncode == 2:
@@ -123,13 +123,13 @@ def main() -> int:
               f"(min {min(walls):.2f}, max {max(walls):.2f}), {statistics.median(cpus):.2f} s CPU, "
               f"over {args.runs} runs; exit {proc.returncode}")
         print(f"  {len(doc['changes'])} cost-relevant changes, {doc['unpriced']} unpriced; {doc['headline']}")
-        base_walls, base_cpus, _ = timed([sys.executable, "-c", "import agent.cli"], env, args.runs)
-        print(f"  of which `import agent.cli` alone: median {statistics.median(base_walls):.2f} s wall, "
+        base_walls, base_cpus, _ = timed([sys.executable, "-c", "import costwarden.agent.cli.main"], env, args.runs)
+        print(f"  of which `import costwarden.agent.cli.main` alone: median {statistics.median(base_walls):.2f} s wall, "
               f"{statistics.median(base_cpus):.2f} s CPU (load average now {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} CPUs)")
 
-        from agent.gate_cmd import run_gate
-        from policies.gate import GateOptions
+        from costwarden.agent.cli.gate import run_gate
+        from costwarden.policies.gate import GateOptions
 
         run_gate(repo, "main", "pr", GateOptions())  # warm: price map and tables loaded once per process
         inproc = []

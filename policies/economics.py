@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from state.usage import MILLION, UsageGroup
+from costwarden.state.usage import MILLION, UsageGroup
 
 DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 SUCCESS = "success"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from state.errors import CostwardenError
+from costwarden.state.errors import CostwardenError
 
 
 class PolicyError(CostwardenError, ValueError):

@@ -12,8 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from policies.schema import ChangeWindow, Policy
-from state.domain import AUTO, NEEDS_APPROVAL, REPORT, SKIP, PlannedAction
+from costwarden.policies.schema import ChangeWindow, Policy
+from costwarden.state.domain import AUTO, NEEDS_APPROVAL, REPORT, SKIP, PlannedAction
 
 
 @dataclass

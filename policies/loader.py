@@ -8,12 +8,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from policies.actions.base import Action
-from policies.detectors.base import Detector
-from policies.errors import PolicyError
-from policies.registry import actions, detectors, load_builtin
-from policies.schema import Policy, PolicyFile
-from policies.yamlsrc import LocatedYaml, load_located_yaml
+from costwarden.policies.actions.base import Action
+from costwarden.policies.detectors.base import Detector
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.registry import actions, detectors, load_builtin
+from costwarden.policies.schema import Policy, PolicyFile
+from costwarden.policies.yamlsrc import LocatedYaml, load_located_yaml
 
 
 @dataclass
@@ -35,7 +35,7 @@ class LoadedPolicy:
 
 
 def default_pack_path() -> Path:
-    return Path(str(resources.files("policies") / "packs" / "default.yml"))
+    return Path(str(resources.files("costwarden.policies") / "packs" / "default.yml"))
 
 
 def _build(doc: LocatedYaml, index: int, policy: Policy) -> LoadedPolicy:

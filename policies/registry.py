@@ -49,5 +49,5 @@ def _import_all(package: str) -> None:
 
 def load_builtin() -> None:
     """Import every module of policies/detectors and policies/actions so each registers itself."""
-    _import_all("policies.detectors")
-    _import_all("policies.actions")
+    _import_all("costwarden.policies.detectors")
+    _import_all("costwarden.policies.actions")

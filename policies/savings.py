@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from state.domain import HOURS_PER_MONTH, money
+from costwarden.state.domain import HOURS_PER_MONTH, money
 
 _HOUR = Decimal(3600)
 _DAYS_PER_MONTH = HOURS_PER_MONTH / Decimal(24)

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from policies.errors import PolicyError
+from costwarden.policies.errors import PolicyError
 
 PathKey = tuple[str | int, ...]
 

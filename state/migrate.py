@@ -32,20 +32,20 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from state.errors import CostwardenError
-from state.migrations import HEAD, REVISIONS
-from state.models import Base
+from costwarden.state.errors import CostwardenError
+from costwarden.state.migrations import HEAD, REVISIONS
+from costwarden.state.models import Base
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 log = logging.getLogger("costwarden.store")
 
-# Different from the leader lock's key (agent/leader.py): a replica that leads must still be able
+# Different from the leader lock's key (agent/server/leader.py): a replica that leads must still be able
 # to migrate, and one waiting on a migration must not look like a leader.
 MIGRATION_LOCK_KEY = zlib.crc32(b"costwarden-migrations")
 VERSION_TABLE = "alembic_version"
-SCRIPT_LOCATION = "state:migrations"  # resolved inside the installed package: no alembic.ini, no paths
+SCRIPT_LOCATION = "costwarden.state:migrations"  # resolved inside the installed package: no alembic.ini, no paths
 OUR_TABLES: frozenset[str] = frozenset(Base.metadata.tables)
 # Alembic's `context` and `op` are module-global proxies: two migrations in one process at once
 # (stores opened from several threads) would trample each other, whatever the database lock says.
@@ -166,7 +166,7 @@ def _migrate(engine: Engine) -> Migration:
     from alembic import command
     from alembic.util import CommandError
 
-    from state.migrations.baseline import baseline_metadata
+    from costwarden.state.migrations.baseline import baseline_metadata
 
     try:
         with _IN_PROCESS, engine.begin() as conn:

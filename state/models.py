@@ -5,18 +5,16 @@ The schema of record is state/migrations/ (Alembic); a change here needs a new r
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from costwarden.state.clock import utcnow
+
 MONEY = Numeric(18, 6)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Base(DeclarativeBase):

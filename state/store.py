@@ -18,10 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from state.domain import Finding, PlannedAction
-from state.errors import CostwardenError
-from state.migrate import SchemaError, ensure_schema
-from state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, ProtectionRow, Run, utcnow
+from costwarden.state.domain import Finding, PlannedAction
+from costwarden.state.errors import CostwardenError
+from costwarden.state.migrate import SchemaError, ensure_schema
+from costwarden.state.clock import utcnow
+from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, ProtectionRow, Run
 
 
 class StoreError(CostwardenError, RuntimeError):
@@ -429,7 +430,7 @@ class Store:
         """
         from sqlalchemy import func
 
-        from state.models import RealizedSavingsRow  # noqa: F401 - the table must exist before reports read it
+        from costwarden.state.models import RealizedSavingsRow  # noqa: F401 - the table must exist before reports read it
 
         with self.session() as s:
             verified = dict(s.execute(select(DecisionRow.action_id, func.max(DecisionRow.created_at))
@@ -442,14 +443,14 @@ class Store:
             return [(a, f, _utc(verified.get(a.id) or a.updated_at)) for a, f in s.execute(q)]
 
     def get_realized(self, action_id: str) -> Any:
-        from state.models import RealizedSavingsRow
+        from costwarden.state.models import RealizedSavingsRow
 
         with self.session() as s:
             return s.get(RealizedSavingsRow, action_id)
 
     def save_realized(self, action_id: str, **values: Any) -> None:
         """Insert or update the realized-savings measurement of one action."""
-        from state.models import RealizedSavingsRow
+        from costwarden.state.models import RealizedSavingsRow
 
         with self.session() as s:
             row = s.get(RealizedSavingsRow, action_id)
@@ -463,7 +464,7 @@ class Store:
         """Projected vs realized monthly savings of every executed action, for /metrics."""
         from sqlalchemy import func
 
-        from state.models import RealizedSavingsRow
+        from costwarden.state.models import RealizedSavingsRow
 
         with self.session() as s:
             projected, realized, to_date, measured = s.execute(
@@ -479,7 +480,7 @@ class Store:
 
     def window(self, since: datetime) -> dict[str, list[Any]]:
         """Runs started, findings found and actions planned since `since` (any window, not one run)."""
-        from state.models import RealizedSavingsRow
+        from costwarden.state.models import RealizedSavingsRow
 
         with self.session() as s:
             runs = list(s.scalars(select(Run).where(Run.started_at >= since).order_by(Run.started_at)))

@@ -11,16 +11,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from agent.config import AwsSettings, Settings, SlackSettings
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.server import HttpServer
-from agent.slack_http import InteractionHandler
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
-from state.models import ApprovalRow, utcnow
-from state.store import Store
+from costwarden.agent.config import AwsSettings, Settings, SlackSettings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.server.http import HttpServer
+from costwarden.agent.server.slack_http import InteractionHandler
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.clock import utcnow
+from costwarden.state.models import ApprovalRow
+from costwarden.state.store import Store
 from tests.fakes.slack import FakeSlack, interaction, sign
-from tools.slack import APPROVE, PROTECT, REJECT, SNOOZE
+from costwarden.tools.slack import APPROVE, PROTECT, REJECT, SNOOZE
 
 TOKEN, SECRET = "xoxb-test-token-0000", "8f14e45fceea167a5a36dedd4bea2543"
 ALICE, BOB, EVE, CAROL = "U0ALICE", "U0BOB", "U0EVE", "U0CAROL"
@@ -168,7 +169,7 @@ def test_snooze_extends_expiry_and_protect_excludes_the_resource_for_good(world,
 def test_two_distinct_approvers_for_destructive_actions(tmp_path):
     from decimal import Decimal
 
-    from state.domain import Finding, PlannedAction
+    from costwarden.state.domain import Finding, PlannedAction
 
     store = Store(f"sqlite:///{tmp_path}/a.db")
     store.start_run("r", dry_run=False, policies=["p"], trigger="t")

@@ -10,13 +10,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import tools.aws.session as session_mod
-from agent.config import AwsSettings, ConfigError, Settings, load_settings
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
+import costwarden.tools.aws.session as session_mod
+from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
 from tests.fakes.moto_server import mutating
-from tools.aws.session import AwsClients
-from tools.registry import get_tool
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.registry import get_tool
 
 ROLE_A = "arn:aws:iam::111111111111:role/costwarden-audit"
 ROLE_B = "arn:aws:iam::222222222222:role/costwarden-audit"
@@ -122,8 +122,8 @@ def test_role_arns_are_validated_in_config(tmp_path, no_costwarden_env):
 def test_a_throttled_api_is_retried_and_the_sweep_survives(aws, state_dir, tmp_path, no_costwarden_env,
                                                           monkeypatch):
     """The first calls of DescribeAddresses and GetMetricData are throttled before they leave the process."""
-    from agent.demo import seed_estate
-    from policies.loader import load_policies
+    from costwarden.agent.demo.estate import seed_estate
+    from costwarden.policies.loader import load_policies
 
     ids = seed_estate(aws.endpoint, days=8)
     aws.clear_calls()
@@ -157,7 +157,7 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep tenacity's policy (what is retried, how often) but not its back-off waits."""
     from tenacity import wait_none
 
-    from tools.aws import cloudwatch, eip
+    from costwarden.tools.aws import cloudwatch, eip
 
     for fn in (cloudwatch._get_metric_data, eip._call):
         monkeypatch.setattr(fn.retry, "wait", wait_none())

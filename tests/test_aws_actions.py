@@ -14,18 +14,18 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from agent.config import AwsSettings, Settings
-from agent.sweep import run_sweep
-from policies.actions.base import PlanContext
-from policies.actions.evidence import PlanError
-from policies.loader import load_policy_file
-from policies.registry import actions, load_builtin
-from state.domain import Finding
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.actions.base import PlanContext
+from costwarden.policies.actions.evidence import PlanError
+from costwarden.policies.loader import load_policy_file
+from costwarden.policies.registry import actions, load_builtin
+from costwarden.state.domain import Finding
 from tests.fakes.moto_server import mutating
-from tools.aws.session import AwsClients
-from tools.errors import DryRunViolation, ToolError
-from tools.pricing import PriceBook
-from tools.registry import get_tool
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.pricing import PriceBook
+from costwarden.tools.registry import get_tool
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -393,8 +393,8 @@ def test_a_finding_that_cannot_be_planned_is_one_error_and_the_others_are_planne
     """The plan node isolates a PlanError to its finding: the sweep goes on with the rest."""
     from types import SimpleNamespace
 
-    from agent.nodes.plan import plan
-    from policies.loader import LoadedPolicy
+    from costwarden.agent.engine.nodes.plan import plan
+    from costwarden.policies.loader import LoadedPolicy
 
     resize = _action("change-instance-type", to={"from_evidence": "proposed_instance_type"})
     lp = LoadedPolicy(policy=SimpleNamespace(name="p"), source="test", detectors=[], actions=[resize])
@@ -541,9 +541,9 @@ def test_dry_run_resize_with_restart_refuses_the_first_mutating_call(aws, ec2):
 
 
 def test_restart_plans_the_resize_tool_and_the_guard_asks_a_person_even_in_auto_mode():
-    from policies.guard import GuardContext, decide
-    from policies.schema import Policy
-    from state.domain import PlannedAction
+    from costwarden.policies.guard import GuardContext, decide
+    from costwarden.policies.schema import Policy
+    from costwarden.state.domain import PlannedAction
 
     finding = _finding("i-1", instance_type="g5.12xlarge")
     plain = _action("change-instance-type", to="g6.12xlarge").plan(finding, _ctx())
@@ -590,8 +590,8 @@ policies:
 
 
 def test_a_restart_resize_waits_for_approval_then_runs_once(aws, ec2, tmp_path, state_dir, no_costwarden_env):
-    from agent.approvals import decide
-    from state.store import Store
+    from costwarden.agent.engine.approvals import decide
+    from costwarden.state.store import Store
 
     iid = _launch(ec2, "inference", tags={"costwarden:op": "change-instance-type@2026-11-30"})
     aws.clear_calls()
@@ -614,11 +614,11 @@ def test_a_restart_resize_waits_for_approval_then_runs_once(aws, ec2, tmp_path, 
 
 def test_a_resize_cut_off_between_change_and_start_is_finished_by_start_up_reconciliation(
         aws, ec2, tmp_path, state_dir, no_costwarden_env):
-    from agent.context import Providers
-    from agent.execute import execute_action
-    from agent.reconcile import reconcile_pending
-    from state.domain import PlannedAction
-    from state.store import Store
+    from costwarden.agent.engine.context import Providers
+    from costwarden.agent.engine.execute import execute_action
+    from costwarden.agent.engine.reconcile import reconcile_pending
+    from costwarden.state.domain import PlannedAction
+    from costwarden.state.store import Store
 
     iid = _launch(ec2, "inference")
     aws.clear_calls()

@@ -9,14 +9,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from agent.config import AwsSettings, ConfigError, Settings, load_settings
-from agent.sweep import run_sweep
+from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
+from costwarden.agent.engine.sweep import run_sweep
 from tests.fakes.moto_server import mutating
 from tests.test_aws_accounts import ROLE_A, _assumed_ec2, _deny_role, _policies
-from tools.aws.organizations import OrgAccount, list_accounts, role_arn, select_accounts
-from tools.aws.session import AwsClients
-from tools.aws.settings import OrganizationSettings
-from tools.registry import get_tool
+from costwarden.tools.aws.organizations import OrgAccount, list_accounts, role_arn, select_accounts
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.aws.settings import OrganizationSettings
+from costwarden.tools.registry import get_tool
 
 MANAGEMENT = "123456789012"  # moto's default account: the base credentials create the organization
 ROLE = "CostwardenReadOnly"

@@ -11,16 +11,16 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from agent.config import AwsSettings, Settings
-from agent.context import Providers
-from agent.execute import execute_action
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
-from state.store import Store
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.engine.context import Providers
+from costwarden.agent.engine.execute import execute_action
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.store import Store
 from tests.fakes.moto_server import mutating
-from tools.aws.session import AwsClients
-from tools.errors import DryRunViolation
-from tools.registry import get_tool
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.errors import DryRunViolation
+from costwarden.tools.registry import get_tool
 
 POLICY = """
 policies:
@@ -78,7 +78,7 @@ def _policies(tmp_path: Path):
 
 
 def test_inventory_reads_configs_and_instance_counts(aws, sagemaker_estate):
-    from tools.aws.sagemaker import list_endpoints
+    from costwarden.tools.aws.sagemaker import list_endpoints
 
     found = {r.resource_id: r for r in list_endpoints(AwsClients(dry_run=True), "123456789012", "us-east-1",
                                                       page_size=1)}  # page size 1: pagination is exercised
@@ -114,10 +114,10 @@ def test_dry_run_finds_the_zombie_with_batched_metrics_and_zero_mutating_calls(a
 
 
 def test_busy_variant_metrics_are_read_per_variant(aws, sagemaker_estate):
-    from tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series
-    from tools.collectors import window
-    from tools.aws.sagemaker import list_endpoints
-    from state.domain import MetricRequest
+    from costwarden.tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series
+    from costwarden.tools.collectors import window
+    from costwarden.tools.aws.sagemaker import list_endpoints
+    from costwarden.state.domain import MetricRequest
 
     clients = AwsClients(dry_run=True)
     endpoints = list(list_endpoints(clients, "123456789012", "us-east-1"))

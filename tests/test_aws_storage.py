@@ -10,13 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from agent.config import AwsSettings, Settings
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
 from tests.fakes.moto_server import mutating
-from tools.aws.session import AwsClients
-from tools.errors import DryRunViolation, ToolError
-from tools.registry import get_tool
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.registry import get_tool
 
 POLICIES = """
 policies:
@@ -140,7 +140,7 @@ def test_release_address_releases_only_an_unassociated_one(aws, storage_estate):
 
 def test_the_aws_estate_pack_dry_run_over_every_new_resource_type_makes_zero_mutating_calls(
         aws, storage_estate, state_dir, no_costwarden_env):
-    from policies.loader import default_pack_path
+    from costwarden.policies.loader import default_pack_path
 
     sm = boto3.client("sagemaker", region_name="us-east-1")
     sm.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/x",

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from agent.config import Settings
-from agent.demo_billing import write_demo_billing
-from agent.sweep import run_sweep
-from policies.loader import load_policies
-from tools.billing.settings import BillingSettings
+from costwarden.agent.config import Settings
+from costwarden.agent.demo.billing import write_demo_billing
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policies
+from costwarden.tools.billing.settings import BillingSettings
 
 NOW = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)
 

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from agent.approvals import build_approval_graph, decide, thread_config
-from agent.config import AwsSettings, Settings, SlackSettings
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.server import HttpServer
-from agent.slack_http import InteractionHandler
-from agent.sweep import open_checkpointer, pg_conninfo, run_sweep
-from policies.loader import load_policy_file
-from state.store import Store, StoreError
+from costwarden.agent.engine.approvals import build_approval_graph, decide, thread_config
+from costwarden.agent.config import AwsSettings, Settings, SlackSettings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.server.http import HttpServer
+from costwarden.agent.server.slack_http import InteractionHandler
+from costwarden.agent.engine.sweep import open_checkpointer, pg_conninfo, run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.store import Store, StoreError
 from tests.fakes.slack import FakeSlack
 from tests.pg import throwaway_database
 from tests.test_approvals import ALICE, BOB, POLICY, SECRET, TOKEN, click
-from tools.slack import APPROVE
+from costwarden.tools.slack import APPROVE
 
-FALLBACK = "no checkpoint here"  # agent/approvals.py logs this when it restarts a thread from the store
+FALLBACK = "no checkpoint here"  # agent/engine/approvals.py logs this when it restarts a thread from the store
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from costwarden.agent.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COSTWARDEN_", "AWS_"))}
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "costwarden.agent.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=180)
 
 

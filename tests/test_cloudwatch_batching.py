@@ -12,14 +12,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from state.domain import MetricRequest, Resource
+from costwarden.state.domain import MetricRequest, Resource
 from tests.fakes.cloudwatch import CloudWatchFake
 from tests.fakes.ec2 import Ec2Fake
 from tests.fakes.moto_server import mutating
-from tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series, utc_timestamp
-from tools.aws.collect import resources_per_batch
-from tools.aws.session import AwsClients
-from tools.collectors import CollectPlan, CollectReport, Scope, get_collector
+from costwarden.tools.aws.cloudwatch import SAGEMAKER_ENDPOINT_METRICS, fetch_series, utc_timestamp
+from costwarden.tools.aws.collect import resources_per_batch
+from costwarden.tools.aws.session import AwsClients
+from costwarden.tools.collectors import CollectPlan, CollectReport, Scope, get_collector
 
 NOW = datetime(2026, 3, 2, 12, 30, tzinfo=timezone.utc)
 END = NOW.replace(minute=0)
@@ -158,7 +158,7 @@ def test_mutating_calls_are_counted_where_they_arrive(fakes) -> None:
     """The benchmark's zero-mutation figure is only worth something if a mutating call that does
     arrive is counted: a plain boto3 StopInstances reaches the fake (and is refused and recorded);
     the same call through dry-run clients never leaves the process."""
-    from tools.errors import DryRunViolation
+    from costwarden.tools.errors import DryRunViolation
 
     ec2_fake, _ = fakes
     iid = ec2_fake.add_instances("us-east-1", "g5.xlarge", 1)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import ConfigError, load_settings
+from costwarden.agent.config import ConfigError, load_settings
 
 
 def test_defaults_are_safe(no_costwarden_env):

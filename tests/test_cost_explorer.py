@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-import tools.aws.session as session_mod
-from agent.config import AwsSettings, ConfigError, Settings, load_settings
-from agent.sweep import run_sweep
-from policies.loader import load_policies
+import costwarden.tools.aws.session as session_mod
+from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policies
 from tests.fakes.moto_server import mutating
-from tools.aws.cost_explorer import CostCell, CostExplorer, parse_page, plan_groupings
-from tools.aws.settings import CostExplorerSettings
-from tools.billing.collect import BillingInputs, collect_focus, usage_type_drivers
-from tools.billing.settings import BillingSettings, BudgetSpec
-from tools.collectors import CollectPlan, CollectReport, Scope
+from costwarden.tools.aws.cost_explorer import CostCell, CostExplorer, parse_page, plan_groupings
+from costwarden.tools.aws.settings import CostExplorerSettings
+from costwarden.tools.billing.collect import BillingInputs, collect_focus, usage_type_drivers
+from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
+from costwarden.tools.collectors import CollectPlan, CollectReport, Scope
 
 NOW = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)
 FIRST, END = date(2025, 2, 13), date(2025, 3, 20)  # lookback_days 35 before NOW; End is exclusive
@@ -214,8 +214,8 @@ def test_cost_explorer_stays_read_only_in_a_live_sweep_and_its_refusals_are_coun
                                                                                     no_costwarden_env):
     """A live (dry_run=False) sweep may act, but Cost Explorer's clients are dry-run whatever the sweep:
     a mutating CE call made by mistake is refused before it leaves the process, and the run reports it."""
-    from tools.aws.cost_explorer import CE_REGION
-    from tools.errors import DryRunViolation
+    from costwarden.tools.aws.cost_explorer import CE_REGION
+    from costwarden.tools.errors import DryRunViolation
 
     real = CostExplorer.daily_spend
 
@@ -255,7 +255,7 @@ def test_parse_page_reads_tags_totals_and_estimates():
 
 
 def test_usage_type_drivers_rank_the_rise_over_the_median():
-    from tools.billing.focus import SpendRow
+    from costwarden.tools.billing.focus import SpendRow
 
     rows = [SpendRow({"service": "S", "usage_type": u}, date(2025, 3, d), Decimal(c), "USD")
             for u, d, c in [("a", 17, "10"), ("a", 18, "10"), ("a", 19, "11"),

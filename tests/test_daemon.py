@@ -95,7 +95,7 @@ class DaemonProc:
 
     def start(self) -> subprocess.Popen:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config), "--host", "127.0.0.1",
+            [sys.executable, "-m", "costwarden.agent.cli", "run", "--config", str(self.config), "--host", "127.0.0.1",
              "--port", str(self.port)], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: get(self.port, "/healthz")[0] == 200, 30, "/healthz", self.proc)
         return self.proc
@@ -111,7 +111,7 @@ class DaemonProc:
 
 @pytest.fixture
 def estate(aws):
-    from agent.demo import seed_estate
+    from costwarden.agent.demo.estate import seed_estate
 
     ids = seed_estate(aws.endpoint)
     aws.clear_calls()

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine
 
-from agent.config import Settings
-from agent.daemon import Daemon, trigger_for
-from agent.leader import LeaderLock
-from agent.logs import JsonFormatter, redact
+from costwarden.agent.config import Settings
+from costwarden.agent.server.daemon import Daemon, trigger_for
+from costwarden.agent.server.leader import LeaderLock
+from costwarden.agent.server.logs import JsonFormatter, redact
 from tests.pg import admin_engine
 
 POLICY = """
@@ -119,8 +119,8 @@ def test_sqlite_is_single_host_and_always_leads(tmp_path):
 def test_weekly_digest_is_posted_once_a_week(tmp_path, no_costwarden_env):
     from decimal import Decimal
 
-    from agent.config import SlackSettings
-    from state.domain import Finding
+    from costwarden.agent.config import SlackSettings
+    from costwarden.state.domain import Finding
     from tests.fakes.slack import FakeSlack
 
     slack = FakeSlack("xoxb-digest-0000")

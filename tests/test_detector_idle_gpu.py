@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from policies.detectors.base import DetectContext, Price, percentile, severity_for
-from policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
-from state.domain import Observation, Resource, Series
+from costwarden.policies.detectors.base import DetectContext, Price, percentile, severity_for
+from costwarden.policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
+from costwarden.state.domain import Observation, Resource, Series
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 

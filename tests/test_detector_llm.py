@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.budget import Budget, BudgetParams, forecast_month_end
-from policies.detectors.cache_opportunity import CacheOpportunity, CacheOpportunityParams
-from policies.detectors.oversized_model import OversizedModel, OversizedModelParams
-from state.domain import Observation, Resource, Series
-from state.usage import TokenPrice
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.budget import Budget, BudgetParams, forecast_month_end
+from costwarden.policies.detectors.cache_opportunity import CacheOpportunity, CacheOpportunityParams
+from costwarden.policies.detectors.oversized_model import OversizedModel, OversizedModelParams
+from costwarden.state.domain import Observation, Resource, Series
+from costwarden.state.usage import TokenPrice
 
 M = Decimal(1_000_000)
 PRICES = {

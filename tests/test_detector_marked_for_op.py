@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.marked_for_op import MarkedForOp, MarkedForOpParams
-from state.domain import Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.marked_for_op import MarkedForOp, MarkedForOpParams
+from costwarden.state.domain import Observation, Resource
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
 

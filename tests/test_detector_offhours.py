@@ -12,15 +12,15 @@ import pytest
 from botocore.config import Config
 from pydantic import ValidationError
 
-from agent.config import AwsSettings, Settings
-from agent.demo import DEMO_AMI
-from agent.sweep import run_sweep
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.offhours_idle import (CLASSES, OffHoursIdle, OffHoursIdleParams, Window, best_schedule,
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.demo.estate import DEMO_AMI
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.offhours_idle import (CLASSES, OffHoursIdle, OffHoursIdleParams, Window, best_schedule,
                                               find_window, local_profile)
-from policies.errors import PolicyError
-from policies.loader import load_policy_file
-from state.domain import Observation, Resource, Series
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.domain import Observation, Resource, Series
 from tests.fakes.moto_server import mutating
 
 BERLIN = ZoneInfo("Europe/Berlin")

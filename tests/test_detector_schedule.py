@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from policies.actions.marks import (MarkError, decode_schedule, encode_schedule, occurrence_start,
+from costwarden.policies.actions.marks import (MarkError, decode_schedule, encode_schedule, occurrence_start,
                                     schedule_monthly_savings)
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.schedule import Schedule, ScheduleParams, stopped_by_us
-from policies.schema import ChangeWindow
-from state.domain import Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.schedule import Schedule, ScheduleParams, stopped_by_us
+from costwarden.policies.schema import ChangeWindow
+from costwarden.state.domain import Observation, Resource
 
 BERLIN_NIGHTS = "23:00-06:00 Europe/Berlin mon,tue,wed,thu,fri"
 MON_2330_BERLIN = datetime(2026, 11, 30, 22, 30, tzinfo=timezone.utc)  # CET = UTC+1

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
-from state.domain import Observation, Resource, Series
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
+from costwarden.state.domain import Observation, Resource, Series
 
 NOW = datetime(2025, 3, 29, 6, tzinfo=timezone.utc)  # a Saturday morning: the last complete day is Friday 28th
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.orphaned_snapshot import OrphanedSnapshot, OrphanedSnapshotParams
-from policies.detectors.unassociated_eip import UnassociatedEip
-from policies.detectors.unattached_volume import UnattachedVolume, UnattachedVolumeParams
-from policies.detectors.base import DetectorParams
-from state.domain import Observation, Resource
-from tools.pricing import PriceBook
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.orphaned_snapshot import OrphanedSnapshot, OrphanedSnapshotParams
+from costwarden.policies.detectors.unassociated_eip import UnassociatedEip
+from costwarden.policies.detectors.unattached_volume import UnattachedVolume, UnattachedVolumeParams
+from costwarden.policies.detectors.base import DetectorParams
+from costwarden.state.domain import Observation, Resource
+from costwarden.tools.pricing import PriceBook
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 BOOK = PriceBook()

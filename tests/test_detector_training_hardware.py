@@ -13,18 +13,18 @@ import pytest
 from botocore.config import Config
 from pydantic import ValidationError
 
-from agent.config import AwsSettings, Settings
-from agent.demo import DEMO_AMI
-from agent.sweep import run_sweep
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.training_hardware import (HardwareSpec, Priced, TrainingHardwareForInference,
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.demo.estate import DEMO_AMI
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.training_hardware import (HardwareSpec, Priced, TrainingHardwareForInference,
                                                   TrainingHardwareParams, choose_alternative, family_of,
                                                   required_memory_gib, required_tflops)
-from policies.errors import PolicyError
-from policies.loader import load_policy_file
-from state.domain import Observation, Resource, Series
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.domain import Observation, Resource, Series
 from tests.fakes.moto_server import mutating
-from tools.pricing import PriceBook
+from costwarden.tools.pricing import PriceBook
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 A100X8 = HardwareSpec("p4d.24xlarge", "A100-40GB", 8, 40, 312, "test")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.zombie_endpoint import ZombieEndpoint, ZombieEndpointParams
-from state.domain import Observation, Resource, Series
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.zombie_endpoint import ZombieEndpoint, ZombieEndpointParams
+from costwarden.state.domain import Observation, Resource, Series
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 PRICES = {"ml.g5.xlarge": Decimal("1.408"), "ml.p4d.24xlarge": Decimal("37.688")}

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, Settings, SlackSettings, load_settings
-from agent.digest import digest_from_store, post_digest, team_of, team_tag_keys
-from state.domain import Finding
-from state.store import Store
+from costwarden.agent.config import ConfigError, Settings, SlackSettings, load_settings
+from costwarden.agent.reports.digest import digest_from_store, post_digest, team_of, team_tag_keys
+from costwarden.state.domain import Finding
+from costwarden.state.store import Store
 from tests.fakes.slack import FakeSlack
-from tools.billing.settings import BillingSettings
-from tools.slack import SlackNotifier
+from costwarden.tools.billing.settings import BillingSettings
+from costwarden.tools.slack import SlackNotifier
 
 NOW = datetime.now(timezone.utc)
 TOKEN = "xoxb-digest-0000"
@@ -124,7 +124,7 @@ def test_a_database_from_before_the_tags_column_keeps_working(tmp_path: Path, sl
 
 
 def test_the_daemon_posts_the_weekly_digest_per_team(tmp_path: Path, slack: FakeSlack, no_costwarden_env: None) -> None:
-    from agent.daemon import Daemon
+    from costwarden.agent.server.daemon import Daemon
 
     (tmp_path / "p.yml").write_text("policies:\n  - name: idle\n    resource: aws.ec2\n    filters: [{type: idle-gpu}]\n")
     settings = Settings(state_dir=tmp_path / "state", policies=[tmp_path / "p.yml"],

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from policies.economics import overrun_features, reconcile, tier_margins, unit_costs, unit_costs_by
-from state.usage import UsageGroup
+from costwarden.policies.economics import overrun_features, reconcile, tier_margins, unit_costs, unit_costs_by
+from costwarden.state.usage import UsageGroup
 
 
 def g(feature="f", tier="pro", outcome="success", requests=1000, cost="10", users=10, inp=900_000, out=100_000):
@@ -51,10 +51,10 @@ def test_reconcile_shows_the_difference_against_the_bill():
 
 
 def test_demo_token_cost_reconciles_within_the_invoice_markup(tmp_path):
-    from agent.demo_billing import write_demo_billing
-    from tools.billing.focus import FocusExport
-    from tools.llm.usage import UsageLog
-    from tools.llm_prices import PriceMap
+    from costwarden.agent.demo.billing import write_demo_billing
+    from costwarden.tools.billing.focus import FocusExport
+    from costwarden.tools.llm.usage import UsageLog
+    from costwarden.tools.llm_prices import PriceMap
 
     cfg = write_demo_billing(tmp_path, now=datetime(2025, 3, 20, tzinfo=timezone.utc))
     computed = sum((x.cost_usd for x in UsageLog(cfg["usage_paths"]).groups(prices=PriceMap())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo_billing import FOCUS_COLUMNS, FOCUS_VERSIONS, write_demo_billing
-from tools.billing.focus import BillingInputError, FocusExport
+from costwarden.agent.demo.billing import FOCUS_COLUMNS, FOCUS_VERSIONS, write_demo_billing
+from costwarden.tools.billing.focus import BillingInputError, FocusExport
 
 HEADER = ["BillingAccountId", "SubAccountId", "ProviderName", "ServiceName", "ChargeCategory", "BillingCurrency",
           "ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost", "ResourceId", "Tags",

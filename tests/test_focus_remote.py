@@ -11,8 +11,8 @@ import pytest
 
 from tests.fakes.gcs import FakeGcs
 from tests.test_focus import row, write_csv
-from tools.billing.focus import BillingInputError, FocusExport
-from tools.billing.remote import RemoteObject, aws_clients, select
+from costwarden.tools.billing.focus import BillingInputError, FocusExport
+from costwarden.tools.billing.remote import RemoteObject, aws_clients, select
 
 
 def _csv(tmp_path: Path, name: str, service: str, cost: str) -> bytes:
@@ -103,8 +103,8 @@ def test_select_object_prefix_and_glob_rules():
 
 
 def test_gcs_session_refuses_anything_but_reads_before_sending(gcs):
-    from tools.billing.remote import _read_only_session
-    from tools.errors import DryRunViolation
+    from costwarden.tools.billing.remote import _read_only_session
+    from costwarden.tools.errors import DryRunViolation
 
     session, base = _read_only_session()
     with pytest.raises(DryRunViolation):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo_billing import FOCUS_COLUMNS, write_demo_billing
+from costwarden.agent.demo.billing import FOCUS_COLUMNS, write_demo_billing
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.cli import main
-from tools.llm_prices import PriceMap
+from costwarden.agent.cli.main import main
+from costwarden.tools.llm_prices import PriceMap
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IN, DEFAULT_OUT = 1_000_000, 250_000
@@ -368,7 +368,7 @@ def test_changes_on_the_base_branch_are_not_blamed_on_the_pr(tmp_path, capsys):
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COSTWARDEN_", "AWS_"))}
     env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "agent.cli", "gate", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "costwarden.agent.cli", "gate", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -396,7 +396,7 @@ def test_exit_codes_from_the_real_command(seed_repo, tmp_path):
 
 def test_the_gate_stays_light(seed_repo):
     """No litellm, boto3 or langgraph import: the gate runs on every push and must start fast."""
-    code = ("import sys\nfrom agent.cli import main\n"
+    code = ("import sys\nfrom costwarden.agent.cli.main import main\n"
             f"rc = main(['gate', '--repo', {str(seed_repo.path)!r}, '--base', 'main', '--head', 'feature', "
             "'--format', 'json'])\n"
             "heavy = [m for m in ('litellm', 'boto3', 'botocore', 'langgraph', 'duckdb') if m in sys.modules]\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.gate import GateOptions, GateSource, diff_settings, evaluate, extract, render_markdown
-from policies.gate.cost import UsageVolumes, match_feature
-from policies.gate.diff import cancel_moves
-from state.usage import TokenPrice, UsageGroup
+from costwarden.policies.gate import GateOptions, GateSource, diff_settings, evaluate, extract, render_markdown
+from costwarden.policies.gate.cost import UsageVolumes, match_feature
+from costwarden.policies.gate.diff import cancel_moves
+from costwarden.state.usage import TokenPrice, UsageGroup
 
 SOURCE = GateSource(base="main", head="pr", base_commit="a" * 40, head_commit="b" * 40, compared_from="a" * 40,
                     files_changed=1, files_scanned=1)

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, Settings, load_settings
-from agent.demo_gcp import DemoNode, DemoVm, seed_dcgm
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
+from costwarden.agent.config import ConfigError, Settings, load_settings
+from costwarden.agent.demo.gcp import DemoNode, DemoVm, seed_dcgm
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
 from tests.fakes.gce import FakeGce
 from tests.fakes.prometheus import FakePrometheus
-from tools.errors import DryRunViolation, ToolError
-from tools.gcp.compute import list_instances, set_labels, set_machine_type, start_instance, stop_instance
-from tools.gcp.session import GcpClients
-from tools.gcp.settings import GcpSettings
-from tools.prometheus import PrometheusSettings
+from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.gcp.compute import list_instances, set_labels, set_machine_type, start_instance, stop_instance
+from costwarden.tools.gcp.session import GcpClients
+from costwarden.tools.gcp.settings import GcpSettings
+from costwarden.tools.prometheus import PrometheusSettings
 
 PROJECT = "acme-ml-platform"
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
@@ -109,7 +109,7 @@ def test_inventory_follows_page_tokens_across_zones_into_neutral_resources(gce):
 
 
 def test_idle_gpu_wants_gpu_machine_families_and_attached_accelerators(gce):
-    from policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
+    from costwarden.policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
 
     seed(gce)
     gce.add_instance(PROJECT, "us-east4-a", "n1-with-t4", "n1-standard-8", accelerators=[("nvidia-tesla-t4", 1)])
@@ -266,9 +266,9 @@ def test_nothing_google_is_imported_when_gcp_is_not_configured(tmp_path):
     code = """
 import sys
 from datetime import datetime, timezone
-from agent.config import Settings
-from agent.context import Providers
-from tools.collectors import CollectPlan, CollectReport, Scope, get_collector
+from costwarden.agent.config import Settings
+from costwarden.agent.engine.context import Providers
+from costwarden.tools.collectors import CollectPlan, CollectReport, Scope, get_collector
 spec = get_collector("gcp.compute")
 plan = CollectPlan(wants=lambda r: True, metrics=[], lookback_hours=24, now=datetime.now(timezone.utc))
 report = CollectReport()
@@ -285,7 +285,7 @@ print("ok")
 
 
 def test_gcp_prices_come_from_the_shipped_table_with_source_and_k8s_nodes_from_config():
-    from tools.pricing import PriceBook
+    from costwarden.tools.pricing import PriceBook
 
     book = PriceBook({"gpu:NVIDIA L4": 0.85})
     price, source = book.hourly("gcp", "us-central1", "a3-highgpu-8g")

@@ -11,20 +11,20 @@ from decimal import Decimal
 
 import pytest
 
-from agent.config import Settings
-from agent.demo_fakes._http import Reply
-from agent.sweep import run_sweep
-from policies.actions.base import PlanContext
-from policies.loader import load_policy_file
-from policies.registry import actions, load_builtin
-from state.domain import Finding
+from costwarden.agent.config import Settings
+from costwarden.agent.demo.fakes._http import Reply
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.actions.base import PlanContext
+from costwarden.policies.loader import load_policy_file
+from costwarden.policies.registry import actions, load_builtin
+from costwarden.state.domain import Finding
 from tests.fakes.gce import FakeGce
-from tools.errors import DryRunViolation
-from tools.gcp.compute import remove_labels, set_labels, start_instance, stop_instance
-from tools.gcp.session import GcpClients
-from tools.gcp.settings import GcpSettings
-from tools.pricing import PriceBook
-from tools.registry import get_tool
+from costwarden.tools.errors import DryRunViolation
+from costwarden.tools.gcp.compute import remove_labels, set_labels, start_instance, stop_instance
+from costwarden.tools.gcp.session import GcpClients
+from costwarden.tools.gcp.settings import GcpSettings
+from costwarden.tools.pricing import PriceBook
+from costwarden.tools.registry import get_tool
 
 PROJECT = "acme-ml-platform"
 ZONE = "us-central1-a"
@@ -195,11 +195,11 @@ def test_gce_resize_with_restart_leaves_a_stopped_instance_stopped(gce):
 
 
 def test_gce_resize_cut_off_between_change_and_start_is_finished_by_reconciliation(gce, tmp_path, monkeypatch):
-    from agent.context import Providers
-    from agent.reconcile import reconcile_pending
-    from state.domain import PlannedAction
-    from state.store import Store
-    from tools.gcp import compute
+    from costwarden.agent.engine.context import Providers
+    from costwarden.agent.engine.reconcile import reconcile_pending
+    from costwarden.state.domain import PlannedAction
+    from costwarden.state.store import Store
+    from costwarden.tools.gcp import compute
 
     class Crash(BaseException):
         pass

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, Settings, load_settings
-from agent.demo_gcp import DEMO_PROJECT, OPS_AGENT_GPU, gcp_demo_estate
-from agent.sweep import run_sweep
-from policies.loader import load_policies, load_policy_file
+from costwarden.agent.config import ConfigError, Settings, load_settings
+from costwarden.agent.demo.gcp import DEMO_PROJECT, OPS_AGENT_GPU, gcp_demo_estate
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policies, load_policy_file
 from tests.fakes.gce import FakeGce
 from tests.fakes.monitoring import FakeMonitoring
-from tools.collectors import window
-from tools.errors import DryRunViolation
-from tools.gcp.monitoring import CPU_METRIC, NET_IN_METRIC, NET_OUT_METRIC, metric_queries, points_of, \
+from costwarden.tools.collectors import window
+from costwarden.tools.errors import DryRunViolation
+from costwarden.tools.gcp.monitoring import CPU_METRIC, NET_IN_METRIC, NET_OUT_METRIC, metric_queries, points_of, \
     time_series_filter
-from tools.gcp.session import GcpClients
-from tools.gcp.settings import GcpMonitoringSettings, GcpSettings
+from costwarden.tools.gcp.session import GcpClients
+from costwarden.tools.gcp.settings import GcpMonitoringSettings, GcpSettings
 
 PROJECT = "acme-ml-platform"
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)
@@ -266,9 +266,9 @@ def test_filters_queries_and_point_order():
 def test_monitoring_sdk_is_not_imported_unless_it_is_the_source(tmp_path):
     code = """
 import sys
-from agent.config import Settings
-from agent.sweep import run_sweep
-from policies.loader import load_policies
+from costwarden.agent.config import Settings
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policies
 run_sweep(Settings(state_dir=sys.argv[1]), [p for p in load_policies([]) if p.policy.resource == "gcp.compute"],
           dry_run=True)
 assert "google.cloud.monitoring_v3" not in sys.modules and "grpc" not in sys.modules, "imported"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from policies.guard import GuardContext, decide, in_window
-from policies.schema import ChangeWindow, Policy
-from state.domain import PlannedAction
+from costwarden.policies.guard import GuardContext, decide, in_window
+from costwarden.policies.schema import ChangeWindow, Policy
+from costwarden.state.domain import PlannedAction
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc)  # a Monday
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from agent.config import LlmSettings
-from agent.llm.analyst import (
+from costwarden.agent.config import LlmSettings
+from costwarden.agent.llm.analyst import (
     Rationale,
     analyse,
     classify_requests,
@@ -27,15 +27,15 @@ from agent.llm.analyst import (
     heuristic_classify,
     prioritise,
 )
-from agent.llm.client import LlmClient, llm_spend, month_start
-from agent.llm.grounding import numbers_in_text, ungrounded_numbers
-from agent.llm.redact import redact
-from agent.llm.samples import load_prompt_samples
-from agent.nodes.explain import rationale
-from state.domain import Finding
-from state.models import LlmCallRow
-from state.store import Store
-from tools.llm_prices import PriceMap
+from costwarden.agent.llm.client import LlmClient, llm_spend, month_start
+from costwarden.agent.llm.grounding import numbers_in_text, ungrounded_numbers
+from costwarden.agent.llm.redact import redact
+from costwarden.agent.llm.samples import load_prompt_samples
+from costwarden.agent.engine.nodes.explain import rationale
+from costwarden.state.domain import Finding
+from costwarden.state.models import LlmCallRow
+from costwarden.state.store import Store
+from costwarden.tools.llm_prices import PriceMap
 
 MODEL = "openai/gpt-4o"
 
@@ -281,13 +281,14 @@ def test_analyse_adds_the_judged_complexity_to_an_oversized_model_finding(store)
 
 # --- start-up cost -------------------------------------------------------------------------------------
 def test_importing_the_daemon_and_the_analyst_does_not_import_litellm():
-    code = ("import sys, agent.cli, agent.graph, agent.llm, agent.llm.samples, agent.nodes.explain; "
+    code = ("import sys, costwarden.agent.cli.main, costwarden.agent.engine.graph, costwarden.agent.llm, "
+            "costwarden.agent.llm.samples, costwarden.agent.engine.nodes.explain; "
             "assert 'litellm' not in sys.modules, 'litellm imported at start-up'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
 
 
 def test_llm_settings_come_from_the_environment_and_hide_the_key(monkeypatch, no_costwarden_env):
-    from agent.config import load_settings
+    from costwarden.agent.config import load_settings
 
     monkeypatch.setenv("COSTWARDEN_LLM__MODEL", "litellm_proxy/gpt-4o-mini")
     monkeypatch.setenv("COSTWARDEN_LLM__API_BASE", "http://llm-proxy:4000")

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agent.config import AwsSettings, LlmSettings, Settings
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.llm.analyst import default_priority
-from agent.nodes.explain import rationale
-from agent.sweep import SweepResult, run_sweep
-from policies.loader import load_policy_file
-from state.models import LlmCallRow
-from state.store import Store
+from costwarden.agent.config import AwsSettings, LlmSettings, Settings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.llm.analyst import default_priority
+from costwarden.agent.engine.nodes.explain import rationale
+from costwarden.agent.engine.sweep import SweepResult, run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.models import LlmCallRow
+from costwarden.state.store import Store
 
 POLICY = """
 policies:
@@ -122,7 +122,7 @@ def test_a_budget_breach_mid_run_stops_calls_and_the_run_completes_on_templates(
     calls = llm_rows(settings)
     assert len(calls) == 1 and calls[0].input_tokens == 100_000
     # the report carries the agent's own spend for the run
-    from agent.output import to_document
+    from costwarden.agent.reports.output import to_document
 
     totals = to_document(result)["totals"]
     assert totals["agent_llm_calls"] == 1
@@ -146,10 +146,10 @@ def test_oversized_model_findings_get_judged_complexity_from_redacted_prompt_sam
                                                                                      monkeypatch):
     import litellm
 
-    from agent.demo_billing import write_demo_billing
-    from policies.loader import load_policies
+    from costwarden.agent.demo.billing import write_demo_billing
+    from costwarden.policies.loader import load_policies
     from tests.test_billing_sweep import NOW
-    from tools.billing.settings import BillingSettings
+    from costwarden.tools.billing.settings import BillingSettings
 
     sent: list[dict[str, Any]] = []
     real = litellm.completion

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.billing.focus import BillingInputError
-from tools.llm.usage import UsageLog
-from tools.llm_prices import ModelPriceOverride, PriceMap, load_price_map, normalise_model
+from costwarden.tools.billing.focus import BillingInputError
+from costwarden.tools.llm.usage import UsageLog
+from costwarden.tools.llm_prices import ModelPriceOverride, PriceMap, load_price_map, normalise_model
 
 
 def write_lines(path: Path, records: list[dict | str]) -> Path:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from state.domain import Finding
-from state.migrate import (
+from costwarden.state.domain import Finding
+from costwarden.state.migrate import (
     HEAD,
     MIGRATION_LOCK_KEY,
     REVISIONS,
@@ -32,8 +32,8 @@ from state.migrate import (
     include_name,
     include_object,
 )
-from state.models import Base
-from state.store import Store
+from costwarden.state.models import Base
+from costwarden.state.store import Store
 from tests.pg import throwaway_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def test_classify(revisions: tuple[str, ...], ours: bool, expected: str) -> None
 
 
 def test_the_migration_lock_is_not_the_leader_lock() -> None:
-    from agent.leader import LOCK_KEY
+    from costwarden.agent.server.leader import LOCK_KEY
 
     assert MIGRATION_LOCK_KEY != LOCK_KEY
 
@@ -261,7 +261,7 @@ def test_a_database_from_a_newer_release_is_refused(url: str, capsys: pytest.Cap
         Store(url)
     assert versions(url) == ["0099"]  # untouched
 
-    from agent.cli import main
+    from costwarden.agent.cli.main import main
 
     (tmp_path / "cw.yml").write_text(f"database_url: '{url}'\n")
     assert main(["db", "upgrade", "--config", str(tmp_path / "cw.yml")]) == 2
@@ -304,7 +304,7 @@ def test_autogenerate_at_head_has_nothing_to_write(url: str) -> None:
 REPLICA = """
 import sys, time
 from pathlib import Path
-from state.store import Store
+from costwarden.state.store import Store
 here, url = Path(sys.argv[1]), sys.argv[2]
 (here / f"ready-{sys.argv[3]}").touch()
 while not (here / "go").exists():
@@ -342,7 +342,7 @@ def test_two_replicas_racing_on_one_sqlite_file(tmp_path: Path) -> None:
 
 
 def test_start_up_waits_for_the_migration_lock_and_not_for_the_leader_lock(pg_url: str) -> None:
-    from agent.leader import LeaderLock
+    from costwarden.agent.server.leader import LeaderLock
 
     holder = create_engine(pg_url)
     leader = LeaderLock(create_engine(pg_url))
@@ -387,7 +387,7 @@ def test_start_up_at_head_is_one_select_and_imports_no_alembic(tmp_path: Path) -
 # --- the CLI ----------------------------------------------------------------------------------
 def test_cli_db_current_upgrade_history(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         no_costwarden_env: None) -> None:
-    from agent.cli import main
+    from costwarden.agent.cli.main import main
 
     state = tmp_path / "state"
     db = state / "costwarden.db"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.errors import PolicyError
-from policies.loader import default_pack_path, load_policies, load_policy_file
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.loader import default_pack_path, load_policies, load_policy_file
 
 GOOD = """\
 policies:
@@ -112,10 +112,10 @@ def test_directory_of_policies(tmp_path):
 
 
 def test_every_resource_type_has_a_collector_and_every_action_a_tool():
-    from policies.registry import actions, load_builtin
-    from policies.resources import RESOURCE_TYPES
-    from tools.collectors import resource_types
-    from tools.registry import tool_names
+    from costwarden.policies.registry import actions, load_builtin
+    from costwarden.policies.resources import RESOURCE_TYPES
+    from costwarden.tools.collectors import resource_types
+    from costwarden.tools.registry import tool_names
 
     assert sorted(RESOURCE_TYPES) == resource_types()
     load_builtin()

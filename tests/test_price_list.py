@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AwsSettings, ConfigError, PricingSettings, Settings, load_settings
+from costwarden.agent.config import AwsSettings, ConfigError, PricingSettings, Settings, load_settings
 from tests.fakes.pricing import PricingFake, ec2_product, sagemaker_product
-from tools.aws.price_cache import PriceCache
-from tools.aws.price_list import (EC2, MAX_FILTER_VALUE, SAGEMAKER, AwsPriceList, api_endpoint, batches,
+from costwarden.tools.aws.price_cache import PriceCache
+from costwarden.tools.aws.price_list import (EC2, MAX_FILTER_VALUE, SAGEMAKER, AwsPriceList, api_endpoint, batches,
                                   parse_price_list, product_filters, service_of)
-from tools.pricing import PRICE_LIST_CACHE, PriceBook
+from costwarden.tools.pricing import PRICE_LIST_CACHE, PriceBook
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 P5EN = 63.296  # the fake's figure for p5en.48xlarge in us-east-1 (not in the shipped tables)
@@ -238,9 +238,9 @@ def test_the_tables_stay_the_default_and_a_bad_source_is_named(tmp_path, no_cost
 
 def test_a_dry_run_sweep_with_the_price_list_makes_zero_mutating_calls(aws, pricing_api, state_dir,
                                                                        no_costwarden_env):
-    from agent.demo import ESTATE, DemoInstance, seed_estate
-    from agent.sweep import run_sweep
-    from policies.loader import load_policies
+    from costwarden.agent.demo.estate import ESTATE, DemoInstance, seed_estate
+    from costwarden.agent.engine.sweep import run_sweep
+    from costwarden.policies.loader import load_policies
     from tests.fakes.moto_server import mutating
 
     estate = [i for i in ESTATE if i.name in ("llm-finetune-01", "embeddings-batch", "inference-h100", "web-1")]
@@ -268,7 +268,7 @@ def test_a_dry_run_sweep_with_the_price_list_makes_zero_mutating_calls(aws, pric
 
 
 def test_cli_refresh_then_show(pricing_api, tmp_path, capsys, no_costwarden_env):
-    from agent.cli import main
+    from costwarden.agent.cli.main import main
 
     state = tmp_path / "state"
     assert main(["prices", "refresh", "p5en.48xlarge", "trn2.48xlarge", "p4d.24xlarge", "--region", "us-east-1",
@@ -292,7 +292,7 @@ def test_cli_refresh_then_show(pricing_api, tmp_path, capsys, no_costwarden_env)
 
 
 def test_cli_refresh_failure_is_one_line_exit_2(pricing_api, tmp_path, capsys, no_costwarden_env):
-    from agent.cli import main
+    from costwarden.agent.cli.main import main
 
     pricing_api.deny = True
     assert main(["prices", "refresh", "p5en.48xlarge", "--state-dir", str(tmp_path)]) == 2

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from policies.detectors.base import DetectContext, Price
-from policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
-from state.domain import Observation
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.detectors.idle_gpu import IdleGpu, IdleGpuParams
+from costwarden.state.domain import Observation
 from tests.fakes.prometheus import FakePrometheus
-from tools.errors import ToolError
-from tools.prometheus import (GpuUtilization, PrometheusClient, PrometheusSettings, gpu_nodes, promql_string,
+from costwarden.tools.errors import ToolError
+from costwarden.tools.prometheus import (GpuUtilization, PrometheusClient, PrometheusSettings, gpu_nodes, promql_string,
                               regex_alternatives, window)
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=timezone.utc)

@@ -11,15 +11,15 @@ from pathlib import Path
 import boto3
 import pytest
 
-from agent.config import AwsSettings, Settings
-from agent.context import Providers
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.metrics import ProcessCounters, render
-from agent.realized import refresh_realized
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
-from policies.savings import advance, realized_from_billing, start
-from state.store import Store
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.engine.context import Providers
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.server.metrics import ProcessCounters, render
+from costwarden.agent.engine.realized import refresh_realized
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.policies.savings import advance, realized_from_billing, start
+from costwarden.state.store import Store
 from tests.test_sweep_e2e import AUTO_POLICY
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from agent.cli import main
+from costwarden.agent.cli.main import main
 
 
 def test_report_json_on_the_demo_data(tmp_path, monkeypatch, capsys):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.output import render_json, render_markdown
-from agent.report_html import build_sections, render_html
-from agent.sweep import SweepResult
-from state.domain import Finding, PlannedAction
+from costwarden.agent.cli.main import main
+from costwarden.agent.reports.output import render_json, render_markdown
+from costwarden.agent.reports.html import build_sections, render_html
+from costwarden.agent.engine.sweep import SweepResult
+from costwarden.state.domain import Finding, PlannedAction
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

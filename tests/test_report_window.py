@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
-from agent.config import load_settings
-from agent.digest import digest_from_result, digest_from_store, post_digest
-from state.domain import Finding, PlannedAction
-from state.models import ActionRow, FindingRow, Run
-from state.store import Store
+from costwarden.agent.cli.main import main
+from costwarden.agent.config import load_settings
+from costwarden.agent.reports.digest import digest_from_result, digest_from_store, post_digest
+from costwarden.state.domain import Finding, PlannedAction
+from costwarden.state.models import ActionRow, FindingRow, Run
+from costwarden.state.store import Store
 from tests.fakes.slack import FakeSlack
 from tests.test_report_html import _result
-from tools.slack import SlackNotifier
+from costwarden.tools.slack import SlackNotifier
 
 NOW = datetime.now(timezone.utc)
 

@@ -13,15 +13,15 @@ import time
 
 import pytest
 
-from agent.config import AwsSettings, ConfigError, Settings, SlackSettings, load_settings
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.slack_socket import SocketModeListener, reply_url_allowed
-from agent.sweep import run_sweep
-from policies.loader import load_policy_file
-from state.store import Store
+from costwarden.agent.config import AwsSettings, ConfigError, Settings, SlackSettings, load_settings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.server.slack_socket import SocketModeListener, reply_url_allowed
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.store import Store
 from tests.fakes.slack import FakeSlack, block_actions
 from tests.test_approvals import ALICE, EVE, POLICY, TOKEN
-from tools.slack import APPROVE, REJECT
+from costwarden.tools.slack import APPROVE, REJECT
 
 APP_TOKEN = "xapp-1-A0COSTWARDEN-1234567890-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -330,7 +330,7 @@ def test_the_daemon_stays_ready_without_its_socket_and_says_why(aws, slack, tmp_
 
 
 def test_metrics_and_readyz_leave_socket_mode_out_when_it_is_off(tmp_path, no_costwarden_env):
-    from agent.daemon import Daemon
+    from costwarden.agent.server.daemon import Daemon
     from tests.test_daemon import get
 
     (tmp_path / "p.yml").write_text(POLICY)

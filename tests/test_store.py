@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from state.domain import Finding, PlannedAction
-from state.store import Store, StoreError
+from costwarden.state.domain import Finding, PlannedAction
+from costwarden.state.store import Store, StoreError
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from agent.config import AwsSettings, Settings
-from agent.demo import DEMO_REGIONS, seed_estate
-from agent.sweep import run_sweep
-from policies.loader import load_policies, load_policy_file
-from state.store import Store
+from costwarden.agent.config import AwsSettings, Settings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.policies.loader import load_policies, load_policy_file
+from costwarden.state.store import Store
 from tests.fakes.moto_server import mutating
 
 AUTO_POLICY = """
@@ -132,9 +132,9 @@ def test_live_auto_mode_stops_idle_instances_and_records_before_after(aws, estat
 
 
 def test_dry_run_clients_refuse_a_mutating_call_before_it_leaves_the_process(aws, estate):
-    from tools.aws.ec2 import stop_instance
-    from tools.aws.session import AwsClients
-    from tools.errors import DryRunViolation
+    from costwarden.tools.aws.ec2 import stop_instance
+    from costwarden.tools.aws.session import AwsClients
+    from costwarden.tools.errors import DryRunViolation
 
     clients = AwsClients(dry_run=True)
     with pytest.raises(DryRunViolation, match="ec2.StopInstances"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from state.domain import MetricRequest, Observation, Resource
+from costwarden.state.domain import MetricRequest, Observation, Resource
 
 
 @dataclass
@@ -98,8 +98,8 @@ def resource_types() -> list[str]:
 
 
 def _load_builtin() -> None:
-    import tools.aws.collect  # noqa: F401
-    import tools.billing.collect  # noqa: F401
-    import tools.llm.collect  # noqa: F401
-    import tools.gcp.collect  # noqa: F401 - no Google SDK import until a project is configured
-    import tools.prometheus  # noqa: F401 - k8s.gpu-node
+    import costwarden.tools.aws.collect  # noqa: F401
+    import costwarden.tools.billing.collect  # noqa: F401
+    import costwarden.tools.llm.collect  # noqa: F401
+    import costwarden.tools.gcp.collect  # noqa: F401 - no Google SDK import until a project is configured
+    import costwarden.tools.prometheus  # noqa: F401 - k8s.gpu-node

@@ -1,6 +1,6 @@
 """Errors raised by tools, with messages fit for a user (no tracebacks, no secrets)."""
 
-from state.errors import CostwardenError
+from costwarden.state.errors import CostwardenError
 
 
 class ToolError(CostwardenError, RuntimeError):

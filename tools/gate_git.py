@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.errors import ToolError
+from costwarden.tools.errors import ToolError
 
 MAX_BLOB_BYTES = 2_000_000  # larger files are not configuration; they are skipped
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from state.usage import MILLION, TokenPrice
-from tools.errors import ToolError
+from costwarden.state.usage import MILLION, TokenPrice
+from costwarden.tools.errors import ToolError
 
 PRICE_MAP_FILE = "model_prices_and_context_window_backup.json"
 SOURCE = "LiteLLM price map (model_prices_and_context_window_backup.json)"

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 
 if TYPE_CHECKING:
-    from tools.aws.price_list import AwsPriceList
-    from tools.calls import CallLog
+    from costwarden.tools.aws.price_list import AwsPriceList
+    from costwarden.tools.calls import CallLog
 
 HOURS_PER_MONTH = Decimal("730")
 PRICE_LIST_CACHE = "aws_price_list.json"  # in state_dir
@@ -41,7 +41,7 @@ _NODE_KIND = re.compile(r"(\d+)x (.+)")
 
 @lru_cache(maxsize=None)
 def _load(name: str) -> dict[str, Any]:
-    with resources.files("tools").joinpath("data", name).open(encoding="utf-8") as fh:
+    with resources.files("costwarden.tools").joinpath("data", name).open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
@@ -87,7 +87,7 @@ class PriceBook:
         `pricing.source` is `price-list-api` (its requests go to `call_log`, the sweep's)."""
         if pricing.source != "price-list-api":
             return cls(pricing.overrides)
-        from tools.aws.price_list import AwsPriceList
+        from costwarden.tools.aws.price_list import AwsPriceList
 
         live = AwsPriceList(Path(state_dir) / PRICE_LIST_CACHE, ttl=timedelta(days=pricing.cache_ttl_days),
                             api_region=pricing.api_region, endpoint_url=pricing.endpoint_url, call_log=call_log)

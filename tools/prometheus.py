@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from state.domain import Resource, Series
-from tools.collectors import batched, window
-from tools.errors import ToolError
+from costwarden.state.domain import Resource, Series
+from costwarden.tools.collectors import batched, window
+from costwarden.tools.errors import ToolError
 
 GPU_METRICS = {"DCGM_FI_DEV_GPU_UTIL": 1.0, "DCGM_FI_PROF_GR_ENGINE_ACTIVE": 100.0}  # -> percent
 _LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
@@ -223,7 +223,7 @@ def _source(settings: Any, _providers: Any = None) -> PrometheusClient | None:
 
 def collect_gpu_nodes(client: PrometheusClient | None, scope: Any, plan: Any, report: Any) -> Iterator[Any]:
     """Nodes with DCGM series (one instant query), then their GPU series in batches. Nothing when unset."""
-    from state.domain import Observation
+    from costwarden.state.domain import Observation
 
     if client is None:
         return
@@ -252,7 +252,7 @@ def collect_gpu_nodes(client: PrometheusClient | None, scope: Any, plan: Any, re
 
 
 def _register() -> None:
-    from tools.collectors import CollectorSpec, register_collector
+    from costwarden.tools.collectors import CollectorSpec, register_collector
 
     register_collector(CollectorSpec("k8s.gpu-node", "k8s", collect_gpu_nodes, source=_source))
 

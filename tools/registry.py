@@ -57,8 +57,8 @@ def tool_names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    import tools.aws.ebs  # noqa: F401
-    import tools.aws.ec2  # noqa: F401
-    import tools.aws.eip  # noqa: F401
-    import tools.aws.sagemaker  # noqa: F401
-    import tools.gcp.compute  # noqa: F401 - imports the Google SDK only when a tool runs
+    import costwarden.tools.aws.ebs  # noqa: F401
+    import costwarden.tools.aws.ec2  # noqa: F401
+    import costwarden.tools.aws.eip  # noqa: F401
+    import costwarden.tools.aws.sagemaker  # noqa: F401
+    import costwarden.tools.gcp.compute  # noqa: F401 - imports the Google SDK only when a tool runs

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tools.errors import DryRunViolation, ToolError
-from tools.registry import ToolOutcome
-from tools.verify import read_back
+from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.registry import ToolOutcome
+from costwarden.tools.verify import read_back
 
 # A provider's states, sorted into what the flow needs to tell apart.
 RUNNING, STARTING, STOPPING, STOPPED, OTHER = "running", "starting", "stopping", "stopped", "other"

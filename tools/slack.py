@@ -13,7 +13,7 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from tools.errors import ToolError
+from costwarden.tools.errors import ToolError
 
 APPROVE, REJECT, SNOOZE, PROTECT = "costwarden_approve", "costwarden_reject", "costwarden_snooze", "costwarden_protect"
 BUTTONS = {APPROVE: "approve", REJECT: "reject", SNOOZE: "snooze", PROTECT: "protect"}

@@ -3,7 +3,7 @@
 Importing this package does not import litellm (that costs seconds); the first completion does.
 """
 
-from agent.llm.analyst import Analysis, analyse, default_priority
-from agent.llm.client import LlmCallFailed, LlmClient, LlmStopped, llm_spend
+from costwarden.agent.llm.analyst import Analysis, analyse, default_priority
+from costwarden.agent.llm.client import LlmCallFailed, LlmClient, LlmStopped, llm_spend
 
 __all__ = ["Analysis", "LlmCallFailed", "LlmClient", "LlmStopped", "analyse", "default_priority", "llm_spend"]

@@ -16,13 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.config import LlmSettings
-from agent.llm.client import LlmClient, MockResponse
-from agent.llm.grounding import ungrounded_numbers
-from agent.llm.redact import redact
-from state.domain import Finding
-from state.store import Store
-from tools.llm_prices import PriceMap
+from costwarden.agent.config import LlmSettings
+from costwarden.agent.llm.client import LlmClient, MockResponse
+from costwarden.agent.llm.grounding import ungrounded_numbers
+from costwarden.agent.llm.redact import redact
+from costwarden.state.domain import Finding
+from costwarden.state.store import Store
+from costwarden.tools.llm_prices import PriceMap
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 

@@ -31,11 +31,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from agent.config import LlmSettings
-from agent.llm.redact import redact_secrets
-from state.models import LlmCallRow
-from state.store import Store
-from tools.llm_prices import PriceMap
+from costwarden.agent.config import LlmSettings
+from costwarden.agent.llm.redact import redact_secrets
+from costwarden.state.models import LlmCallRow
+from costwarden.state.store import Store
+from costwarden.tools.llm_prices import PriceMap
 
 log = logging.getLogger(__name__)
 

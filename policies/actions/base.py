@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from state.domain import Finding
+from costwarden.state.domain import Finding
 
 
 class ActionParams(BaseModel):

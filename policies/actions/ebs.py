@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.actions.base import Action, PlanContext, ToolCall
-from policies.registry import actions
-from state.domain import Finding, money
+from costwarden.policies.actions.base import Action, PlanContext, ToolCall
+from costwarden.policies.registry import actions
+from costwarden.state.domain import Finding, money
 
 
 @actions.register("snapshot-and-delete")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from policies.actions.base import Action, PlanContext, ToolCall
-from policies.registry import actions
-from state.domain import Finding
+from costwarden.policies.actions.base import Action, PlanContext, ToolCall
+from costwarden.policies.registry import actions
+from costwarden.state.domain import Finding
 
 
 @actions.register("release-address")

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from state.domain import Finding
-from state.errors import CostwardenError
+from costwarden.state.domain import Finding
+from costwarden.state.errors import CostwardenError
 
 _MISSING = object()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.actions.base import Action, PlanContext, ToolCall
-from policies.actions.evidence import PlanError
-from policies.registry import actions
-from state.domain import Finding
+from costwarden.policies.actions.base import Action, PlanContext, ToolCall
+from costwarden.policies.actions.evidence import PlanError
+from costwarden.policies.registry import actions
+from costwarden.state.domain import Finding
 
 INSTANCES = ("aws.ec2", "gcp.compute")
 

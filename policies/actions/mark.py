@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from policies.actions.base import Action, ActionParams, PlanContext, ToolCall
-from policies.actions.marks import encode_op, op_prefix, provider_of, tag_key
-from policies.registry import actions
-from state.domain import Finding
+from costwarden.policies.actions.base import Action, ActionParams, PlanContext, ToolCall
+from costwarden.policies.actions.marks import encode_op, op_prefix, provider_of, tag_key
+from costwarden.policies.registry import actions
+from costwarden.state.domain import Finding
 
 INSTANCES = ("aws.ec2", "gcp.compute")
 

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 
-from policies.schema import WEEKDAYS, ChangeWindow
-from state.domain import HOURS_PER_MONTH
+from costwarden.policies.schema import WEEKDAYS, ChangeWindow
+from costwarden.state.domain import HOURS_PER_MONTH
 
 _OP = re.compile(r"^([a-z][a-z-]*)[@_](\d{4}-\d{2}-\d{2})$")
 _AWS_SCHEDULE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})\s+(\S+)(?:\s+([a-z,]+))?$", re.I)
@@ -163,7 +163,7 @@ def in_off_window(window: ChangeWindow, now: datetime) -> bool:
     """The guard's change-window rule, except that start == end is a whole day (00:00-00:00 sat,sun)."""
     from zoneinfo import ZoneInfo
 
-    from policies.guard import in_window
+    from costwarden.policies.guard import in_window
 
     if window.start == window.end:
         local = now.astimezone(ZoneInfo(window.timezone))

@@ -15,11 +15,11 @@ from decimal import Decimal
 
 from pydantic import Field, model_validator
 
-from policies.actions.base import Action, ActionParams, PlanContext, ToolCall
-from policies.actions.evidence import FromEvidence, PlanError, resolve
-from policies.actions.marks import provider_of
-from policies.registry import actions
-from state.domain import HOURS_PER_MONTH, Finding, money
+from costwarden.policies.actions.base import Action, ActionParams, PlanContext, ToolCall
+from costwarden.policies.actions.evidence import FromEvidence, PlanError, resolve
+from costwarden.policies.actions.marks import provider_of
+from costwarden.policies.registry import actions
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, money
 
 CURRENT_TYPE_KEYS = ("instance_type", "machine_type", "current_type")
 

@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from policies.actions.base import Action, ActionParams, PlanContext, PriceOf, ToolCall
-from policies.actions.evidence import FromEvidence, PlanError, resolve
-from policies.actions.mark import tag_call
-from policies.actions.marks import (MarkError, encode_schedule, normalize_days, provider_of, schedule_monthly_savings,
+from costwarden.policies.actions.base import Action, ActionParams, PlanContext, PriceOf, ToolCall
+from costwarden.policies.actions.evidence import FromEvidence, PlanError, resolve
+from costwarden.policies.actions.mark import tag_call
+from costwarden.policies.actions.marks import (MarkError, encode_schedule, normalize_days, provider_of, schedule_monthly_savings,
                                     tag_key)
-from policies.registry import actions
-from policies.schema import WEEKDAYS, ChangeWindow
-from state.domain import Finding, money
+from costwarden.policies.registry import actions
+from costwarden.policies.schema import WEEKDAYS, ChangeWindow
+from costwarden.state.domain import Finding, money
 
 
 class ScheduleParams(ActionParams):

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from state.domain import Finding, MetricRequest, Observation, Resource, money, short_hash
-from state.usage import TokenPrice
+from costwarden.state.domain import Finding, MetricRequest, Observation, Resource, money, short_hash
+from costwarden.state.usage import TokenPrice
 
 
 class DetectorParams(BaseModel):

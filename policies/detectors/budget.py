@@ -16,9 +16,9 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams, severity_for
-from policies.registry import detectors
-from state.domain import Finding, Observation
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, severity_for
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import Finding, Observation
 
 
 class BudgetParams(DetectorParams):

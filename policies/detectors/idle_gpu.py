@@ -12,9 +12,9 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
-from policies.registry import detectors
-from state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
 GPU_FAMILIES = (
     "p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200",

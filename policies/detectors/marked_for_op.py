@@ -12,10 +12,10 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.actions.marks import MarkError, decode_op, provider_of, tag_key
-from policies.detectors.base import DetectContext, Detector, DetectorParams
-from policies.registry import detectors
-from state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
+from costwarden.policies.actions.marks import MarkError, decode_op, provider_of, tag_key
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
 
 STOPPED = ("stopped", "terminated")  # EC2 / GCE names for a stopped instance
 

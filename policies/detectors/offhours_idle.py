@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
-from policies.registry import detectors
-from state.domain import Finding, MetricRequest, Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import Finding, MetricRequest, Observation, Resource
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 CLASSES: dict[str, tuple[tuple[int, ...], int]] = {  # name -> (start weekdays, longest window in hours)

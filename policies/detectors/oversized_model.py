@@ -18,9 +18,9 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams
-from policies.registry import detectors
-from state.domain import Finding, Observation
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import Finding, Observation
 
 DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 

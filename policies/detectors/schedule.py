@@ -19,12 +19,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from policies.actions.marks import (MarkError, decode_schedule, in_off_window, occurrence_start, off_fraction,
+from costwarden.policies.actions.marks import (MarkError, decode_schedule, in_off_window, occurrence_start, off_fraction,
                                     parse_stamp, provider_of, schedule_monthly_savings, tag_key)
-from policies.detectors._time import parse_time
-from policies.detectors.base import DetectContext, Detector, DetectorParams
-from policies.registry import detectors
-from state.domain import Finding, Observation, Resource
+from costwarden.policies.detectors._time import parse_time
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import Finding, Observation, Resource
 
 STOPPED = ("stopped", "terminated")  # EC2 / GCE names for a stopped instance
 CLOCK_SKEW = timedelta(minutes=2)  # the provider's stop time vs our mark, written after the stop was verified

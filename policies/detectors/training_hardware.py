@@ -34,9 +34,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
-from policies.registry import detectors
-from state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
 TRAINING_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en", "a2", "a3")
 SPEC_FILE = "accelerators.yml"
@@ -72,7 +72,7 @@ class Priced:
 @lru_cache(maxsize=1)
 def _spec_file() -> dict[str, Any]:
     # A data file shipped next to the price tables; read as data, no tools/ code is imported.
-    with resources.files("tools").joinpath("data", SPEC_FILE).open(encoding="utf-8") as fh:
+    with resources.files("costwarden.tools").joinpath("data", SPEC_FILE).open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from policies.detectors.base import DetectContext, Detector, DetectorParams
-from policies.registry import detectors
-from state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
 
 
 @detectors.register("unassociated-eip")

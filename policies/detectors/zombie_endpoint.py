@@ -14,10 +14,10 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from policies.detectors._time import parse_time
-from policies.detectors.base import DetectContext, Detector, DetectorParams
-from policies.registry import detectors
-from state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
+from costwarden.policies.detectors._time import parse_time
+from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.registry import detectors
+from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
 BILLED_STATES = ("InService", "Updating", "SystemUpdating", "RollingBack", "OutOfService", "UpdateRollbackFailed")
 

@@ -5,10 +5,10 @@ cost (monthly delta per change, totals, the verdict) -> render (PR comment or JS
 Git and files are read by tools.gate_git; the command is agent.gate_cmd.
 """
 
-from policies.gate.cost import GateOptions, GateReport, GateSource, UsageVolumes, evaluate
-from policies.gate.diff import Change, diff_settings
-from policies.gate.extract import Setting, extract, file_format
-from policies.gate.render import COMMENT_MARKER, render_json, render_markdown
+from costwarden.policies.gate.cost import GateOptions, GateReport, GateSource, UsageVolumes, evaluate
+from costwarden.policies.gate.diff import Change, diff_settings
+from costwarden.policies.gate.extract import Setting, extract, file_format
+from costwarden.policies.gate.render import COMMENT_MARKER, render_json, render_markdown
 
 __all__ = ["COMMENT_MARKER", "Change", "GateOptions", "GateReport", "GateSource", "Setting", "UsageVolumes",
            "diff_settings", "evaluate", "extract", "file_format", "render_json", "render_markdown"]

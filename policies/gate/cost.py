@@ -33,10 +33,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.economics import DAYS_PER_MONTH
-from policies.gate.diff import Change
-from policies.gate.extract import Setting
-from state.usage import TokenPrice, UsageGroup
+from costwarden.policies.economics import DAYS_PER_MONTH
+from costwarden.policies.gate.diff import Change
+from costwarden.policies.gate.extract import Setting
+from costwarden.state.usage import TokenPrice, UsageGroup
 
 ModelPricer = Callable[[str], "TokenPrice | None"]
 InstancePricer = Callable[[str, str, str], "tuple[Decimal | None, str]"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from policies.gate.extract import Setting
+from costwarden.policies.gate.extract import Setting
 
 Status = Literal["modified", "added", "removed"]
 

@@ -6,7 +6,7 @@ instead of adding a new one on every push.
 
 from __future__ import annotations
 
-from policies.gate.cost import GateReport, fmt_pct
+from costwarden.policies.gate.cost import GateReport, fmt_pct
 
 COMMENT_MARKER = "<!-- costwarden-gate -->"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from state.migrate import include_name, include_object
-from state.models import Base
+from costwarden.state.migrate import include_name, include_object
+from costwarden.state.models import Base
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -1,5 +1,5 @@
-"""The fake Compute Engine REST API; one implementation, shipped for `--demo` (see agent/demo_fakes/gce.py)."""
+"""The fake Compute Engine REST API; one implementation, shipped for `--demo` (see agent/demo/fakes/gce.py)."""
 
-from agent.demo_fakes.gce import FakeGce, FakeInstance
+from costwarden.agent.demo.fakes.gce import FakeGce, FakeInstance
 
 __all__ = ["FakeGce", "FakeInstance"]

@@ -1,6 +1,6 @@
 """The fake Cloud Monitoring v3 MetricService (gRPC); one implementation, shipped for `--demo`
-(see agent/demo_fakes/monitoring.py)."""
+(see agent/demo/fakes/monitoring.py)."""
 
-from agent.demo_fakes.monitoring import FakeMonitoring
+from costwarden.agent.demo.fakes.monitoring import FakeMonitoring
 
 __all__ = ["FakeMonitoring"]

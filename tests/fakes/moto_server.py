@@ -95,7 +95,7 @@ class RecordingMotoServer(ThreadedMotoServer):
 
 
 def mutating(calls: list[str]) -> list[str]:
-    from tools.aws.session import READ_PREFIXES
+    from costwarden.tools.aws.session import READ_PREFIXES
 
     return [c for c in calls if not c.startswith(READ_PREFIXES) and c not in ("AssumeRole",)]
 

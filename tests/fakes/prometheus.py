@@ -1,5 +1,5 @@
-"""The fake Prometheus HTTP API; one implementation, shipped for `--demo` (see agent/demo_fakes/prometheus.py)."""
+"""The fake Prometheus HTTP API; one implementation, shipped for `--demo` (see agent/demo/fakes/prometheus.py)."""
 
-from agent.demo_fakes.prometheus import FakePrometheus
+from costwarden.agent.demo.fakes.prometheus import FakePrometheus
 
 __all__ = ["FakePrometheus"]

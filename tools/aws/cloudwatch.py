@@ -12,9 +12,9 @@ from typing import Any
 from botocore.parsers import ResponseParserFactory
 from botocore.utils import parse_timestamp
 
-from state.domain import MetricRequest, Resource, Series
-from tools.aws.retry import aws_retry
-from tools.aws.session import AwsClients
+from costwarden.state.domain import MetricRequest, Resource, Series
+from costwarden.tools.aws.retry import aws_retry
+from costwarden.tools.aws.session import AwsClients
 
 MAX_QUERIES_PER_CALL = 500  # the API's limit; moto does not enforce it, so we must
 

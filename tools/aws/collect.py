@@ -9,17 +9,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from state.domain import Observation, Resource
-from tools.aws.cloudwatch import (EC2_METRICS, MAX_QUERIES_PER_CALL, SAGEMAKER_ENDPOINT_METRICS, CwMetric,
+from costwarden.state.domain import Observation, Resource
+from costwarden.tools.aws.cloudwatch import (EC2_METRICS, MAX_QUERIES_PER_CALL, SAGEMAKER_ENDPOINT_METRICS, CwMetric,
                                   fetch_series)
-from tools.aws.ebs import list_snapshots, list_volumes
-from tools.aws.eip import list_addresses
-from tools.aws.ec2 import list_instances
-from tools.aws.retry import error_code
-from tools.aws.sagemaker import list_endpoints
-from tools.collectors import (Collector, CollectorSpec, CollectPlan, CollectReport, Scope, batched,
+from costwarden.tools.aws.ebs import list_snapshots, list_volumes
+from costwarden.tools.aws.eip import list_addresses
+from costwarden.tools.aws.ec2 import list_instances
+from costwarden.tools.aws.retry import error_code
+from costwarden.tools.aws.sagemaker import list_endpoints
+from costwarden.tools.collectors import (Collector, CollectorSpec, CollectPlan, CollectReport, Scope, batched,
                               register_collector, window)
-from tools.errors import ToolError
+from costwarden.tools.errors import ToolError
 
 MAX_BATCH = MAX_QUERIES_PER_CALL  # resources per batch when no metrics are needed (inventory-only policies)
 

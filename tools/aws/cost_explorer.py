@@ -30,9 +30,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from tools.aws.retry import error_code, is_retryable
-from tools.billing.focus import SpendRow
-from tools.errors import ToolError
+from costwarden.tools.aws.retry import error_code, is_retryable
+from costwarden.tools.billing.focus import SpendRow
+from costwarden.tools.errors import ToolError
 
 CE_REGION = "us-east-1"  # Cost Explorer's one endpoint in the commercial partition
 MAX_GROUP_BY = 2

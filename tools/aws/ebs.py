@@ -12,11 +12,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from state.domain import Resource
-from tools.aws.retry import aws_retry, error_code
-from tools.aws.session import AwsClients, scoped
-from tools.errors import ToolError
-from tools.registry import ToolOutcome, ToolSpec, register_tool
+from costwarden.state.domain import Resource
+from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.session import AwsClients, scoped
+from costwarden.tools.errors import ToolError
+from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
 
 VOLUME = "aws.ebs-volume"
 SNAPSHOT = "aws.ebs-snapshot"

@@ -16,13 +16,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from state.domain import Resource
-from tools import restart_resize as flow
-from tools.aws.retry import aws_retry, error_code
-from tools.aws.session import AwsClients, scoped
-from tools.errors import ToolError
-from tools.registry import ToolOutcome, ToolSpec, register_tool
-from tools.verify import marks_in_place, read_back
+from costwarden.state.domain import Resource
+from costwarden.tools import restart_resize as flow
+from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.session import AwsClients, scoped
+from costwarden.tools.errors import ToolError
+from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
+from costwarden.tools.verify import marks_in_place, read_back
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 STOPPED = ("stopping", "stopped")

@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.aws.retry import aws_retry, error_code
-from tools.aws.settings import ACCOUNT_ID, OrganizationSettings
-from tools.errors import ToolError
+from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.settings import ACCOUNT_ID, OrganizationSettings
+from costwarden.tools.errors import ToolError
 
 ORGANIZATIONS_REGION = "us-east-1"  # the API's one endpoint in the commercial partition
 MAX_PAGE_SIZE = 20  # ListAccounts' MaxResults limit

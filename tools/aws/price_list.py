@@ -25,8 +25,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tools.aws.price_cache import CachedPrice, PriceCache, cache_key, split_key
-from tools.calls import CallLog
+from costwarden.tools.aws.price_cache import CachedPrice, PriceCache, cache_key, split_key
+from costwarden.tools.calls import CallLog
 
 EC2 = "AmazonEC2"
 SAGEMAKER = "AmazonSageMaker"
@@ -245,7 +245,7 @@ class AwsPriceList:
     def refresh(self, wanted: Iterable[tuple[str, str]]) -> dict[str, CachedPrice]:
         """Fetch (region, kind) pairs now, whatever their age; raises ToolError when the API fails.
         Returns the new cache entries by key. For `costwarden prices refresh`."""
-        from tools.errors import ToolError
+        from costwarden.tools.errors import ToolError
 
         by: dict[tuple[str, str], list[str]] = {}
         for region, kind in wanted:
@@ -267,7 +267,7 @@ class AwsPriceList:
     def _fetch(self, service: str, region: str, kinds: list[str]) -> dict[str, CachedPrice]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from tools.errors import ToolError
+        from costwarden.tools.errors import ToolError
 
         keys = {k: cache_key(service, region, k) for k in kinds}
         self._asked.update(keys.values())
@@ -289,7 +289,7 @@ class AwsPriceList:
         """The pricing client of a dry-run AwsClients (built on first use: boto3 loads only if a price
         is fetched), on the Price List API's own endpoint (`api_endpoint`)."""
         if self._clients is None:
-            from tools.aws.session import AwsClients
+            from costwarden.tools.aws.session import AwsClients
 
             self._clients = AwsClients(dry_run=True, endpoint_url=api_endpoint(self.endpoint_url, self.api_region),
                                        call_log=self.call_log)

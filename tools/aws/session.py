@@ -15,10 +15,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tools.aws.retry import aws_retry, error_code
-from tools.aws.settings import OrganizationSettings
-from tools.calls import CallLog
-from tools.errors import DryRunViolation
+from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.settings import OrganizationSettings
+from costwarden.tools.calls import CallLog
+from costwarden.tools.errors import DryRunViolation
 
 READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup", "Head", "Query", "Scan", "Select",
                  "BatchGet", "Estimate", "Preview")
@@ -130,7 +130,7 @@ class AwsClients:
         failure becomes one view that reports it, so the collectors' per-account error path tells it."""
         if self.organization is None:
             return []
-        from tools.aws.organizations import ORGANIZATIONS_REGION, OrganizationError, discover, role_arn
+        from costwarden.tools.aws.organizations import ORGANIZATIONS_REGION, OrganizationError, discover, role_arn
 
         with self._org_lock:
             if self._org_views is None:

@@ -17,16 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from state.domain import Observation, Resource, Series
-from tools.aws.settings import CostExplorerSettings
-from tools.billing.focus import BillingInputError, FocusExport, SpendRow
-from tools.billing.settings import BillingSettings, BudgetSpec
-from tools.calls import CallLog
-from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
-from tools.errors import ToolError
-from tools.llm.collect import day_epoch
-from tools.llm.usage import UsageLog
-from tools.llm_prices import PriceMap
+from costwarden.state.domain import Observation, Resource, Series
+from costwarden.tools.aws.settings import CostExplorerSettings
+from costwarden.tools.billing.focus import BillingInputError, FocusExport, SpendRow
+from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
+from costwarden.tools.calls import CallLog
+from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from costwarden.tools.errors import ToolError
+from costwarden.tools.llm.collect import day_epoch
+from costwarden.tools.llm.usage import UsageLog
+from costwarden.tools.llm_prices import PriceMap
 
 _FOCUS_DIM = {"account": "sub_account", "service": "service", "feature": "feature", "team": "team", "env": "env"}
 
@@ -59,8 +59,8 @@ def open_cost_explorer(inputs: BillingInputs) -> Any:
     """A CostExplorer over its own AwsClients, always in dry-run: it only reads, so the SDK-level hook
     refusing every mutating call costs nothing even when the sweep itself may act. Its requests (and
     any refusal) go to the sweep's AWS call log when one is given."""
-    from tools.aws.cost_explorer import CostExplorer
-    from tools.aws.session import AwsClients
+    from costwarden.tools.aws.cost_explorer import CostExplorer
+    from costwarden.tools.aws.session import AwsClients
 
     ce = inputs.cost_explorer or CostExplorerSettings()
     clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url, call_log=inputs.call_log,

@@ -48,7 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.errors import ToolError
+from costwarden.tools.errors import ToolError
 
 AMOUNT = "DECIMAL(38,17)"
 
@@ -133,7 +133,7 @@ def _expand(con: Any, paths: Sequence[str | Path]) -> list[str]:
     for p in paths:
         text = str(p)
         if text.startswith(("s3://", "gs://")):
-            from tools.billing.remote import fetch
+            from costwarden.tools.billing.remote import fetch
 
             files.extend(fetch(text))
             continue

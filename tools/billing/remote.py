@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.billing.focus import BillingInputError
-from tools.errors import DryRunViolation
+from costwarden.tools.billing.focus import BillingInputError
+from costwarden.tools.errors import DryRunViolation
 
 SCHEMES = ("s3://", "gs://")
 DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".jsonl", ".jsonl.gz", ".ndjson")
@@ -154,7 +154,7 @@ def aws_clients() -> Any:
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     with _AWS_LOCK:
         if endpoint not in _AWS:
-            from tools.aws.session import AwsClients
+            from costwarden.tools.aws.session import AwsClients
 
             _AWS[endpoint] = AwsClients(dry_run=True)
         return _AWS[endpoint]

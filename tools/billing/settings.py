@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools.llm_prices import ModelPriceOverride
+from costwarden.tools.llm_prices import ModelPriceOverride
 
 
 class _Strict(BaseModel):

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from state.domain import Observation, Resource
-from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
-from tools.errors import ToolError
-from tools.gcp.session import gcp_error
-from tools.collectors import batched, window
+from costwarden.state.domain import Observation, Resource
+from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from costwarden.tools.errors import ToolError
+from costwarden.tools.gcp.session import gcp_error
+from costwarden.tools.collectors import batched, window
 
 MAX_BATCH = 100
 UTILIZATION_METRICS = frozenset({"gpu_utilization", "cpu_utilization", "network_in", "network_out"})
@@ -39,7 +39,7 @@ def utilization_source(clients: Any, plan: CollectPlan, report: CollectReport) -
                                "prometheus.gcp_instance_label nor gcp.monitoring.endpoint_url is set; "
                                "gcp.compute instances cannot be judged idle")
         return None
-    from tools.gcp.monitoring import MonitoringUtilization
+    from costwarden.tools.gcp.monitoring import MonitoringUtilization
 
     return MonitoringUtilization(clients, wanted)
 
@@ -52,7 +52,7 @@ def collect_gce(clients: Any, scope: Scope, plan: CollectPlan, report: CollectRe
     source = utilization_source(clients, plan, report)
     # Cloud Monitoring takes a whole project's candidates in one batch: one filter per metric per project.
     size = getattr(source, "batch_size", MAX_BATCH)
-    from tools.gcp.compute import list_instances
+    from costwarden.tools.gcp.compute import list_instances
 
     for project in clients.projects:
         try:

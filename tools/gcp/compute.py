@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from state.domain import Resource
-from tools import restart_resize as flow
-from tools.errors import DryRunViolation, ToolError
-from tools.gcp.session import GcpClients, gcp_error
-from tools.registry import ToolOutcome, ToolSpec, register_tool
-from tools.verify import marks_in_place, read_back
+from costwarden.state.domain import Resource
+from costwarden.tools import restart_resize as flow
+from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.gcp.session import GcpClients, gcp_error
+from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
+from costwarden.tools.verify import marks_in_place, read_back
 
 STOPPED = ("stopping", "terminated", "suspended")  # GCE calls a stopped instance TERMINATED
 GPU_MACHINE_FAMILIES = ("a2", "a3", "a4", "g2", "g4")  # machine types that come with GPUs attached

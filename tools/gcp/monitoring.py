@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from state.domain import Resource, Series
-from tools.errors import ToolError
-from tools.gcp.session import gcp_error
+from costwarden.state.domain import Resource, Series
+from costwarden.tools.errors import ToolError
+from costwarden.tools.gcp.session import gcp_error
 
 ALIGNMENT_SECONDS = 3600
 GROUP_BY = ("resource.labels.instance_id",)

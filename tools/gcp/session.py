@@ -19,8 +19,8 @@ from typing import Any
 
 from requests.adapters import HTTPAdapter
 
-from tools.calls import CallLog
-from tools.errors import DryRunViolation, ToolError
+from costwarden.tools.calls import CallLog
+from costwarden.tools.errors import DryRunViolation, ToolError
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Compute paths carry names; the log keys on a template so it stays small in a large estate.
@@ -135,7 +135,7 @@ class GcpClients:
         self.utilization = utilization
         self.utilization_source = utilization_source
         if monitoring is None:
-            from tools.gcp.settings import GcpMonitoringSettings
+            from costwarden.tools.gcp.settings import GcpMonitoringSettings
 
             monitoring = GcpMonitoringSettings()
         self.monitoring = monitoring

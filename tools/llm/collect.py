@@ -14,12 +14,12 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from state.domain import Observation, Resource, Series
-from tools.billing.focus import BillingInputError
-from tools.billing.settings import BillingSettings
-from tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
-from tools.llm.usage import UsageLog
-from tools.llm_prices import PriceMap
+from costwarden.state.domain import Observation, Resource, Series
+from costwarden.tools.billing.focus import BillingInputError
+from costwarden.tools.billing.settings import BillingSettings
+from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from costwarden.tools.llm.usage import UsageLog
+from costwarden.tools.llm_prices import PriceMap
 
 
 def day_epoch(d: date) -> float:

@@ -37,9 +37,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from state.usage import UsageGroup
-from tools.billing.focus import BillingInputError, _connect, _first_line, _sql_str, expand_paths
-from tools.llm_prices import _PREFIXES, PriceMap, normalise_model
+from costwarden.state.usage import UsageGroup
+from costwarden.tools.billing.focus import BillingInputError, _connect, _first_line, _sql_str, expand_paths
+from costwarden.tools.llm_prices import _PREFIXES, PriceMap, normalise_model
 
 INPUT_BUCKETS = (128, 256, 512, 1024, 2048, 4096, 8192)  # upper edges; beyond the last is "more"
 OUTPUT_BUCKETS = (64, 128, 256, 512, 1024, 2048)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from state.migrations.baseline import baseline_metadata
+from costwarden.state.migrations.baseline import baseline_metadata
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,1 @@
+"""The `costwarden` command line, one module per command group."""

@@ -1,0 +1,155 @@
+"""The demo estate: a moto server inside this process, on a free loopback port, seeded with a
+small but realistic GPU fleet and 14 days of hourly metrics. The real boto3 code path runs
+against it, so a newcomer sees the product work with no cloud account.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+DEMO_REGIONS = ["us-east-1", "us-west-2"]
+DEMO_AMI = "ami-0c0ffee0c0ffee000"  # moto does not check AMIs; listing its catalogue costs ~3 s a region
+DEMO_ENV = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_SESSION_TOKEN": "demo",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass(frozen=True)
+class DemoInstance:
+    name: str
+    region: str
+    instance_type: str
+    tags: dict[str, str]
+    gpu: str | None  # profile of nvidia_smi_utilization_gpu (see _profile); None: agent not installed
+    cpu: str  # profile of CPUUtilization (see _profile); seeded only where the GPU metric is not (_series)
+    gpu_memory_gib: float | None = None  # nvidia_smi_memory_used of the fullest GPU; None: not reported
+
+
+ESTATE = [
+    DemoInstance("llm-finetune-01", "us-east-1", "p4d.24xlarge", {"team": "research", "env": "staging"}, "idle", "idle"),
+    DemoInstance("llm-finetune-02", "us-east-1", "p4d.24xlarge", {"team": "research", "env": "dev"}, "idle", "idle"),
+    DemoInstance("inference-h100", "us-east-1", "p5.48xlarge", {"team": "platform", "env": "prod"}, "busy", "busy"),
+    DemoInstance("embeddings-batch", "us-east-1", "g5.2xlarge", {"team": "search", "env": "prod"}, None, "idle"),
+    DemoInstance("notebook-alice", "us-west-2", "g5.xlarge",
+                 {"team": "research", "env": "dev", "costwarden:protect": "true"}, "idle", "idle"),
+    DemoInstance("web-1", "us-east-1", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
+    DemoInstance("web-2", "us-east-1", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
+    DemoInstance("web-3", "us-west-2", "m5.xlarge", {"team": "web", "env": "prod"}, None, "busy"),
+    # Training hardware serving a model: GPUs at ~20% and ~16 GiB held per GPU, which a cheaper
+    # inference-class type holds (training-hardware-for-inference). A GPU dev box busy 08:00-20:00 UTC
+    # and idle every night (off-hours-idle).
+    DemoInstance("chatbot-inference", "us-east-1", "p4d.24xlarge", {"team": "product", "env": "prod"},
+                 "serving", "busy", gpu_memory_gib=15.5),
+    DemoInstance("vision-dev", "us-east-1", "g5.12xlarge", {"team": "vision", "env": "dev"}, "office", "office"),
+]
+
+
+def _profile(kind: str, hour: int, rng: random.Random) -> float:
+    """Utilization (%) at a UTC hour: idle (~0.6%), busy (55-90%, daily wave), serving (8-35%,
+    ~20% average: never idle, never near capacity) or office (busy 08:00-20:00 UTC, idle otherwise)."""
+    if kind == "idle" or (kind == "office" and not 8 <= hour < 20):
+        return max(0.0, rng.gauss(0.6, 0.4))
+    if kind == "office":
+        return 50 + 40 * rng.random()
+    diurnal = 0.5 + 0.5 * math.sin((hour % 24) / 24 * 2 * math.pi)
+    if kind == "serving":
+        return min(35.0, max(8.0, 14 + 12 * diurnal + rng.gauss(0, 2.5)))
+    return min(100.0, 55 + 35 * diurnal + rng.gauss(0, 4))
+
+
+def _series(inst: DemoInstance) -> list[tuple[str, str, str, Callable[[int, random.Random], float]]]:
+    """(namespace, metric, unit, value at a UTC hour) of the series seeded for an instance: the ones a
+    detector reads, no more. The GPU agent's where it runs (every detector reads GPU first); else CPU,
+    and network where the CPU is idle (only then does idle-gpu's fallback look at it). moto's
+    GetMetricData scans every stored datapoint of the region for every hour of every query, so each
+    series nobody reads would slow every query of the demo."""
+    if inst.gpu is not None:
+        gpu = inst.gpu
+        out = [("CWAgent", "nvidia_smi_utilization_gpu", "Percent", lambda h, rng: _profile(gpu, h, rng))]
+        if (mem_gib := inst.gpu_memory_gib) is not None:  # MiB, like nvidia-smi's memory.used
+            out.append(("CWAgent", "nvidia_smi_memory_used", "Megabytes",
+                        lambda h, rng: mem_gib * 1024 * (1 + 0.03 * rng.random())))
+        return out
+    cpu = inst.cpu
+    out = [("AWS/EC2", "CPUUtilization", "Percent", lambda h, rng: _profile(cpu, h, rng))]
+    if cpu == "idle":
+        out += [("AWS/EC2", "NetworkIn", "Bytes", lambda h, rng: 2e5 * rng.random()),
+                ("AWS/EC2", "NetworkOut", "Bytes", lambda h, rng: 1e5 * rng.random())]
+    return out
+
+
+def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = None,
+                estate: list[DemoInstance] = ESTATE) -> dict[str, str]:
+    """Create the instances and their metric history; return {Name tag: instance id}."""
+    import boto3
+    from botocore.config import Config
+
+    # moto's server cannot read botocore's gzip-compressed PutMetricData bodies
+    cfg = Config(disable_request_compression=True)
+    now = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    hours = [now - timedelta(hours=h) for h in range(days * 24, 0, -1)]
+    ids: dict[str, str] = {}
+    session = boto3.Session(**{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
+    for inst in estate:
+        ec2 = session.client("ec2", region_name=inst.region, endpoint_url=endpoint_url, config=cfg)
+        tags = [{"Key": "Name", "Value": inst.name}] + [{"Key": k, "Value": v} for k, v in inst.tags.items()]
+        res = ec2.run_instances(ImageId=DEMO_AMI, InstanceType=inst.instance_type, MinCount=1, MaxCount=1,
+                                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        iid = res["Instances"][0]["InstanceId"]
+        ids[inst.name] = iid
+        cw = session.client("cloudwatch", region_name=inst.region, endpoint_url=endpoint_url, config=cfg)
+        for namespace, metric, unit, fn in _series(inst):
+            rng = random.Random(f"{inst.name}/{metric}")  # one stream a series: adding one shifts no other
+            data = [{"MetricName": metric, "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                     "Timestamp": ts, "Value": round(fn(ts.hour, rng), 3), "Unit": unit} for ts in hours]
+            for i in range(0, len(data), 1000):
+                cw.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
+    return ids
+
+
+@contextmanager
+def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
+    """Start moto on 127.0.0.1:<free port>, seed it, and point boto3 at it for the duration."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        from costwarden.tools.errors import ToolError
+
+        raise ToolError("--demo needs moto, which is not installed: pip install 'costwarden[demo]'") from None
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the user's terminal
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in [*DEMO_ENV, "AWS_ENDPOINT_URL"]}
+    # Demo credentials and endpoint replace any real ones, so the demo can never touch a real account.
+    os.environ.update(DEMO_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        ids = seed_estate(endpoint, days=days)
+        import tempfile
+        from pathlib import Path
+
+        from costwarden.agent.demo.billing import write_demo_billing
+
+        from costwarden.agent.demo.gcp import gcp_demo_estate
+
+        with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir, \
+                gcp_demo_estate(days=days) as gcp:  # a GCP project and a Prometheus-scraped GPU cluster
+            billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
+            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "billing": billing,
+                   "gcp": gcp["gcp"], "prometheus": gcp["prometheus"], "pricing": gcp["pricing"]}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()

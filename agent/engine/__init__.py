@@ -1,0 +1,1 @@
+"""The sweep engine: the LangGraph graph and its nodes, one sweep, execution, reconciliation, approvals."""

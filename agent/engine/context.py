@@ -1,0 +1,92 @@
+"""What the graph's nodes need but must not checkpoint: settings, the store, cloud clients.
+
+LangGraph passes this as the run's `context`; it is rebuilt by whichever process resumes a
+thread, so nothing here has to survive a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from costwarden.agent.config import Settings
+from costwarden.policies.loader import LoadedPolicy
+from costwarden.state.domain import Observation
+from costwarden.state.store import Store
+from costwarden.tools.aws.session import AwsClients, aws_call_log
+from costwarden.tools.calls import CallLog
+from costwarden.tools.pricing import PriceBook
+
+
+@dataclass
+class Providers:
+    """Cloud clients, built only for the providers a sweep touches (SDK imports are costly)."""
+
+    settings: Settings
+    dry_run: bool
+    _aws: AwsClients | None = None
+    _gcp: Any = None
+    _aws_log: CallLog | None = None
+
+    @property
+    def gcp(self) -> Any:
+        """GcpClients for settings.gcp.projects; the Google SDK itself loads on the first call."""
+        if self._gcp is None:
+            from costwarden.tools.gcp.session import GcpClients
+            from costwarden.tools.prometheus import GpuUtilization, PrometheusClient
+
+            g, prom = self.settings.gcp, self.settings.prometheus
+            util = None
+            if prom.configured and prom.gcp_instance_label:
+                key = (lambda r: r.attrs["name"]) if prom.gcp_match == "name" else (lambda r: r.attrs["id"])
+                util = GpuUtilization(PrometheusClient(prom), prom.gcp_instance_label, key)
+            self._gcp = GcpClients(dry_run=self.dry_run, projects=list(g.projects), endpoint_url=g.endpoint_url,
+                                   regions=list(g.regions), page_size=g.page_size, timeout_s=g.timeout_seconds,
+                                   utilization=util, utilization_source=g.utilization_source,
+                                   monitoring=g.monitoring)
+        return self._gcp
+
+    @property
+    def aws(self) -> AwsClients:
+        if self._aws is None:
+            self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
+                                   call_log=self.aws_call_log, role_arns=list(self.settings.aws.accounts),
+                                   organization=self.settings.aws.organization)
+        return self._aws
+
+    @property
+    def aws_call_log(self) -> CallLog:
+        """Every AWS request of this sweep, also those of the read-only clients a collector builds
+        itself (Cost Explorer, always in dry-run), so the run's api_calls count them too."""
+        if self._aws_log is None:
+            self._aws_log = aws_call_log()
+        return self._aws_log
+
+    def call_logs(self) -> list[Any]:
+        """The call logs of the providers this sweep actually used."""
+        logs = [self._aws_log, getattr(self._aws, "call_log", None), getattr(self._gcp, "call_log", None)]
+        return [log for i, log in enumerate(logs)  # each log once: `aws` normally shares `aws_call_log`
+                if log is not None and not any(log is seen for seen in logs[:i])]
+
+    def clients_for(self, provider: str) -> Any:
+        if provider == "aws":
+            return self.aws
+        if provider == "gcp":
+            return self.gcp
+        raise KeyError(f"no clients for provider {provider!r}")
+
+
+@dataclass
+class SweepContext:
+    settings: Settings
+    store: Store
+    policies: dict[str, LoadedPolicy]
+    providers: Providers
+    prices: PriceBook
+    now: datetime
+    progress: Callable[[str], None] = lambda _msg: None
+    # read-only streams opened by `collect` and drained by `detect`, one per policy
+    streams: dict[str, Iterator[Observation]] = field(default_factory=dict)
+    collect_reports: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,35 @@
+"""collect: open the read-only data streams for each policy's scope.
+
+The streams are lazy on purpose: `detect` drains them batch by batch (inventory page ->
+batched metrics -> detection), so a sweep of thousands of instances never holds all their
+series at once. Only read calls are made; the dry-run hook would refuse anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from costwarden.agent.engine.context import SweepContext
+from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.tools.collectors import CollectPlan, CollectReport, Scope, get_collector
+
+
+def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    for name, lp in ctx.policies.items():
+        spec = get_collector(lp.policy.resource)
+        report = CollectReport()
+        ctx.collect_reports[name] = report
+        plan = CollectPlan(
+            wants=lambda r, lp=lp: any(d.wants(r) for d in lp.detectors),
+            metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
+            lookback_hours=max(d.lookback_hours for d in lp.detectors), now=ctx.now)
+        scope = Scope(regions=list(ctx.settings.aws.regions))
+        clients = (spec.source(ctx.settings, ctx.providers) if spec.source
+                   else ctx.providers.clients_for(spec.provider))
+        ctx.streams[name] = spec.collect(clients, scope, plan, report)
+        where = ", ".join(scope.regions) if spec.provider == "aws" else spec.provider
+        ctx.progress(f"collect: {name} ({lp.policy.resource}) from {where}")
+    return {}

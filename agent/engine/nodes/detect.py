@@ -1,0 +1,64 @@
+"""detect: run each policy's detectors over its observations and record the findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from costwarden.agent.engine.context import SweepContext
+from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.policies.detectors.base import DetectContext, Price
+from costwarden.policies.guard import protection_match
+from costwarden.state.domain import Finding, Resource
+
+
+def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    run_id = state["run_id"]
+
+    def price_of(r: Resource) -> Price:
+        hourly, source = ctx.prices.hourly(r.provider, r.region, r.kind)
+        return Price(hourly, source)
+
+    from costwarden.tools.llm_prices import PriceMap  # the map itself loads only when a detector prices a token
+
+    token_prices = PriceMap(ctx.settings.billing.price_overrides)
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    errors: list[str] = []
+    # Policies of one resource type each inventory the same scope: count that inventory once, or
+    # three EC2 policies would report every instance three times in the headline.
+    inventoried_by_type: dict[str, int] = {}
+    protected_keys = ctx.store.protected_keys()
+    for name, lp in ctx.policies.items():
+        dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
+                             token_price=token_prices.price)
+        protected = 0
+        for obs in ctx.streams.pop(name, iter(())):
+            hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags) or (
+                "protected by a person in Slack" if obs.resource.key in protected_keys else None)
+            if hit:
+                protected += 1
+                ctx.store.append_decision(stage="detect", decision="skip", run_id=run_id, policy=name,
+                                          policy_hash=lp.content_hash, detail={"resource": obs.resource.key},
+                                          reason=f"protected resource ({hit}); excluded before detection")
+                continue
+            for d in lp.detectors:
+                if d.wants(obs.resource):
+                    f = d.detect(obs, dctx)
+                    if f is not None:
+                        findings.append(f)
+        report = ctx.collect_reports.get(name)
+        if report is not None:
+            rtype = lp.policy.resource
+            inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
+            errors.extend(report.errors)
+            warnings.extend(report.warnings)
+            ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
+                         f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
+        warnings.extend(dctx.warnings)
+    findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
+    ctx.store.add_findings(run_id, findings)
+    return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
+            "errors": errors, "warnings": warnings}

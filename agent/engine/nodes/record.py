@@ -1,0 +1,28 @@
+"""record: close the run with its totals (every step before already wrote its own records)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from costwarden.agent.engine.context import SweepContext
+from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.state.domain import SKIP
+
+
+def totals(state: SweepState) -> tuple[Decimal, Decimal]:
+    waste = sum((Decimal(f["monthly_waste_usd"]) for f in state.get("findings", [])), Decimal(0))
+    savings = sum((Decimal(a["projected_monthly_savings_usd"]) for a in state.get("actions", [])
+                   if a["decision"] != SKIP), Decimal(0))
+    return waste, savings
+
+
+def record(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
+    waste, savings = totals(state)
+    errors = state.get("errors", [])
+    status = "done" if not errors else "partial"
+    runtime.context.store.finish_run(state["run_id"], status=status, errors=errors,
+                                     monthly_waste=waste, projected_savings=savings)
+    return {"status": status}

@@ -1,0 +1,396 @@
+"""The daemon: APScheduler wakes one sweep per policy on the policy's own schedule.
+
+- Jobs live in a SQLAlchemy job store in Costwarden's own database, so schedules survive
+  restarts; a job is added only when missing or when its schedule changed (re-adding it at
+  every start would reset its interval clock).
+- coalesce + max_instances=1: a sweep never overlaps itself, and missed ticks run once.
+- One sweep at a time per process (a one-thread executor, no misfire limit): at start-up every
+  policy is due at once, and parallel sweeps only raised peak memory (over 200 MB with the
+  default pack) and the rate cloud APIs see, on a daemon whose sweeps take seconds. A policy
+  that waits runs as soon as the one before it ends.
+- Several replicas may share one PostgreSQL database: only the holder of the leader lock
+  schedules, the others stand by and serve HTTP.
+- Start-up settles actions a crash left `pending` (agent/engine/reconcile.py) before any sweep.
+- SIGTERM/SIGINT: no new sweeps; the sweep in flight gets `shutdown_timeout_seconds` to
+  finish, then the process exits anyway (what it left pending is reconciled next start).
+- SIGHUP, or a changed policy file, reloads the policies without a restart.
+- With `slack.app_token`, Slack clicks also arrive over Socket Mode (agent/server/slack_socket.py):
+  every replica holds a connection, as every replica serves the HTTP route. /readyz shows the
+  link as a detail but stays ready without it: the HTTP routes and sweeps still work, and
+  taking the replica out of a Service would not bring the outbound socket back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from costwarden.agent.config import Settings
+from costwarden.agent.server.leader import LeaderLock
+from costwarden.agent.server.metrics import ProcessCounters, render
+from costwarden.agent.engine.reconcile import reconcile_pending
+from costwarden.agent.server.http import HttpServer, Response
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.loader import LoadedPolicy, default_pack_path, load_policies
+from costwarden.state.store import Store
+
+log = logging.getLogger("costwarden.daemon")
+
+_CURRENT: Daemon | None = None
+_EVERY = re.compile(r"^every\s+(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def sweep_policy_job(policy_name: str) -> None:
+    """Module-level, so the persistent job store can import it by reference."""
+    daemon = _CURRENT
+    if daemon is None:
+        log.warning("no daemon in this process; skipping %s", policy_name)
+        return
+    daemon.sweep(policy_name)
+
+
+def schedule_of(lp: LoadedPolicy, settings: Settings) -> str:
+    return (lp.policy.schedule or f"every {settings.sweep_interval_minutes * 60:g}s").strip()
+
+
+def trigger_for(schedule: str) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    m = _EVERY.match(schedule)
+    if m:
+        return IntervalTrigger(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)], timezone=timezone.utc)
+    return CronTrigger.from_crontab(schedule, timezone=timezone.utc)
+
+
+def policy_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths or [default_pack_path()]:
+        p = Path(p)
+        out.extend(sorted([*p.glob("*.yml"), *p.glob("*.yaml")]) if p.is_dir() else [p])
+    return out
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, host: str, port: int, poll_seconds: float = 2.0) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_url)
+        self.policy_paths = list(settings.policies)
+        self.policies = {lp.name: lp for lp in load_policies(self.policy_paths)}
+        self._mtimes = self._policy_mtimes()
+        self.counters = ProcessCounters()
+        self.state: dict[str, Any] = {"leader": False, "dry_run": settings.dry_run}
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.poll_seconds = poll_seconds
+        self.lock = LeaderLock(self.store.engine)
+        self.scheduler: Any = None
+        self.socket_mode: Any = None  # agent.slack_socket.SocketModeListener, with slack.app_token
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._next_expiry_check = 0.0
+        self._next_housekeeping = 0.0
+        self.http = HttpServer(host, port, {
+            ("POST", "/slack/interactions"): self._slack_route(),
+            ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/metrics"): lambda _h, _b: Response(
+                200, render(self.store, self._counters_now(), self.state,
+                            self.socket_mode.stats() if self.socket_mode is not None else None),
+                "text/plain; version=0.0.4; charset=utf-8"),
+        })
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _slack_route(self) -> Any:
+        if self.settings.slack.signing_secret is None:
+            return lambda _h, _b: Response(503, {"error": "Slack approvals are not configured (slack.signing_secret)"})
+        from costwarden.agent.server.slack_http import InteractionHandler
+
+        return InteractionHandler(self.settings, self.store, lambda: self.policies)
+
+    def _start_socket_mode(self) -> None:
+        if self.settings.slack.app_token is None:
+            return
+        from costwarden.agent.server.slack_socket import SocketModeListener
+
+        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies)
+        self.socket_mode.start()
+
+    def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:
+        db = self.store.ping()
+        scheduling = bool(self.scheduler and self.scheduler.running)
+        role = "leader" if self.state["leader"] else "standby"
+        settled = self.state.get("elected", False)  # not ready before the first leader election
+        ready = db and settled and (scheduling or role == "standby") and not self.stop_event.is_set()
+        return Response(200 if ready else 503, {"status": "ready" if ready else "not ready", "database": db,
+                                                "scheduler": scheduling, "role": role,
+                                                "policies": sorted(self.policies), "dry_run": self.settings.dry_run,
+                                                "slack_socket": self._socket_detail()})
+
+    def _socket_detail(self) -> dict[str, Any]:
+        """Socket Mode for /readyz: informative only, never a reason to be not ready."""
+        if self.settings.slack.app_token is None:
+            return {"enabled": False}
+        if self.socket_mode is None:  # configured, not started yet
+            return {"enabled": True, "connected": False}
+        s = self.socket_mode.stats()
+        return {"enabled": True, **{k: s[k] for k in ("connected", "connected_since", "reconnects", "last_error")}}
+
+    def _counters_now(self) -> ProcessCounters:
+        from costwarden.tools.aws.retry import retry_counts
+
+        self.counters.retries.clear()
+        self.counters.add("retries", retry_counts())
+        return self.counters
+
+    # --- sweeps ----------------------------------------------------------------------------
+    def sweep(self, policy_name: str) -> None:
+        if self.stop_event.is_set():
+            return
+        lp = self.policies.get(policy_name)
+        if lp is None:
+            log.info("policy %s is gone; skipping", policy_name)
+            return
+        with self._inflight_lock:
+            self._inflight += 1
+        started = time.monotonic()
+        try:
+            from costwarden.agent.engine.sweep import run_sweep  # LangGraph costs ~1 s to import: not on the path to ready
+
+            r = run_sweep(self.settings, [lp], dry_run=self.settings.dry_run, store=self.store, trigger="schedule",
+                          progress=lambda m: log.debug(m))
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is recorded; the daemon lives on
+            self.counters.add("sweeps", {"failed": 1})
+            log.error("sweep failed", extra={"policy": policy_name, "error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        self.counters.add("sweeps", {r.status: 1})
+        self.counters.add("api_calls", r.api_calls)
+        if r.errors:
+            self.counters.add("api_errors", {"collect": len(r.errors)})
+        for a in r.actions:
+            log.info("decision", extra={"run_id": r.run_id, "policy": a.policy, "resource": a.resource_key,
+                                        "action_id": a.id, "action": a.action, "decision": a.decision,
+                                        "status": a.status, "reason": a.reason})
+        log.info("sweep finished", extra={"run_id": r.run_id, "policy": policy_name, "status": r.status,
+                                          "findings": len(r.findings), "monthly_waste_usd": str(r.monthly_waste_usd),
+                                          "seconds": round(time.monotonic() - started, 3), "errors": r.errors})
+        for warning in r.warnings:  # unpriced types, an unreachable price source...: visible without the DB
+            log.warning("sweep warning", extra={"run_id": r.run_id, "policy": policy_name, "warning": warning})
+
+    # --- scheduling ------------------------------------------------------------------------
+    def _become_leader(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from costwarden.agent.engine.context import Providers
+
+        # Only the leader sweeps, so a run still `running` when leadership changes hands was cut
+        # off with its process; before the lock is ours, it may be another replica's live sweep.
+        stale = self.store.interrupt_stale_runs()
+        if stale:
+            log.info("marked %d runs cut off by the previous leader as interrupted", stale)
+        counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
+        if any(counts.values()):
+            log.info("reconciled actions left pending by a previous process", extra=counts)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc)
+        self.scheduler.start()
+        self.sync_jobs()
+        self.state["leader"] = True
+        log.info("leader: scheduling %d policies", len(self.policies))
+
+    def _step_down(self) -> None:
+        self.state["leader"] = False
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    def sync_jobs(self) -> None:
+        wanted = {f"policy:{name}": lp for name, lp in self.policies.items()}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("policy:") and job.id not in wanted:
+                job.remove()
+                log.info("unscheduled %s", job.id)
+        now = datetime.now(timezone.utc)
+        for job_id, lp in wanted.items():
+            sched = schedule_of(lp, self.settings)
+            job = self.scheduler.get_job(job_id)
+            if job is None:
+                self.scheduler.add_job(sweep_policy_job, trigger_for(sched), args=[lp.name], id=job_id, name=sched,
+                                       next_run_time=now)
+                log.info("scheduled %s %s", lp.name, sched)
+            elif job.name != sched:
+                job.modify(name=sched)
+                job.reschedule(trigger_for(sched))
+                log.info("rescheduled %s %s", lp.name, sched)
+
+    def _expire_approvals(self) -> None:
+        from costwarden.agent.engine.approvals import expire_due
+
+        try:
+            expired = expire_due(self.settings, self.store)
+        except Exception as exc:  # noqa: BLE001 - retried on the next check
+            log.error("approval expiry check failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        if expired:
+            log.info("approvals withdrawn after expiry", extra={"action_ids": expired})
+
+    def _housekeeping(self) -> None:
+        """Hourly: measure what executed actions really saved; weekly: the Slack digest."""
+        from costwarden.agent.engine.context import Providers
+        from costwarden.agent.engine.realized import refresh_realized
+
+        try:
+            measured = refresh_realized(self.store, Providers(self.settings, dry_run=True), billing=self.settings.billing)
+            if measured:
+                log.info("realized savings measured", extra={"actions": len(measured)})
+        except Exception as exc:  # noqa: BLE001 - measured again next hour
+            log.error("realized savings measurement failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+        if self.settings.slack.enabled:
+            self._weekly_digest()
+
+    def _weekly_digest(self) -> None:
+        from datetime import timedelta
+
+        from costwarden.agent.engine.approvals import slack_for
+        from costwarden.agent.reports.digest import digest_from_store, post_digest, team_tag_keys
+
+        now = datetime.now(timezone.utc)
+        last = self.store.last_decision_at(stage="digest", decision="posted")
+        if last is not None and now - last < timedelta(days=7):
+            return
+        try:
+            digest = digest_from_store(self.store, since=now - timedelta(days=7), now=now,
+                                       tag_keys=team_tag_keys(self.settings.billing.tag_map))
+            if not digest["findings"]:
+                return  # a week with nothing found is not worth a message
+            posted = post_digest(slack_for(self.settings), digest, channel=self.settings.slack.channel,
+                                 team_channels=self.settings.slack.team_channels)
+        except Exception as exc:  # noqa: BLE001 - tried again next hour
+            log.error("weekly digest not posted", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+            return
+        self.store.append_decision(stage="digest", decision="posted", reason=f"weekly digest to {len(posted)} channels")
+
+    # --- reload ----------------------------------------------------------------------------
+    def _policy_mtimes(self) -> dict[str, float]:
+        out = {}
+        for f in policy_files(self.policy_paths):
+            try:
+                out[str(f)] = f.stat().st_mtime
+            except OSError:
+                out[str(f)] = -1.0
+        return out
+
+    def reload(self) -> None:
+        self._mtimes = self._policy_mtimes()
+        try:
+            fresh = {lp.name: lp for lp in load_policies(self.policy_paths)}
+        except PolicyError as exc:
+            log.error("policy reload refused; keeping the policies in force", extra={"error": str(exc)})
+            return
+        self.policies = fresh
+        if self.scheduler is not None:
+            self.sync_jobs()
+        log.info("policies reloaded", extra={"policies": sorted(fresh)})
+
+    # --- main loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        global _CURRENT
+        _CURRENT = self
+        self.http.start()
+        self._start_socket_mode()
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        log.info("costwarden daemon listening", extra={"port": self.http.port, "dry_run": self.settings.dry_run,
+                                                       "policies": sorted(self.policies)})
+        try:
+            while not self.stop_event.is_set():
+                if not self.state["leader"]:
+                    if self.lock.try_acquire():
+                        self._become_leader()
+                elif not self.lock.still_held():
+                    self._step_down()
+                self.state["elected"] = True
+                if self.state["leader"] and time.monotonic() >= self._next_expiry_check:
+                    self._next_expiry_check = time.monotonic() + 60
+                    self._expire_approvals()
+                if self.state["leader"] and time.monotonic() >= self._next_housekeeping:
+                    self._next_housekeeping = time.monotonic() + 3600
+                    self._housekeeping()
+                if self.reload_event.is_set() or self._policy_mtimes() != self._mtimes:
+                    self.reload_event.clear()
+                    self.reload()
+                self.stop_event.wait(self.poll_seconds)
+        finally:
+            code = self.shutdown()
+        return code
+
+    def shutdown(self) -> int:
+        log.info("stopping: no new sweeps", extra={"timeout_seconds": self.settings.shutdown_timeout_seconds})
+        self.stop_event.set()
+        done = threading.Event()
+
+        def _drain() -> None:
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+            done.set()
+
+        threading.Thread(target=_drain, daemon=True).start()
+        finished = done.wait(self.settings.shutdown_timeout_seconds)
+        self.lock.release()
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
+        self.http.stop()
+        if not finished:
+            log.warning("a sweep was still running at the shutdown deadline; exiting anyway. "
+                        "Actions it left pending are reconciled at the next start.")
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)  # worker threads would otherwise keep the interpreter alive
+        self.store.close()
+        log.info("costwarden daemon stopped")
+        return 0
+
+
+def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
+    """`costwarden run --once`: settle leftovers, one sweep of every policy, exit."""
+    from costwarden.agent.engine.context import Providers
+    from costwarden.agent.engine.sweep import run_sweep
+
+    store = Store(settings.db_url)
+    lock = LeaderLock(store.engine)
+    if not lock.try_acquire():
+        from costwarden.tools.errors import ToolError
+
+        raise ToolError("a daemon is leading on this database; stop it or let it sweep (run --once would race it)")
+    try:
+        store.interrupt_stale_runs()
+        reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
+        r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
+                      progress=lambda m: log.info(m))
+    finally:
+        lock.release()
+    log.info("sweep finished", extra={"run_id": r.run_id, "status": r.status, "findings": len(r.findings),
+                                      "monthly_waste_usd": str(r.monthly_waste_usd), "errors": r.errors})
+    for warning in r.warnings:
+        log.warning("sweep warning", extra={"run_id": r.run_id, "warning": warning})
+    store.close()
+    return 0 if not r.errors else 1

@@ -1,0 +1,186 @@
+"""A click on Approve, Reject, Snooze or Protect, over HTTP (POST /slack/interactions) or
+Socket Mode (agent/server/slack_socket.py).
+
+The order of checks is the security boundary, and every refusal is written to the audit
+trail with the transport it came by: [HTTP only: signature present -> timestamp within 5
+minutes -> v0 HMAC-SHA256 valid (slack-sdk's SignatureVerifier)] -> a known action -> the
+clicking user is an allowed approver -> the approval still pending and not expired. Socket
+Mode skips the signature steps because its payloads arrive on a WebSocket that the app token
+itself opened (apps.connections.open), so there is no unauthenticated sender to rule out.
+Only then is the vote claimed in the store; the slow part (resuming the thread, the cloud
+call) runs after Slack has its answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from costwarden.agent.config import Settings
+from costwarden.agent.server.http import Response
+from costwarden.policies.loader import LoadedPolicy
+from costwarden.state.store import Store
+from costwarden.tools.errors import ToolError
+from costwarden.tools.slack import BUTTONS
+
+log = logging.getLogger("costwarden.slack")
+
+MAX_SKEW_S = 300
+
+
+class Interactions:
+    """The transport-independent half: from a parsed block_actions payload to a claimed vote.
+
+    Shared by the HTTP route and the Socket Mode listener so that both enforce the same
+    allow-list, expiry and atomic claim, and execute an approved action once.
+    """
+
+    def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
+                 *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
+        from costwarden.agent.engine.approvals import slack_for
+
+        self.settings = settings
+        self.store = store
+        self.policies = policies
+        self.clock = clock
+        self.background = background
+        self.slack = slack_for(settings)
+        self.threads: list[threading.Thread] = []
+
+    def _refuse(self, status: int, reason: str, *, transport: str, actor: str = "unknown",
+                action_id: str | None = None) -> Response:
+        self.store.append_decision(stage="approval", decision="refused", reason=reason, actor=actor,
+                                   action_id=action_id, detail={"http_status": status, "transport": transport})
+        log.warning("slack interaction refused", extra={"reason": reason, "actor": actor, "action_id": action_id,
+                                                        "transport": transport})
+        return Response(status, {"error": reason})
+
+    def handle(self, payload: Any, *, transport: str) -> Response:
+        """Apply one verified interaction payload; `transport` ("http" | "socket") goes to the audit trail."""
+        try:
+            user = str(payload["user"]["id"])
+            click = payload["actions"][0]
+            kind, action_id = BUTTONS[click["action_id"]], str(click["value"])
+        except (KeyError, IndexError, ValueError, TypeError):
+            return self._refuse(400, "not a Costwarden interaction payload", transport=transport)
+        actor = f"slack:{user}"
+        refuse = functools.partial(self._refuse, transport=transport, actor=actor, action_id=action_id)
+        pair = self.store.get_approval(action_id)
+        if pair is None:
+            return refuse(404, "unknown action")
+        approval, action = pair
+        lp = self.policies().get(approval.policy)
+        if lp is None:
+            return refuse(409, f"policy {approval.policy!r} is no longer loaded")
+        if not self._allowed(user, lp):
+            return refuse(403, "not an allowed approver for this policy")
+        if approval.status == "expired":
+            return refuse(410, "the approval has expired")
+        if kind == "protect":
+            return self._protect(actor, action_id, action.resource_key, transport)
+        outcome = self.store.vote(action_id, actor=actor, decision=kind,
+                                  snooze=_hours(lp.policy.approval.snooze_hours), detail={"transport": transport})
+        if outcome == "expired":
+            self._later(lambda: self._finish(action_id, "expired", actor))
+            return refuse(410, "the approval has expired")
+        if outcome in ("approved", "rejected"):
+            self._later(lambda: self._finish(action_id, outcome, actor))
+        elif outcome in ("recorded", "snoozed"):
+            self._later(lambda: self._refresh(action_id))
+        text = {"approved": "Approved: executing now.", "rejected": "Rejected: nothing will change.",
+                "recorded": "Your approval is recorded; another approver is needed.",
+                "snoozed": "Snoozed.", "duplicate": "You already approved this; another approver is needed."}
+        return Response(200, {"response_type": "ephemeral", "replace_original": False,
+                              "text": text.get(outcome, f"Nothing to do: this action is {outcome.removeprefix('already-')}.")})
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _allowed(self, user: str, lp: LoadedPolicy) -> bool:
+        rules = lp.policy.approval
+        if user in rules.approvers:
+            return True
+        for group in rules.approver_groups:
+            if self.slack is None:
+                continue
+            try:
+                if user in self.slack.group_members(group):
+                    return True
+            except ToolError as exc:
+                log.warning("cannot read Slack user group", extra={"group": group, "error": str(exc)})
+        return False
+
+    def _protect(self, actor: str, action_id: str, resource_key: str, transport: str) -> Response:
+        self.store.protect(resource_key, actor=actor, reason=f"protected from Slack on action {action_id}")
+        outcome = self.store.vote(action_id, actor=actor, decision="reject", detail={"transport": transport})
+        if outcome == "rejected":
+            self._later(lambda: self._finish(action_id, "rejected", actor))
+        return Response(200, {"response_type": "ephemeral", "replace_original": False,
+                              "text": "Protected: Costwarden will never act on this resource again."})
+
+    def _later(self, fn: Callable[[], Any]) -> None:
+        if not self.background:
+            fn()
+            return
+        t = threading.Thread(target=self._guarded, args=(fn,), daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    @staticmethod
+    def _guarded(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - the decision is recorded; the failure must be too
+            log.exception("approval follow-up failed")
+
+    def _finish(self, action_id: str, outcome: str, actor: str) -> None:
+        from costwarden.agent.engine.approvals import _resume
+
+        _resume(self.settings, self.store, action_id, {"decision": outcome, "actor": actor})
+
+    def _refresh(self, action_id: str) -> None:
+        from costwarden.agent.engine.approvals import _context, update_message
+
+        update_message(_context(self.settings, self.store), action_id, None)
+
+
+class InteractionHandler(Interactions):
+    """POST /slack/interactions: verify Slack's signature, then the shared checks."""
+
+    def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
+                 *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
+        from slack_sdk.signature import SignatureVerifier
+
+        if settings.slack.signing_secret is None:
+            raise ToolError("slack.signing_secret is not set: cannot verify interaction requests")
+        super().__init__(settings, store, policies, clock=clock, background=background)
+        self._verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
+
+    def __call__(self, headers: dict[str, str], body: bytes) -> Response:
+        refuse = functools.partial(self._refuse, transport="http")
+        ts, sig = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
+        if not ts or not sig:
+            return refuse(401, "missing Slack signature headers")
+        try:
+            skew = abs(self.clock() - int(ts))
+        except ValueError:
+            return refuse(401, "malformed Slack timestamp")
+        if skew > MAX_SKEW_S:
+            return refuse(401, f"stale Slack timestamp ({skew:.0f}s old; replay window is {MAX_SKEW_S}s)")
+        if not self._verifier.is_valid(body, ts, sig):
+            return refuse(401, "invalid Slack signature")
+        try:
+            payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+        except (KeyError, IndexError, ValueError, TypeError):
+            return refuse(400, "not a Costwarden interaction payload")
+        return self.handle(payload, transport="http")
+
+
+def _hours(h: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=h)
