@@ -141,3 +141,35 @@ def test_weekly_digest_is_posted_once_a_week(tmp_path, no_costwarden_env):
         assert d.store.last_decision_at(stage="digest", decision="posted") is not None
     finally:
         slack.stop()
+
+
+def test_a_job_stored_before_the_costwarden_package_keeps_its_clock(tmp_path):
+    """An upgrade from a release whose job function was `agent.daemon:sweep_policy_job`."""
+    import pickle
+
+    from sqlalchemy import text
+
+    from costwarden.agent.server.job_refs import rewrite_moved_job_refs
+
+    d = daemon(tmp_path)
+    d.scheduler = paused_scheduler(d)
+    d.sync_jobs()
+    first = d.scheduler.get_job("policy:idle").next_run_time + timedelta(minutes=37)
+    d.scheduler.get_job("policy:idle").modify(next_run_time=first)
+    d.scheduler.shutdown(wait=False)
+    with d.store.engine.begin() as conn:  # as the old release stored it
+        blob = conn.execute(text("SELECT job_state FROM apscheduler_jobs WHERE id = 'policy:idle'")).scalar_one()
+        state = pickle.loads(blob)
+        assert state["func"] == "costwarden.agent.server.daemon:sweep_policy_job"
+        state["func"] = "agent.daemon:sweep_policy_job"
+        conn.execute(text("UPDATE apscheduler_jobs SET job_state = :s WHERE id = 'policy:idle'"),
+                     {"s": pickle.dumps(state)})
+
+    assert rewrite_moved_job_refs(d.store.engine) == ["policy:idle"]
+    assert rewrite_moved_job_refs(d.store.engine) == []  # idempotent
+    again = daemon(tmp_path)
+    again.scheduler = paused_scheduler(again)
+    again.sync_jobs()
+    job = again.scheduler.get_job("policy:idle")
+    assert job.next_run_time == first and job.func.__name__ == "sweep_policy_job"
+    again.scheduler.shutdown(wait=False)

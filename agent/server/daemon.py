@@ -38,6 +38,7 @@ from costwarden.agent.server.leader import LeaderLock
 from costwarden.agent.server.metrics import ProcessCounters, render
 from costwarden.agent.engine.reconcile import reconcile_pending
 from costwarden.agent.server.http import HttpServer, Response
+from costwarden.agent.server.job_refs import rewrite_moved_job_refs
 from costwarden.policies.errors import PolicyError
 from costwarden.policies.loader import LoadedPolicy, default_pack_path, load_policies
 from costwarden.state.store import Store
@@ -205,6 +206,9 @@ class Daemon:
         counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
         if any(counts.values()):
             log.info("reconciled actions left pending by a previous process", extra=counts)
+        moved = rewrite_moved_job_refs(self.store.engine)
+        if moved:
+            log.info("kept %d scheduled jobs whose function moved in this release", len(moved))
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self.store.engine, tablename="apscheduler_jobs")},
             executors={"default": ThreadPoolExecutor(1)},
