@@ -32,7 +32,7 @@ class Section(BaseModel):
 
 
 class AwsSettings(Section):
-    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1, description="Regions to sweep.")
     endpoint_url: str | None = Field(None, description="For tests and the demo; AWS_ENDPOINT_URL works too.")
     accounts: list[str] = Field(default_factory=list, description=(
         "IAM role ARNs to assume with STS, one per account to sweep; empty: the account of the base credentials."))
@@ -95,10 +95,10 @@ class LlmSettings(Section):
                                                 "bedrock/..., vertex_ai/..., ollama/..., litellm_proxy/...")
     api_base: str | None = Field(None, description="e.g. a LiteLLM proxy or an Ollama server URL")
     api_key: SecretStr | None = Field(None, description="else the provider's usual variable (OPENAI_API_KEY, ...)")
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, description="Per completion request.")
     max_retries: int = Field(2, ge=0, le=10, description="retries on rate limits, timeouts, connection errors")
     retry_wait_seconds: float = Field(1.0, ge=0, description="first back-off; doubles per retry")
-    max_output_tokens: int = Field(400, ge=16)
+    max_output_tokens: int = Field(400, ge=16, description="Cap on each completion's output.")
     budget_per_run_usd: float | None = Field(0.50, ge=0, description="None: no per-run cap")
     budget_per_month_usd: float | None = Field(20.0, ge=0, description="None: no monthly cap")
     max_calls_per_run: int = Field(60, ge=0, description="caps unpriced models too")
@@ -134,16 +134,23 @@ class PricingSettings(Section):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
-    dry_run: bool = True
-    state_dir: Path = Path("state")
-    database_url: str | None = None
+    dry_run: bool = Field(True, description=(
+        "Only audit: no mutating call leaves the process. Set false to let `run` act; `audit` is always dry-run."))
+    state_dir: Path = Field(Path("state"), description=(
+        "Where the SQLite database (costwarden.db), the LangGraph checkpoints and the price cache go; created if "
+        "missing."))
+    database_url: str | None = Field(None, description=(
+        "Any SQLAlchemy URL instead of <state_dir>/costwarden.db. postgresql+psycopg://... (the postgres extra) lets "
+        "several replicas share one database, checkpoints included."))
     policies: list[Path] = Field(default_factory=list, description="policy files or directories; default pack if empty")
     sweep_interval_minutes: float = Field(60.0, gt=0, description="for policies without a `schedule`")
-    http_host: str = "0.0.0.0"
-    http_port: int = Field(8080, ge=0, le=65535)
-    shutdown_timeout_seconds: float = Field(30.0, gt=0)
-    json_logs: bool = True
-    log_level: str = "INFO"
+    http_host: str = Field("0.0.0.0", description=(
+        "Address /healthz, /readyz, /metrics and /slack/interactions bind to."))
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP endpoints; 0 picks a free port.")
+    shutdown_timeout_seconds: float = Field(30.0, gt=0, description=(
+        "On SIGTERM or SIGINT, how long a sweep in flight may take to finish before the process exits anyway."))
+    json_logs: bool = Field(True, description="JSON lines on stderr, secrets redacted; false: plain text lines.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     aws: AwsSettings = Field(default_factory=AwsSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)

@@ -24,10 +24,10 @@ class Strict(BaseModel):
 class ChangeWindow(Strict):
     """When automatic actions may run. Outside every window an auto action is only reported."""
 
-    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS))
-    start: time
-    end: time
-    timezone: str = "UTC"
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS), description="Days the window opens on (mon..sun).")
+    start: time = Field(description="Opening time, HH:MM; a window that crosses midnight belongs to its start day.")
+    end: time = Field(description="Closing time, HH:MM.")
+    timezone: str = Field("UTC", description="IANA time zone of start and end.")
 
     @field_validator("days")
     @classmethod
@@ -69,23 +69,26 @@ class Limits(Strict):
     protected_tags: dict[str, str] = Field(
         default_factory=lambda: {"costwarden:protect": "true"},
         description="A resource carrying any of these tag values is never acted on.")
-    environment_tag: str = "env"
+    environment_tag: str = Field("env", description="The tag naming a resource's environment.")
     approval_environments: list[str] = Field(
         default_factory=lambda: ["prod", "production"],
         description="Resources in these environments always need approval.")
     cooldown_hours: float = Field(24.0, ge=0, description="No second action on a resource within this time.")
-    change_windows: list[ChangeWindow] = Field(default_factory=list)
-    approval_ttl_hours: float = Field(72.0, gt=0)
+    change_windows: list[ChangeWindow] = Field(default_factory=list, description=(
+        "When set, an action that would run automatically outside every window is only reported."))
+    approval_ttl_hours: float = Field(72.0, gt=0, description="How long an approval request stays open.")
 
 
 class ApprovalRules(Strict):
     """Who may approve this policy's actions, and where they are asked."""
 
     approvers: list[str] = Field(default_factory=list, description="Slack user IDs (U...) allowed to approve.")
-    approver_groups: list[str] = Field(default_factory=list, description="Slack user group IDs (S...) whose members may approve.")
+    approver_groups: list[str] = Field(default_factory=list, description=(
+        "Slack user group IDs (S...) whose members may approve."))
     channel: str | None = Field(None, description="Slack channel for approval requests; default: slack.channel.")
-    two_approvers_for_destructive: bool = Field(True, description="Delete/terminate actions need two distinct approvers.")
-    snooze_hours: float = Field(24.0, gt=0)
+    two_approvers_for_destructive: bool = Field(True, description=(
+        "Delete/terminate actions need two distinct approvers."))
+    snooze_hours: float = Field(24.0, gt=0, description="How far Snooze pushes the expiry back.")
 
     @field_validator("approvers")
     @classmethod
@@ -108,7 +111,7 @@ class FilterSpec(BaseModel):
     """`type` names a registered detector; the other keys are its parameters."""
 
     model_config = ConfigDict(extra="allow")
-    type: str
+    type: str = Field(description="A filter name; the entry's other keys are that filter's parameters.")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -116,8 +119,10 @@ class FilterSpec(BaseModel):
 
 
 class ActionSpec(BaseModel):
+    """`type` names a registered action; the other keys are its parameters."""
+
     model_config = ConfigDict(extra="allow")
-    type: str
+    type: str = Field(description="An action name; the entry's other keys are that action's parameters.")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -128,15 +133,18 @@ _SCHEDULE = re.compile(r"^(every\s+\d+\s*[smhd]|(\S+\s+){4}\S+)$")
 
 
 class Policy(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=120)
-    resource: str
-    description: str = ""
-    mode: Literal["report", "approve", "auto"] = "report"
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=120,
+                      description="Unique across every loaded file.")
+    resource: str = Field(description="The resource type the policy sweeps.")
+    description: str = Field("", description="Free text.")
+    mode: Literal["report", "approve", "auto"] = Field("report", description=(
+        "report: findings only; approve: every action needs a person; auto: actions within the limits run."))
     schedule: str | None = Field(None, description="'every 1h' or a five-field cron expression")
-    filters: list[FilterSpec] = Field(min_length=1)
-    actions: list[ActionSpec] = Field(default_factory=list)
-    limits: Limits = Field(default_factory=Limits)
-    approval: ApprovalRules = Field(default_factory=ApprovalRules)
+    filters: list[FilterSpec] = Field(min_length=1, description=(
+        "What to look for; `- name` is short for `- type: name`."))
+    actions: list[ActionSpec] = Field(default_factory=list, description="What to do about each finding.")
+    limits: Limits = Field(default_factory=Limits, description="What the guard allows.")
+    approval: ApprovalRules = Field(default_factory=ApprovalRules, description="Who may approve, and where.")
 
     @field_validator("resource")
     @classmethod

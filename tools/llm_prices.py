@@ -34,9 +34,10 @@ class ModelPriceOverride(BaseModel):
     """A negotiated price, in USD per million tokens (the unit price sheets use)."""
 
     model_config = ConfigDict(extra="forbid")
-    input_per_1m: float = Field(ge=0)
-    output_per_1m: float = Field(ge=0)
-    cache_read_per_1m: float | None = Field(None, ge=0)
+    input_per_1m: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_1m: float = Field(ge=0, description="USD per million output tokens.")
+    cache_read_per_1m: float | None = Field(None, ge=0, description=(
+        "USD per million cache-read tokens, if billed apart."))
 
 
 @lru_cache(maxsize=1)

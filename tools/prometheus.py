@@ -42,20 +42,23 @@ class PrometheusSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(None, description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
-    gpu_metric: Literal["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"] = "DCGM_FI_DEV_GPU_UTIL"
+    gpu_metric: Literal["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"] = Field(
+        "DCGM_FI_DEV_GPU_UTIL", description=(
+            "DCGM exporter GPU utilization series (the 0-1 engine-active one is scaled to %)."))
     selector: str = Field("", description='Extra label matchers for every query, e.g. cluster="prod"')
     node_label: str = Field("Hostname", pattern=_LABEL, description=(
         "Label naming the resource of a k8s.gpu-node: the Kubernetes node (e.g. 'Hostname' or 'node'), or 'pod'."))
-    model_label: str = Field("modelName", pattern=_LABEL)
-    gpu_label: str = Field("gpu", pattern=_LABEL)
+    model_label: str = Field("modelName", pattern=_LABEL, description=(
+        "Label holding the GPU model name (for its price)."))
+    gpu_label: str = Field("gpu", pattern=_LABEL, description="Label telling a node's GPUs apart.")
     cluster: str = Field("default", description="Account shown for k8s.gpu-node resources.")
     region: str = Field("", description="Region shown for k8s.gpu-node resources (e.g. the cluster's region).")
     gcp_instance_label: str | None = Field(None, pattern=_LABEL, description=(
         "When set, gcp.compute instances take their GPU series from Prometheus, matched on this label."))
     gcp_match: Literal["name", "id"] = Field("name", description="What gcp_instance_label holds: instance name or id.")
-    step_seconds: int = Field(3600, ge=60, le=86400)
-    batch_size: int = Field(100, ge=1, le=1000)
-    timeout_seconds: float = Field(30.0, gt=0)
+    step_seconds: int = Field(3600, ge=60, le=86400, description="Resolution of the range queries.")
+    batch_size: int = Field(100, ge=1, le=1000, description="Resources named in one query.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Per HTTP request.")
     bearer_token: SecretStr | None = Field(None, description="Sent as Authorization: Bearer; never logged.")
 
     @field_validator("selector")

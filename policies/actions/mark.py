@@ -41,7 +41,7 @@ def untag_call(finding: Finding, keys: list[str]) -> tuple[str, dict[str, Any]]:
 class MarkForOpParams(ActionParams):
     op: str = Field(description="The action a later policy takes, e.g. stop.")
     days: int = Field(4, ge=0, le=365, description="Notice in days: the op is due this many days after marking.")
-    tag: str = Field("costwarden:op", min_length=1, max_length=60)
+    tag: str = Field("costwarden:op", min_length=1, max_length=60, description="The tag holding marks.")
 
     @field_validator("op")
     @classmethod
@@ -72,7 +72,7 @@ class MarkForOp(Action):
 
 
 class UnmarkParams(ActionParams):
-    tag: str = Field("costwarden:op", min_length=1, max_length=60)
+    tag: str = Field("costwarden:op", min_length=1, max_length=60, description="The tag holding marks.")
 
 
 @actions.register("unmark")

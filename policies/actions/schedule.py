@@ -25,11 +25,15 @@ from costwarden.state.domain import Finding, money
 
 
 class ScheduleParams(ActionParams):
-    start: str | int | FromEvidence = FromEvidence(from_evidence="window_start")
-    end: str | int | FromEvidence = FromEvidence(from_evidence="window_end")
-    timezone: str | FromEvidence = FromEvidence(from_evidence="timezone", default="UTC")
-    days: list[str] | str | FromEvidence = FromEvidence(from_evidence="days", default=list(WEEKDAYS))
-    tag: str = Field("costwarden:schedule", min_length=1, max_length=60)
+    start: str | int | FromEvidence = Field(FromEvidence(from_evidence="window_start"),
+                                            description="When the machine stops, HH:MM local.")
+    end: str | int | FromEvidence = Field(FromEvidence(from_evidence="window_end"),
+                                          description="When it starts again, HH:MM local.")
+    timezone: str | FromEvidence = Field(FromEvidence(from_evidence="timezone", default="UTC"),
+                                         description="IANA time zone of start and end.")
+    days: list[str] | str | FromEvidence = Field(FromEvidence(from_evidence="days", default=list(WEEKDAYS)),
+                                                 description="Days the window opens on (mon..sun).")
+    tag: str = Field("costwarden:schedule", min_length=1, max_length=60, description="The tag holding the window.")
 
 
 def hourly_of(finding: Finding, price_of: PriceOf) -> Decimal | None:

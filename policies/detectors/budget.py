@@ -23,7 +23,7 @@ from costwarden.state.domain import Finding, Observation
 
 class BudgetParams(DetectorParams):
     alert_at_pct: float = Field(100.0, gt=0, description="Fire when the forecast reaches this % of the budget.")
-    trailing_days: int = Field(7, ge=1, le=31)
+    trailing_days: int = Field(7, ge=1, le=31, description="The burn rate is the mean of this many last complete days.")
     min_days_elapsed: int = Field(3, ge=1, description="No forecast from fewer complete days than this.")
 
 

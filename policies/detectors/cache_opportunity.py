@@ -30,8 +30,9 @@ DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 
 class CacheOpportunityParams(DetectorParams):
     min_repeat_share: float = Field(0.1, ge=0, le=1, description="Share of hashed requests that repeat.")
-    expected_hit_rate: float = Field(0.9, gt=0, le=1)
-    min_monthly_saving_usd: float = Field(20.0, ge=0)
+    expected_hit_rate: float = Field(0.9, gt=0, le=1, description=(
+        "Share of repeats a response cache would really serve."))
+    min_monthly_saving_usd: float = Field(20.0, ge=0, description="No finding below this saving.")
 
 
 @detectors.register("cache-opportunity")

@@ -26,13 +26,18 @@ GPU_FAMILIES = (
 
 
 class IdleGpuParams(DetectorParams):
-    lookback_days: int = Field(7, ge=1, le=63)
-    gpu_util_threshold_pct: float = Field(5.0, gt=0, le=100)
-    percentile: float = Field(95.0, gt=0, le=100)
-    cpu_util_threshold_pct: float = Field(10.0, gt=0, le=100)
-    network_threshold_mb_per_hour: float = Field(50.0, ge=0)
+    lookback_days: int = Field(7, ge=1, le=63, description="Days of hourly metrics to judge on.")
+    gpu_util_threshold_pct: float = Field(5.0, gt=0, le=100, description=(
+        "Idle: the GPU utilization percentile is below this."))
+    percentile: float = Field(95.0, gt=0, le=100, description=(
+        "The percentile of hourly values compared with the thresholds."))
+    cpu_util_threshold_pct: float = Field(10.0, gt=0, le=100, description=(
+        "Fallback without GPU data: idle when the CPU percentile is below this..."))
+    network_threshold_mb_per_hour: float = Field(50.0, ge=0, description=(
+        "...and average network traffic (in + out) is below this many MB per hour (medium confidence)."))
     min_coverage: float = Field(0.8, gt=0, le=1, description="Share of lookback hours that must have datapoints.")
-    families: list[str] = Field(default_factory=lambda: list(GPU_FAMILIES))
+    families: list[str] = Field(default_factory=lambda: list(GPU_FAMILIES), description=(
+        "Instance families considered (the type before the dot; GCE machine families)."))
 
 
 @detectors.register("idle-gpu")

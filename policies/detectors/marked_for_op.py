@@ -22,7 +22,7 @@ STOPPED = ("stopped", "terminated")  # EC2 / GCE names for a stopped instance
 
 class MarkedForOpParams(DetectorParams):
     op: str = Field(pattern=r"^[a-z][a-z-]*$", description="Only marks for this op, e.g. stop.")
-    tag: str = Field("costwarden:op", min_length=1, max_length=60)
+    tag: str = Field("costwarden:op", min_length=1, max_length=60, description="The tag holding marks.")
     skew_days: int = Field(0, ge=0, le=365, description="Act this many days after the due date.")
 
 

@@ -169,15 +169,17 @@ def _zone(name: str) -> ZoneInfo:
 
 
 class OffHoursIdleParams(DetectorParams):
-    lookback_days: int = Field(14, ge=2, le=63)
+    lookback_days: int = Field(14, ge=2, le=63, description=(
+        "Days of hourly metrics; 14 gives two weekends of evidence."))
     timezone: str = Field("UTC", description="IANA name of the local time the schedule is in.")
     timezone_tag: str | None = Field("costwarden:timezone", description="A resource tag that overrides `timezone`.")
-    gpu_idle_pct: float = Field(5.0, gt=0, le=100)
-    cpu_idle_pct: float = Field(10.0, gt=0, le=100)
-    min_window_hours: int = Field(4, ge=1, le=23)
+    gpu_idle_pct: float = Field(5.0, gt=0, le=100, description="An hour is idle when GPU utilization is below this.")
+    cpu_idle_pct: float = Field(10.0, gt=0, le=100, description="The same for CPU, when there is no GPU data.")
+    min_window_hours: int = Field(4, ge=1, le=23, description="Shortest window worth a schedule.")
     min_day_fraction: float = Field(0.8, gt=0, le=1, description="Share of judged days the window must hold on.")
     min_coverage: float = Field(0.8, gt=0, le=1, description="Share of hours that must have datapoints.")
-    percentile: float = Field(95.0, gt=0, le=100)
+    percentile: float = Field(95.0, gt=0, le=100, description=(
+        "A machine whose whole-lookback percentile is below the idle level is idle-gpu's finding, not this one."))
 
     @field_validator("timezone")
     @classmethod

@@ -20,7 +20,7 @@ from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resou
 
 
 class OrphanedSnapshotParams(DetectorParams):
-    min_age_days: float = Field(30, ge=0)
+    min_age_days: float = Field(30, ge=0, description="Snapshots younger than this are not judged.")
 
 
 @detectors.register("orphaned-snapshot")

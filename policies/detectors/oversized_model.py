@@ -28,11 +28,11 @@ DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 class OversizedModelParams(DetectorParams):
     allowed_models: list[str] = Field(default_factory=lambda: ["gpt-4o-mini"], min_length=1,
                                       description="Cheaper models you allow, in order of preference.")
-    max_input_tokens: int = Field(1024, ge=1)
-    max_output_tokens: int = Field(256, ge=1)
+    max_input_tokens: int = Field(1024, ge=1, description="A simple request has at most this many input tokens...")
+    max_output_tokens: int = Field(256, ge=1, description="...and at most this many output tokens.")
     min_price_ratio: float = Field(4.0, ge=1, description="Flagship = input price at least this many times the target's.")
     min_simple_share: float = Field(0.3, ge=0, le=1, description="Share of a model's requests that must be simple.")
-    min_monthly_saving_usd: float = Field(50.0, ge=0)
+    min_monthly_saving_usd: float = Field(50.0, ge=0, description="No finding below this saving.")
 
 
 @detectors.register("oversized-model")

@@ -31,10 +31,11 @@ CLOCK_SKEW = timedelta(minutes=2)  # the provider's stop time vs our mark, writt
 
 
 class ScheduleParams(DetectorParams):
-    tag: str = Field("costwarden:schedule", min_length=1, max_length=60)
+    tag: str = Field("costwarden:schedule", min_length=1, max_length=60, description="The tag holding the window.")
     stopped_tag: str = Field("costwarden:stopped-by-schedule", min_length=1, max_length=60,
                              description="The mark a scheduled stop leaves; only marked instances are started.")
-    ops: list[Literal["stop", "start"]] = Field(default_factory=lambda: ["stop", "start"], min_length=1)
+    ops: list[Literal["stop", "start"]] = Field(default_factory=lambda: ["stop", "start"], min_length=1,
+                                              description="Which ops to find: stops inside windows, starts after them.")
 
 
 def stopped_by_us(mark: datetime | None, stopped_at: datetime | None) -> bool:

@@ -44,9 +44,10 @@ MAD_TO_SIGMA = 1.4826
 
 class SpendAnomalyParams(DetectorParams):
     lookback_days: int = Field(28, ge=7, le=366, description="History compared against.")
-    min_history_days: int = Field(7, ge=3)
+    min_history_days: int = Field(7, ge=3, description="No judgement with fewer history days.")
     z_threshold: float = Field(4.0, gt=0, description="Robust z-score above which a day is anomalous.")
-    min_excess_usd_per_day: float = Field(10.0, ge=0)
+    min_excess_usd_per_day: float = Field(10.0, ge=0, description=(
+        "The day must also exceed the expected value by this much."))
     jump_factor: float = Field(5.0, gt=1, description="Cost-per-request ratio that counts as a jump.")
     min_requests: int = Field(50, ge=1, description="Requests on the day for a cost-per-request jump.")
 

@@ -124,32 +124,36 @@ def choose_alternative(current: HardwareSpec, candidates: list[Priced], *, min_m
 
 class InstanceSpecParam(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    accelerator: str
-    count: int = Field(gt=0)
+    accelerator: str = Field(description="A key of the data file's or the policy's accelerators.")
+    count: int = Field(gt=0, description="Accelerators per instance.")
 
 
 class AcceleratorParam(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    memory_gib: float = Field(gt=0)
-    fp16_tflops: float = Field(gt=0)
+    memory_gib: float = Field(gt=0, description="Memory of one accelerator.")
+    fp16_tflops: float = Field(gt=0, description="Dense FP16 throughput of one accelerator.")
 
 
 class TrainingHardwareParams(DetectorParams):
-    lookback_days: int = Field(7, ge=1, le=63)
+    lookback_days: int = Field(7, ge=1, le=63, description="Days of hourly metrics to judge on.")
     idle_util_pct: float = Field(5.0, gt=0, le=100, description="Below this 95th percentile the GPUs are idle: "
                                                                 "idle-gpu's finding, not this one.")
-    max_avg_util_pct: float = Field(35.0, gt=0, le=100)
-    percentile: float = Field(95.0, gt=0, le=100)
+    max_avg_util_pct: float = Field(35.0, gt=0, le=100, description="Low use: average GPU utilization below this.")
+    percentile: float = Field(95.0, gt=0, le=100, description=(
+        "The busy level compared with idle_util_pct and sized for."))
     min_coverage: float = Field(0.8, gt=0, le=1, description="Share of lookback hours that must have datapoints.")
-    headroom_pct: float = Field(20.0, ge=0, le=200)
-    memory_basis: Literal["peak_used", "capacity"] = "peak_used"
-    compute_check: bool = True
-    gpu_count: Literal["any", "same_or_fewer", "same_or_more"] = "any"
-    families: list[str] = Field(default_factory=lambda: list(TRAINING_FAMILIES))
+    headroom_pct: float = Field(20.0, ge=0, le=200, description="Added to the memory and compute the target must hold.")
+    memory_basis: Literal["peak_used", "capacity"] = Field("peak_used", description=(
+        "peak_used: the peak GPU memory reported (the whole capacity when none is); capacity: always the whole."))
+    compute_check: bool = Field(True, description="The target's FP16 throughput must cover the busy level's too.")
+    gpu_count: Literal["any", "same_or_fewer", "same_or_more"] = Field("any", description=(
+        "The target's GPU count against the current one."))
+    families: list[str] = Field(default_factory=lambda: list(TRAINING_FAMILIES), description="Families judged.")
     alternatives: list[str] | None = Field(None, description="Instance types or families allowed as targets; "
                                                              "default: the data file's list for the provider.")
-    specs: dict[str, InstanceSpecParam] = Field(default_factory=dict)
-    accelerators: dict[str, AcceleratorParam] = Field(default_factory=dict)
+    specs: dict[str, InstanceSpecParam] = Field(default_factory=dict, description=(
+        "Instance types to add or correct, by type."))
+    accelerators: dict[str, AcceleratorParam] = Field(default_factory=dict, description="Accelerators to add, by name.")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingHardwareParams:

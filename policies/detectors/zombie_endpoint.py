@@ -23,7 +23,7 @@ BILLED_STATES = ("InService", "Updating", "SystemUpdating", "RollingBack", "OutO
 
 
 class ZombieEndpointParams(DetectorParams):
-    lookback_days: int = Field(7, ge=1, le=63)
+    lookback_days: int = Field(7, ge=1, le=63, description="Days of hourly Invocations to judge on.")
     max_invocations: float = Field(0, ge=0, description="Fires when the window's total is at most this.")
     min_age_days: float | None = Field(None, ge=0, description="Endpoints younger than this are not judged; "
                                                                 "default: the lookback window.")

@@ -21,10 +21,11 @@ class _Strict(BaseModel):
 class BudgetSpec(_Strict):
     """A monthly budget for one feature, team, account or service (or everything)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)
-    scope: Literal["feature", "team", "env", "account", "service", "total"]
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120, description="Unique budget name.")
+    scope: Literal["feature", "team", "env", "account", "service", "total"] = Field(description=(
+        "feature, team and env match FOCUS tags through tag_map; account matches SubAccountId, service ServiceName."))
     value: str | None = Field(None, description="The feature/team/account/service name; omit for scope 'total'.")
-    monthly_usd: float = Field(gt=0)
+    monthly_usd: float = Field(gt=0, description="The budget, in the export's billing currency (not converted).")
     source: Literal["focus", "llm"] = Field("focus", description="Spend from the FOCUS bill or from token usage.")
 
     @model_validator(mode="after")
@@ -42,7 +43,8 @@ class BillingSettings(_Strict):
         "local cache with the AWS session or GCS JSON API, so no DuckDB extension is needed)"))
     usage_paths: list[str] = Field(default_factory=list,
                                    description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
-    cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
+    cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
+        "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(
         default_factory=lambda: {"feature": ["feature", "app"], "team": ["team", "owner"],
                                  "env": ["env", "environment"]},
@@ -51,6 +53,6 @@ class BillingSettings(_Strict):
     usage_window_days: int = Field(30, ge=1, le=400, description="Window of unit costs, oversizing and caching.")
     tier_revenue_usd_month: dict[str, float] = Field(default_factory=dict,
                                                      description="what one user of each tier pays per month")
-    budgets: list[BudgetSpec] = Field(default_factory=list)
+    budgets: list[BudgetSpec] = Field(default_factory=list, description="Monthly budgets the budget filter forecasts.")
     price_overrides: dict[str, ModelPriceOverride] = Field(default_factory=dict,
                                                            description="negotiated prices by model, USD per 1M tokens")

@@ -25,7 +25,7 @@ class GcpMonitoringSettings(BaseModel):
     filter_max_ids: int = Field(100, ge=0, le=1000, description=(
         "Up to this many candidate instances, each filter names their instance ids; above it, one "
         "project-wide filter per metric and the other instances' series are dropped as they stream in."))
-    timeout_seconds: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(60.0, gt=0, description="Per Cloud Monitoring request.")
 
     @field_validator("endpoint_url")
     @classmethod
@@ -44,7 +44,7 @@ class GcpSettings(BaseModel):
         "For tests and the demo: a Compute API endpoint (http://127.0.0.1:PORT), reached with anonymous credentials."))
     regions: list[str] = Field(default_factory=list, description="Only these regions (e.g. us-central1); empty: all.")
     page_size: int = Field(500, ge=1, le=500, description="maxResults of each aggregated list page (API maximum 500).")
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, description="Per Compute API request.")
     utilization_source: Literal["auto", "monitoring", "prometheus"] = Field("auto", description=(
         "Where instances' GPU/CPU series come from: Cloud Monitoring, Prometheus (DCGM, matched on "
         "prometheus.gcp_instance_label), or auto: Prometheus when that label is set, else Cloud Monitoring."))
