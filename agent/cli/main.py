@@ -37,7 +37,7 @@ class Format(str, Enum):
 
 
 class AuditFormat(str, Enum):
-    """`audit` also writes the self-contained HTML report (agent/reports/html.py)."""
+    """`audit` also writes the self-contained HTML report (agent/reports/templates/audit.html.j2)."""
 
     table = "table"
     json = "json"
@@ -95,7 +95,7 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
     settings = _settings(config, state_dir, policy)
     policies = load_policies(list(settings.policies))
     if fmt is AuditFormat.html:
-        from costwarden.agent.reports.html import require_charts
+        from costwarden.agent.reports.charts import require_charts
 
         require_charts()
     progress = _progress(quiet)
@@ -108,7 +108,7 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
         result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress)
         sections = None
         if fmt is not AuditFormat.table:  # inside the stack: the demo's billing files are gone after it
-            from costwarden.agent.reports.html import build_sections
+            from costwarden.agent.reports.sections import build_sections
             from costwarden.state.store import Store
 
             progress("report: spend, waste by team, GPU profiles, unit economics, realized savings")
