@@ -109,10 +109,9 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
     with tempfile.TemporaryDirectory(prefix="costwarden-report-") as tmp:
         billing = settings.billing
         if demo:
-            from costwarden.agent.demo.billing import write_demo_billing
+            from costwarden.agent.cli.demo import demo_billing
 
-            billing = type(billing).model_validate({**billing.model_dump(exclude_unset=True),
-                                                    **write_demo_billing(Path(tmp), now=now)})
+            billing = demo_billing(billing, Path(tmp), now)
         if not billing.focus_paths and not billing.usage_paths and since_t is None:
             from costwarden.tools.errors import ToolError
 
