@@ -193,7 +193,7 @@ def run_analysis(path: str, state_dir: str) -> dict:
 
     t_import = time.perf_counter()
     from costwarden.agent.config import Settings
-    from costwarden.agent.cli.report import build_report
+    from costwarden.agent.reports.spend import build_report
     from costwarden.agent.engine.sweep import run_sweep
     from costwarden.policies.loader import load_policies
     from costwarden.tools.billing.settings import BillingSettings

@@ -188,3 +188,14 @@ def test_run_once_logs_each_sweep_warning(tmp_path):
     warned = [e for e in events if e.get("event") == "sweep warning"]
     assert warned and all(e["level"] == "warning" for e in warned)
     assert any("acme-internal-llm" in e["warning"] for e in warned)
+
+
+@pytest.mark.parametrize("command", [["audit", "--demo", "-q"], ["run", "--demo", "--once"]])
+def test_demo_without_the_demo_extra_is_one_line_exit_2(command, tmp_path, monkeypatch, capsys):
+    """moto missing (a None entry in sys.modules hides an installed package from import and find_spec)."""
+    monkeypatch.setitem(sys.modules, "moto", None)
+    assert main([*command, "--state-dir", str(tmp_path / "state")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["costwarden: error: --demo needs the demo extra (moto not installed): "
+                     "pip install 'costwarden[demo]'"]
+    assert not (tmp_path / "state").exists()  # checked before anything started

@@ -14,7 +14,8 @@ import pytest
 
 from costwarden.agent.cli.main import main
 from costwarden.agent.reports.output import render_json, render_markdown
-from costwarden.agent.reports.html import build_sections, render_html
+from costwarden.agent.reports.render import render_html
+from costwarden.agent.reports.sections import build_sections
 from costwarden.agent.engine.sweep import SweepResult
 from costwarden.state.domain import Finding, PlannedAction
 
@@ -132,3 +133,23 @@ def test_json_markdown_and_html_carry_the_same_sections() -> None:
     page = render_html(r, sections)
     assert "$17,025.37" in page and 'id="chart-gpu-heatmap"' in page and 'id="chart-waste-team"' in page
     assert 'id="chart-daily-spend"' not in page and "No FOCUS billing export configured" in page
+
+
+def test_html_escapes_every_value_and_markdown_keeps_its_cells() -> None:
+    """Tags, rationales (possibly a model's words) and evidence are data: never markup in the page."""
+    r = _result()
+    hostile = '<script>alert("x")</script> & <b>bold</b> | pipe'
+    f = r.findings[0]
+    f.tags["Name"], f.rationale = hostile, hostile
+    f.evidence["note"] = hostile
+    r.actions[0].reason = hostile
+    r.warnings.append(hostile)
+    sections = build_sections(r, None, now=datetime(2026, 11, 23, tzinfo=timezone.utc))
+    sections["waste_by_team"].append({"team": hostile, "findings": 1, "monthly_waste_usd": -5.0})
+    page = render_html(r, sections)
+    assert "<script" not in page and "<b>bold" not in page
+    escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt; | pipe"
+    assert page.count(escaped) >= 5  # name, rationale, evidence, action reason, warning (and the team row)
+    assert '<tr class="neg"><td>' + escaped + "</td>" in page  # a negative amount is marked, its label escaped
+    md = render_markdown(r, sections)
+    assert "<script>alert(\"x\")</script> & <b>bold</b> / pipe" in md  # Markdown is not HTML-escaped; | cannot split a cell

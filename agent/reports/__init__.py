@@ -1,1 +1,2 @@
-"""Reports: the terminal, JSON and Markdown renderings of a sweep, the HTML audit, the weekly digest."""
+"""Reports: the data a report shows (sections, spend, window), its templates and charts, the terminal/JSON/
+Markdown/HTML renderings of a sweep, and the weekly digest."""

@@ -63,7 +63,7 @@ def digest_from_store(store: Any, *, since: datetime, now: datetime,
     table had a tags column carry none: they reach the default channel only.
     """
     keys = list(tag_keys)
-    from costwarden.agent.cli.report import store_window
+    from costwarden.agent.reports.window import store_window
 
     w = store_window(store, since)
     latest: dict[str, Any] = {}

@@ -45,7 +45,7 @@ def to_document(r: SweepResult) -> dict[str, Any]:
 
 
 def render_json(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
-    """The JSON contract; with the report's sections (agent/reports/html.py) under `report`."""
+    """The JSON contract; with the report's sections (agent/reports/sections.py) under `report`."""
     doc = to_document(r)
     if sections is not None:
         doc["report"] = sections
@@ -55,8 +55,8 @@ def render_json(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
 def render_html(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
     """The self-contained HTML report (inline CSS and SVG charts)."""
     from costwarden.agent import __version__
-    from costwarden.agent.reports.html import build_sections
-    from costwarden.agent.reports.html import render_html as _render
+    from costwarden.agent.reports.render import render_html as _render
+    from costwarden.agent.reports.sections import build_sections
 
     return _render(r, sections if sections is not None else build_sections(r), version=__version__)
 
@@ -85,25 +85,10 @@ def _headline(r: SweepResult) -> str:
 
 
 def render_markdown(r: SweepResult, sections: dict[str, Any] | None = None) -> str:
-    lines = ["# Costwarden audit", "", f"**{_headline(r)}**", "",
-             "| Resource | Region | Why | Monthly waste | Proposed action | Decision |",
-             "|---|---|---|---:|---|---|"]
-    for f, a in _rows(r):
-        action = f"`{a.action}`" if a else "-"
-        decision = f"{a.decision} ({a.status}): {a.reason}" if a else "report"
-        lines.append(f"| `{_resource_label(f)}` {f.resource_type} | {f.account}/{f.region} | "
-                     f"{_why(f).replace('|', '/')} | ${f.monthly_waste_usd:,.2f} | {action} | {decision} |")
-    if not r.findings:
-        lines.append("| _no waste found_ | | | | | |")
-    lines.append(f"| **Total** | | | **${r.monthly_waste_usd:,.2f}** | | |")
-    for title, items in (("Errors", r.errors), ("Warnings", r.warnings)):
-        if items:
-            lines += ["", f"## {title}", *[f"- {i}" for i in items]]
-    if sections is not None:
-        from costwarden.agent.reports.html import render_markdown_sections
+    """The findings table as Markdown for a ticket; with the report's sections after it when given."""
+    from costwarden.agent.reports.render import render_markdown as _render
 
-        return "\n".join(lines) + "\n" + render_markdown_sections(sections)
-    return "\n".join(lines) + "\n"
+    return _render(r, _headline(r), sections)
 
 
 def render_table(r: SweepResult, console: Any) -> None:

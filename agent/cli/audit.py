@@ -1,0 +1,81 @@
+"""`costwarden audit`: one dry-run sweep, printed as a table or written as JSON, Markdown or HTML."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from costwarden.agent.cli.options import ConfigOpt, DemoOpt, PolicyOpt, StateOpt, cli_settings, err, progress_printer
+
+
+class AuditFormat(str, Enum):
+    """`audit` also writes the self-contained HTML report (agent/reports/templates/audit.html.j2)."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
+          fmt: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
+          output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False) -> None:
+    """One dry-run sweep: find waste and show what would be done. Changes nothing, ever."""
+    from costwarden.agent.engine.sweep import run_sweep
+    from costwarden.agent.reports.output import render_html, render_json, render_markdown, render_table
+    from costwarden.policies.loader import load_policies
+
+    if demo:
+        from costwarden.agent.cli.demo import enter_demo_estate, require_demo_extra
+
+        require_demo_extra()
+    settings = cli_settings(config, state_dir, policy)
+    policies = load_policies(list(settings.policies))
+    if fmt is AuditFormat.html:
+        from costwarden.agent.reports.charts import require_charts
+
+        require_charts()
+    progress = progress_printer(quiet)
+    with ExitStack() as stack:
+        if demo:
+            progress("demo: starting moto on 127.0.0.1 and seeding the demo estate (14 days of hourly metrics)")
+            settings = enter_demo_estate(stack, settings)
+        result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress)
+        sections = None
+        if fmt is not AuditFormat.table:  # inside the stack: the demo's billing files are gone after it
+            from costwarden.agent.reports.sections import build_sections
+            from costwarden.state.store import Store
+
+            progress("report: spend, waste by team, GPU profiles, unit economics, realized savings")
+            store = Store(settings.db_url)
+            try:
+                sections = build_sections(result, settings.billing, store=store)
+            finally:
+                store.close()
+    if result.refused_calls:  # the SDK hook refused something: a bug, and the audit says so loudly
+        err.print(f"[red]dry-run refused mutating calls: {result.refused_calls}[/]")
+    if fmt is AuditFormat.table:
+        if output:
+            with output.open("w", encoding="utf-8") as fh:
+                render_table(result, Console(file=fh, width=160, force_terminal=False))
+        else:
+            render_table(result, Console(width=max(120, Console().width)))
+    else:
+        render = {AuditFormat.json: render_json, AuditFormat.markdown: render_markdown,
+                  AuditFormat.html: render_html}[fmt]
+        text = render(result, sections)
+        if output:
+            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        else:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if output:
+        err.print(f"report written to {output}")
+    if result.errors:
+        raise typer.Exit(1)

@@ -1,0 +1,39 @@
+"""`costwarden run`: the daemon, or one sweep of every policy with --once."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Annotated, Any, Optional
+
+import typer
+
+from costwarden.agent.cli.options import ConfigOpt, DemoOpt, PolicyOpt, StateOpt, cli_settings
+
+
+def run(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
+        once: Annotated[bool, typer.Option("--once", help="Run one sweep of every policy and exit.")] = False,
+        port: Annotated[Optional[int], typer.Option(help="HTTP port for /healthz, /readyz, /metrics (0: any free port).")] = None,
+        host: Annotated[Optional[str], typer.Option(help="HTTP bind address.")] = None,
+        interval_minutes: Annotated[Optional[float], typer.Option(help="Minutes between sweeps of policies without a schedule.")] = None) -> None:
+    """Run the daemon: sweep every policy on its schedule, acting within policy limits."""
+    from costwarden.agent.server.daemon import Daemon, run_once
+    from costwarden.agent.server.logs import setup_logging
+    from costwarden.policies.loader import load_policies
+
+    if demo:
+        from costwarden.agent.cli.demo import enter_demo_estate, require_demo_extra
+
+        require_demo_extra()
+    settings = cli_settings(config, state_dir, policy)
+    update: dict[str, Any] = {"sweep_interval_minutes": interval_minutes, "http_port": port, "http_host": host}
+    if demo and host is None:
+        update["http_host"] = "127.0.0.1"
+    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    setup_logging(settings.log_level, json_lines=settings.json_logs)
+    policies = load_policies(list(settings.policies))  # fail fast on bad policy files, before anything starts
+    with ExitStack() as stack:
+        if demo:
+            settings = enter_demo_estate(stack, settings)
+        if once:
+            raise typer.Exit(run_once(settings, policies))
+        raise typer.Exit(Daemon(settings, host=settings.http_host, port=settings.http_port).run())
