@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=0, le=65535)
     shutdown_timeout_seconds: float = Field(30.0, gt=0)
+    checkpoint_retention_days: float = Field(7.0, ge=0, le=3650, description=(
+        "How long the LangGraph checkpoints of a finished approval thread (executed, rejected, expired) are kept "
+        "before the daemon's hourly housekeeping deletes them; 0 deletes them at the next pass. A thread still "
+        "waiting for a human is never deleted."))
     json_logs: bool = True
     log_level: str = "INFO"
     aws: AwsSettings = Field(default_factory=AwsSettings)
