@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP endpoints; 0 picks a free port.")
     shutdown_timeout_seconds: float = Field(30.0, gt=0, description=(
         "On SIGTERM or SIGINT, how long a sweep in flight may take to finish before the process exits anyway."))
+    checkpoint_retention_days: float = Field(7.0, ge=0, le=3650, description=(
+        "How long the LangGraph checkpoints of a finished approval thread (executed, rejected, expired) are kept "
+        "before the daemon's hourly housekeeping deletes them; 0 deletes them at the next pass. A thread still "
+        "waiting for a human is never deleted."))
     json_logs: bool = Field(True, description="JSON lines on stderr, secrets redacted; false: plain text lines.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     aws: AwsSettings = Field(default_factory=AwsSettings)

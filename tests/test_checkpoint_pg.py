@@ -19,7 +19,8 @@ from costwarden.agent.config import AwsSettings, Settings, SlackSettings
 from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
 from costwarden.agent.server.http import HttpServer
 from costwarden.agent.server.slack_http import InteractionHandler
-from costwarden.agent.engine.sweep import open_checkpointer, pg_conninfo, run_sweep
+from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, thread_ids
+from costwarden.agent.engine.sweep import run_sweep
 from costwarden.policies.loader import load_policy_file
 from costwarden.state.store import Store, StoreError
 from tests.fakes.slack import FakeSlack
@@ -117,8 +118,10 @@ def test_a_click_on_another_replica_resumes_the_checkpointed_thread_and_executes
     target = next(x.id for x in result.actions if x.args["instance_id"] == ids["llm-finetune-01"])
     assert not a.checkpoint_path.exists() and not b.checkpoint_path.exists()
     with open_checkpointer(a) as saver:
-        sweep = saver.get_tuple({"configurable": {"thread_id": result.run_id}})  # the sweep thread, read back
-        assert [f["id"] for f in sweep.checkpoint["channel_values"]["findings"]] == [f.id for f in result.findings]
+        # only what waits for a human is checkpointed: the three approval threads, not the sweep
+        assert saver.get_tuple({"configurable": {"thread_id": result.run_id}}) is None
+        assert sorted(thread_ids(saver)) == sorted(thread_config(x.id)["configurable"]["thread_id"]
+                                                   for x in result.actions)
         paused_at = saver.get_tuple(thread_config(target)).config["configurable"]["checkpoint_id"]
 
     # replica B, with its own empty state_dir, sees A's paused thread before anything resumes it

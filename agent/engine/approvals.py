@@ -3,9 +3,11 @@
     (sweep: guard -> approve posts the message) ... wait --interrupt()--> execute -> notify
 
 The thread (id `approval:<action id>`) pauses in `wait` with `interrupt()`, checkpointed
-(agent/engine/sweep.py open_checkpointer: in the PostgreSQL database all replicas share, else in
-SQLite in `state_dir`), so a click days later, in another process or on another replica,
-resumes it. Before anything resumes, the decision is claimed atomically in the store
+(agent/engine/checkpoints.py: in the PostgreSQL database all replicas share, else in SQLite in
+`state_dir`), so a click days later, in another process or on another replica, resumes it.
+These are the only checkpointed threads: the sweep itself never pauses. Once a thread has
+finished, its checkpoints are kept `checkpoint_retention_days` and then deleted
+(`prune_finished`). Before anything resumes, the decision is claimed atomically in the store
 (`Store.vote`): only the click that moves the approval out of `pending` resumes the thread, so
 double clicks, replays and replicas execute nothing twice. `execute` then claims the action
 itself (`pending` before the cloud call).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -23,9 +25,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from costwarden.agent.config import Settings
+from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, thread_ids
 from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
-from costwarden.agent.engine.sweep import open_checkpointer
 from costwarden.state.domain import PlannedAction
 from costwarden.state.store import Store, _utc
 from costwarden.tools.errors import ToolError
@@ -57,8 +59,11 @@ def slack_for(settings: Settings) -> Any | None:
     return SlackNotifier(settings.slack.bot_token.get_secret_value(), base_url=settings.slack.base_url)
 
 
+THREAD_PREFIX = "approval:"
+
+
 def thread_config(action_id: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": f"approval:{action_id}"}}
+    return {"configurable": {"thread_id": THREAD_PREFIX + action_id}}
 
 
 # --- nodes ----------------------------------------------------------------------------------
@@ -186,7 +191,8 @@ def open_threads(settings: Settings, store: Store, action_ids: list[str]) -> Non
             graph.invoke({"action_id": action_id}, thread_config(action_id), context=ctx)
 
 
-def _resume(settings: Settings, store: Store, action_id: str, payload: dict[str, str]) -> dict[str, Any]:
+def resume_thread(settings: Settings, store: Store, action_id: str, payload: dict[str, str]) -> dict[str, Any]:
+    """Resume an action's approval thread with a final decision (`store.vote` claimed it first)."""
     ctx = _context(settings, store)
     with open_checkpointer(settings) as saver:
         graph = build_approval_graph(saver)
@@ -205,7 +211,7 @@ def decide(settings: Settings, store: Store, action_id: str, *, actor: str, deci
     """Apply a human decision (approve | reject | snooze); resume the thread if it is final."""
     outcome = store.vote(action_id, actor=actor, decision=decision, snooze=timedelta(hours=snooze_hours))
     if outcome in ("approved", "rejected", "expired"):
-        _resume(settings, store, action_id, {"decision": outcome, "actor": actor})
+        resume_thread(settings, store, action_id, {"decision": outcome, "actor": actor})
     elif outcome in ("recorded", "snoozed"):
         update_message(_context(settings, store), action_id, None)  # shows the votes so far, or the new expiry
     log.info("approval decision", extra={"action_id": action_id, "actor": actor, "decision": decision,
@@ -217,5 +223,41 @@ def expire_due(settings: Settings, store: Store) -> list[str]:
     """Withdraw approvals whose window closed; close their threads and messages."""
     expired = store.expire_due()
     for action_id in expired:
-        _resume(settings, store, action_id, {"decision": "expired", "actor": "costwarden"})
+        resume_thread(settings, store, action_id, {"decision": "expired", "actor": "costwarden"})
     return expired
+
+
+def prune_finished(settings: Settings, *, now: datetime | None = None) -> list[str]:
+    """Delete the checkpoints of threads that finished `checkpoint_retention_days` ago or more;
+    return the thread ids deleted.
+
+    A finished approval thread (executed, rejected, expired) is never read again: a later click
+    is refused by the store before any thread resumes, and `resume_thread` would rebuild a
+    missing thread from the store anyway. A thread that has not finished (paused in `wait`, or
+    cut off after a decision) is never deleted, however old: it is someone's approval. Threads
+    with any other id are sweep threads from before sweeps stopped being checkpointed; they
+    never paused and nothing resumes them.
+    """
+    if pg_conninfo(settings.database_url) is None and not settings.checkpoint_path.exists():
+        return []  # no approval ever waited here: do not create the file just to look
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=settings.checkpoint_retention_days)
+    removed: list[str] = []
+    with open_checkpointer(settings) as saver:
+        graph = build_approval_graph(saver)
+        for thread_id in thread_ids(saver):
+            cfg = {"configurable": {"thread_id": thread_id}}
+            if thread_id.startswith(THREAD_PREFIX):
+                snapshot = graph.get_state(cfg)
+                if snapshot.next or snapshot.interrupts:
+                    continue
+                written = snapshot.created_at
+            else:
+                latest = saver.get_tuple(cfg)
+                written = latest.checkpoint["ts"] if latest is not None else None
+            if written is not None and datetime.fromisoformat(written) <= cutoff:
+                saver.delete_thread(thread_id)
+                removed.append(thread_id)
+    if removed:
+        log.info("checkpoints of finished threads deleted",
+                 extra={"threads": len(removed), "retention_days": settings.checkpoint_retention_days})
+    return removed

@@ -1,19 +1,19 @@
-"""What the graph's nodes need but must not checkpoint: settings, the store, cloud clients.
+"""What the graph's nodes use but do not pass to each other: settings, the store, cloud clients.
 
-LangGraph passes this as the run's `context`; it is rebuilt by whichever process resumes a
+LangGraph passes this as the run's `context`, read-only by convention: data one node hands to
+the next travels in the graph's state. It is rebuilt by whichever process resumes an approval
 thread, so nothing here has to survive a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.policies.loader import LoadedPolicy
-from costwarden.state.domain import Observation
 from costwarden.state.store import Store
 from costwarden.tools.aws.session import AwsClients, aws_call_log
 from costwarden.tools.calls import CallLog
@@ -87,6 +87,3 @@ class SweepContext:
     prices: PriceBook
     now: datetime
     progress: Callable[[str], None] = lambda _msg: None
-    # read-only streams opened by `collect` and drained by `detect`, one per policy
-    streams: dict[str, Iterator[Observation]] = field(default_factory=dict)
-    collect_reports: dict[str, Any] = field(default_factory=dict)

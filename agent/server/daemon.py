@@ -256,7 +256,9 @@ class Daemon:
             log.info("approvals withdrawn after expiry", extra={"action_ids": expired})
 
     def _housekeeping(self) -> None:
-        """Hourly: measure what executed actions really saved; weekly: the Slack digest."""
+        """Hourly: measure what executed actions really saved, delete the checkpoints of approval
+        threads finished longer ago than `checkpoint_retention_days`; weekly: the Slack digest."""
+        from costwarden.agent.engine.approvals import prune_finished
         from costwarden.agent.engine.context import Providers
         from costwarden.agent.engine.realized import refresh_realized
 
@@ -266,6 +268,10 @@ class Daemon:
                 log.info("realized savings measured", extra={"actions": len(measured)})
         except Exception as exc:  # noqa: BLE001 - measured again next hour
             log.error("realized savings measurement failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
+        try:
+            prune_finished(self.settings)
+        except Exception as exc:  # noqa: BLE001 - pruned next hour
+            log.error("checkpoint pruning failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
         if self.settings.slack.enabled:
             self._weekly_digest()
 

@@ -138,9 +138,9 @@ class Interactions:
             log.exception("approval follow-up failed")
 
     def _finish(self, action_id: str, outcome: str, actor: str) -> None:
-        from costwarden.agent.engine.approvals import _resume
+        from costwarden.agent.engine.approvals import resume_thread
 
-        _resume(self.settings, self.store, action_id, {"decision": outcome, "actor": actor})
+        resume_thread(self.settings, self.store, action_id, {"decision": outcome, "actor": actor})
 
     def _refresh(self, action_id: str) -> None:
         from costwarden.agent.engine.approvals import _context, update_message

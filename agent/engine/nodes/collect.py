@@ -2,7 +2,9 @@
 
 The streams are lazy on purpose: `detect` drains them batch by batch (inventory page ->
 batched metrics -> detection), so a sweep of thousands of instances never holds all their
-series at once. Only read calls are made; the dry-run hook would refuse anything else.
+series at once. Each stream travels to `detect` in the graph's state, one per policy, with the
+report its collector fills in as it is read. Only read calls are made; the dry-run hook would
+refuse anything else.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ from langgraph.runtime import Runtime
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.agent.engine.nodes.stream import ObservationStream
 from costwarden.tools.collectors import CollectPlan, CollectReport, Scope, get_collector
 
 
 def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     ctx = runtime.context
+    streams: dict[str, ObservationStream] = {}
     for name, lp in ctx.policies.items():
         spec = get_collector(lp.policy.resource)
         report = CollectReport()
-        ctx.collect_reports[name] = report
         plan = CollectPlan(
             wants=lambda r, lp=lp: any(d.wants(r) for d in lp.detectors),
             metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
@@ -29,7 +32,7 @@ def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]
         scope = Scope(regions=list(ctx.settings.aws.regions))
         clients = (spec.source(ctx.settings, ctx.providers) if spec.source
                    else ctx.providers.clients_for(spec.provider))
-        ctx.streams[name] = spec.collect(clients, scope, plan, report)
+        streams[name] = ObservationStream(name, spec.collect(clients, scope, plan, report), report)
         where = ", ".join(scope.regions) if spec.provider == "aws" else spec.provider
         ctx.progress(f"collect: {name} ({lp.policy.resource}) from {where}")
-    return {}
+    return {"streams": streams}

@@ -1,4 +1,8 @@
-"""detect: run each policy's detectors over its observations and record the findings."""
+"""detect: run each policy's detectors over its observations and record the findings.
+
+The observations arrive in the state as one once-only stream per policy (nodes/stream.py);
+draining it drives the collector, so detection and collection interleave batch by batch.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +35,13 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     # three EC2 policies would report every instance three times in the headline.
     inventoried_by_type: dict[str, int] = {}
     protected_keys = ctx.store.protected_keys()
+    streams = state.get("streams", {})
     for name, lp in ctx.policies.items():
+        stream = streams[name]
         dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
                              token_price=token_prices.price)
         protected = 0
-        for obs in ctx.streams.pop(name, iter(())):
+        for obs in stream:
             hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags) or (
                 "protected by a person in Slack" if obs.resource.key in protected_keys else None)
             if hit:
@@ -49,14 +55,13 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                     f = d.detect(obs, dctx)
                     if f is not None:
                         findings.append(f)
-        report = ctx.collect_reports.get(name)
-        if report is not None:
-            rtype = lp.policy.resource
-            inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
-            errors.extend(report.errors)
-            warnings.extend(report.warnings)
-            ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
-                         f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
+        report = stream.report  # complete now that the stream is drained
+        rtype = lp.policy.resource
+        inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
+        errors.extend(report.errors)
+        warnings.extend(report.warnings)
+        ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
+                     f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
         warnings.extend(dctx.warnings)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     ctx.store.add_findings(run_id, findings)

@@ -1,14 +1,17 @@
-"""The checkpointed state of one sweep: small, JSON-shaped, enough to resume after a restart."""
+"""The state of one sweep, passed from node to node (the sweep graph is not checkpointed)."""
 
 from __future__ import annotations
 
 import operator
 from typing import Annotated, Any, TypedDict
 
+from costwarden.agent.engine.nodes.stream import ObservationStream
+
 
 class SweepState(TypedDict, total=False):
     run_id: str
     dry_run: bool
+    streams: dict[str, ObservationStream]  # policy name -> its observations (set by collect, read once by detect)
     findings: list[dict[str, Any]]
     priority: list[str]  # finding ids in digest order (set by explain); the findings keep theirs
     actions: list[dict[str, Any]]
