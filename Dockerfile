@@ -37,7 +37,7 @@ COPY requirements/docker.lock /tmp/docker.lock
 # resolved here; --only-binary: no sdist builds (no compilers in a slim image, no unhashed build deps).
 # Byte-compiled once, at build: a start then loads .pyc files instead of compiling every module it
 # imports (PYTHONDONTWRITEBYTECODE, and the k8s example's read-only root filesystem, mean nothing
-# compiled at run time is ever kept; `costwarden run` imports take 2.5x the CPU without them).
+# compiled at run time is ever kept; `costwarden run`'s imports take over twice the CPU without them).
 # unchecked-hash: the .pyc files stay valid whatever the layer's file times become; the image is
 # immutable, so a source can never change under its .pyc.
 RUN pip --python /opt/venv/bin/python install --require-hashes --no-deps --only-binary=:all: \
