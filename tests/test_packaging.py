@@ -238,6 +238,14 @@ def test_installed_console_script_runs_the_images_commands(installed):
     assert version.stdout.strip() == f"costwarden {tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']}"
 
 
+
+def test_the_image_answers_demo_with_one_line(installed):
+    """The image leaves the demo out: `audit --demo` says so in one line, exit 2, no traceback."""
+    proc = _run(installed, str(installed / "bin" / "costwarden"), "audit", "--demo", "-q")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "does not carry the demo" in proc.stderr and "costwarden[demo]" in proc.stderr
+
 # --- the lock files --------------------------------------------------------------------------------
 
 def _lock(name: str) -> dict[str, tuple[str, list[str]]]:

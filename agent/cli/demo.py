@@ -27,6 +27,9 @@ def require_demo_extra() -> None:
     """Fail before anything starts when the demo extra is not installed (find_spec imports nothing)."""
     from costwarden.tools.errors import ToolError
 
+    if importlib.util.find_spec("costwarden.agent.demo") is None:  # the container image leaves it out
+        raise ToolError("--demo is not part of this installation (the container image does not carry the demo): "
+                        f"run it from a checkout or a pip install, {INSTALL_HINT}")
     missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise ToolError(f"--demo needs the demo extra ({', '.join(missing)} not installed): {INSTALL_HINT}")
