@@ -82,3 +82,32 @@ def test_nothing_below_the_agent_imports_it(graph, lower: str) -> None:
     """DESIGN.md: dependencies point one way, agent -> policies, tools, state (directly or through another)."""
     chain = graph.find_shortest_chain(importer=lower, imported=AGENT, as_packages=True)
     assert chain is None, " -> ".join(chain)
+
+
+# --- small rooms, public seams ---------------------------------------------------------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+CODE_DIRS = ("agent", "tools", "policies", "state")
+MAX_LINES = 400  # a module past this holds more than one job: split it by job
+
+
+def _code_files():
+    return sorted(p for d in CODE_DIRS for p in (ROOT / d).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_no_module_is_over_the_size_of_one_job() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in _code_files()
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """`from costwarden.x import _name` couples to what x may change at will: give it a public name."""
+    import ast
+
+    found = []
+    for p in [*_code_files(), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "bench").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("costwarden", "tests")):
+                found += [f"{p.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, "imports of private names:\n" + "\n".join(found)
