@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from costwarden.state.domain import HOURS_PER_MONTH
+
 if TYPE_CHECKING:
     from costwarden.tools.aws.price_list import AwsPriceList
     from costwarden.tools.calls import CallLog
 
-HOURS_PER_MONTH = Decimal("730")
 PRICE_LIST_CACHE = "aws_price_list.json"  # in state_dir
 
 _FILES = {"ec2": "aws_ec2_on_demand.yml", "sagemaker": "aws_sagemaker_on_demand.yml",

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from costwarden.policies.actions.base import Action, ActionParams, PlanContext, ToolCall
-from costwarden.policies.actions.marks import encode_op, op_prefix, provider_of, tag_key
+from costwarden.policies.actions.marks import encode_op, op_prefix, tag_key
 from costwarden.policies.registry import actions
+from costwarden.policies.resources import provider_of
 from costwarden.state.domain import Finding
 
 INSTANCES = ("aws.ec2", "gcp.compute")
