@@ -47,7 +47,7 @@ class MarkForOpParams(ActionParams):
     @field_validator("op")
     @classmethod
     def _known_op(cls, v: str) -> str:
-        if actions.get(v) is None:
+        if v not in actions:
             raise ValueError(f"unknown op {v!r}; known: {', '.join(actions.names())}")
         return v
 
