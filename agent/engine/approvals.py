@@ -27,7 +27,7 @@ from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
 from costwarden.agent.engine.sweep import open_checkpointer
 from costwarden.state.domain import PlannedAction
-from costwarden.state.store import Store, _utc
+from costwarden.state.store import Store, as_utc
 from costwarden.tools.errors import ToolError
 
 log = logging.getLogger("costwarden.approvals")
@@ -131,7 +131,7 @@ def _message(store: Store, action_id: str, outcome: str | None) -> tuple[str, li
                                            "monthly_waste_usd", "rationale")}
     a = {"id": action.id, "action": action.action, "policy": action.policy, "reason": action.reason,
          "projected_monthly_savings_usd": action.projected_monthly_savings_usd}
-    expires = _utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
+    expires = as_utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
     text = f"Costwarden asks to {action.action} {finding.resource_id} (${float(finding.monthly_waste_usd):,.2f}/month)"
     return text, approval_blocks(a, f, expires=expires, required=approval.required, votes=list(approval.votes or []),
                                  outcome=outcome)
