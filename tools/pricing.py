@@ -46,7 +46,10 @@ def _load(name: str) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
-def _table(provider: str, kind: str = "") -> dict[str, Any]:
+def price_table(provider: str, kind: str = "") -> dict[str, Any]:
+    """The shipped on-demand table that prices `kind` for `provider` (tools/data/, parsed once):
+    `regions` (region -> type -> figure), `source`, `as_of`, and `units` where a figure is not
+    per hour. Empty for a provider with no public price list (k8s). Shared: do not change it."""
     if provider == "gcp":
         return _load(_FILES["gcp"])
     if provider != "aws":
@@ -102,7 +105,7 @@ class PriceBook:
     def hourly(self, provider: str, region: str, kind: str) -> tuple[Decimal | None, str]:
         if provider == "k8s":
             return self._node(kind)
-        table = _table(provider, kind)
+        table = price_table(provider, kind)
         for key in (f"{region}/{kind}", kind):
             if key in self.overrides:
                 return _per_hour(table, kind, self.overrides[key]), "config override"
