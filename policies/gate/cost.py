@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from costwarden.policies.gate.diff import Change
-from costwarden.policies.gate.extract import Setting
+from costwarden.policies.gate.setting import Setting
 from costwarden.state.domain import DAYS_PER_MONTH, HOURS_PER_MONTH
 from costwarden.state.usage import TokenPrice, UsageGroup
 
