@@ -206,13 +206,13 @@ class TimedApp:
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        from tests.fakes.moto_server import _operation
+        from tests.fakes.moto_server import operation_of
 
         body = environ["wsgi.input"].getvalue()  # the recorder has already buffered it
         t0 = time.perf_counter()
         out = list(self.app(environ, start_response))
         with self.lock:
-            self.seconds[_operation(environ, body)] += time.perf_counter() - t0
+            self.seconds[operation_of(environ, body)] += time.perf_counter() - t0
         return out
 
 

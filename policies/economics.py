@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from costwarden.state.domain import DAYS_PER_MONTH
 from costwarden.state.usage import MILLION, UsageGroup
 
-DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 SUCCESS = "success"
 
 

@@ -43,10 +43,10 @@ def _build(doc: LocatedYaml, index: int, policy: Policy) -> LoadedPolicy:
     built_detectors: list[Detector] = []
     for j, spec in enumerate(policy.filters):
         loc = base + ("filters", j)
-        cls = detectors.get(spec.type)
-        if cls is None:
+        if spec.type not in detectors:
             raise PolicyError(doc.path, f"unknown filter type {spec.type!r}; known: {', '.join(detectors.names())}",
                               line=doc.line_of(loc + ("type",)), field=".".join(map(str, loc + ("type",))))
+        cls = detectors.get(spec.type)
         if policy.resource not in cls.resource_types:
             raise PolicyError(doc.path, f"filter {spec.type!r} does not apply to resource {policy.resource!r}",
                               line=doc.line_of(loc), field=".".join(map(str, loc)))
@@ -57,10 +57,10 @@ def _build(doc: LocatedYaml, index: int, policy: Policy) -> LoadedPolicy:
     built_actions: list[Action] = []
     for j, spec in enumerate(policy.actions):
         loc = base + ("actions", j)
-        acls = actions.get(spec.type)
-        if acls is None:
+        if spec.type not in actions:
             raise PolicyError(doc.path, f"unknown action type {spec.type!r}; known: {', '.join(actions.names())}",
                               line=doc.line_of(loc), field=".".join(map(str, loc + ("type",))))
+        acls = actions.get(spec.type)
         if policy.resource not in acls.resource_types:
             raise PolicyError(doc.path, f"action {spec.type!r} does not apply to resource {policy.resource!r}",
                               line=doc.line_of(loc), field=".".join(map(str, loc)))

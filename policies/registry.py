@@ -1,53 +1,35 @@
-"""Name -> class registries, so the YAML vocabulary and the code are one list (Cloud Custodian's pattern)."""
+"""The detectors and actions a policy may name: YAML vocabulary and code are one list (Cloud Custodian's pattern).
+
+Each is a class that registers itself under its YAML name when its module in policies/detectors/ or
+policies/actions/ is imported; the registry stamps that name on the class (`cls.name`), so a
+finding records the name the policy used.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-
-class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._items: dict[str, type[T]] = {}
-
-    def register(self, name: str) -> Callable[[type[T]], type[T]]:
-        def deco(cls: type[T]) -> type[T]:
-            if name in self._items:
-                raise RuntimeError(f"{self.kind} '{name}' registered twice")
-            cls.name = name  # type: ignore[attr-defined]
-            self._items[name] = cls
-            return cls
-
-        return deco
-
-    def get(self, name: str) -> type[T] | None:
-        return self._items.get(name)
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
-    def items(self) -> list[tuple[str, type[T]]]:
-        return sorted(self._items.items())
+from costwarden.state.registry import Registry
 
 
-detectors: Registry = Registry("detector")
-actions: Registry = Registry("action")
+class ClassRegistry(Registry[Any]):
+    """A Registry of classes that also tells each class its registered name."""
+
+    def add(self, name: str, item: Any) -> Any:
+        super().add(name, item)
+        item.name = name
+        return item
 
 
-def _import_all(package: str) -> None:
-    import importlib
-    import pkgutil
-
-    pkg = importlib.import_module(package)
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name != "base":
-            importlib.import_module(f"{package}.{mod.name}")
+detectors = ClassRegistry("detector", packages=("costwarden.policies.detectors",))
+actions = ClassRegistry("action", packages=("costwarden.policies.actions",))
 
 
 def load_builtin() -> None:
-    """Import every module of policies/detectors and policies/actions so each registers itself."""
-    _import_all("costwarden.policies.detectors")
-    _import_all("costwarden.policies.actions")
+    """Import every module of policies/detectors and policies/actions so each registers itself.
+
+    Lookups do this on their own; a caller that lists or validates everything up front (the
+    policy loader, `policies validate`) calls it to fail early on a broken module.
+    """
+    detectors.load_builtin()
+    actions.load_builtin()

@@ -17,4 +17,5 @@ RESOURCE_TYPES: dict[str, str] = {
 
 
 def provider_of(resource_type: str) -> str:
+    """The provider is the resource type's prefix ("gcp.compute" -> "gcp"): the types above are named so."""
     return resource_type.split(".", 1)[0]

@@ -26,10 +26,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from costwarden.state.domain import HOURS_PER_MONTH, money
+from costwarden.state.domain import DAYS_PER_MONTH, HOURS_PER_MONTH, money
 
 _HOUR = Decimal(3600)
-_DAYS_PER_MONTH = HOURS_PER_MONTH / Decimal(24)
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class BillingRealized:
 
     @property
     def realized_monthly_usd(self) -> Decimal:
-        return money((self.baseline_daily_usd - self.after_daily_usd) * _DAYS_PER_MONTH)
+        return money((self.baseline_daily_usd - self.after_daily_usd) * DAYS_PER_MONTH)
 
 
 def realized_from_billing(daily_cost: Mapping[date, Decimal], acted_at: datetime,

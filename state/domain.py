@@ -14,6 +14,7 @@ from typing import Any
 
 CENT = Decimal("0.01")
 HOURS_PER_MONTH = Decimal("730")  # the convention AWS and GCP price calculators use
+DAYS_PER_MONTH = HOURS_PER_MONTH / Decimal(24)  # the same month in days, for daily spend and token volumes
 
 
 def money(value: float | Decimal | str | int) -> Decimal:

@@ -13,72 +13,28 @@ from botocore.exceptions import ClientError
 import costwarden.tools.aws.session as session_mod
 from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
 from costwarden.agent.engine.sweep import run_sweep
-from costwarden.policies.loader import load_policy_file
 from tests.fakes.moto_server import mutating
+from tests.multi_account import ROLE_A, ROLE_B, ROLE_DENIED, assumed_ec2, deny_role, eip_policies
 from costwarden.tools.aws.session import AwsClients
 from costwarden.tools.registry import get_tool
-
-ROLE_A = "arn:aws:iam::111111111111:role/costwarden-audit"
-ROLE_B = "arn:aws:iam::222222222222:role/costwarden-audit"
-ROLE_DENIED = "arn:aws:iam::333333333333:role/costwarden-audit"
-POLICY = """
-policies:
-  - name: idle-addresses
-    resource: aws.elastic-ip
-    mode: approve
-    filters:
-      - unassociated-eip
-    actions:
-      - release-address
-"""
-
-
-def _assumed_ec2(role_arn: str, region: str = "us-east-1") -> Any:
-    creds = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName="seed")["Credentials"]
-    return boto3.client("ec2", region_name=region, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-
 
 @pytest.fixture
 def two_accounts(aws) -> dict[str, list[str]]:
     """Account A holds one free address in us-east-1; account B two, one of them in us-west-2."""
-    out = {"A": [_assumed_ec2(ROLE_A).allocate_address(Domain="vpc")["AllocationId"]],
-           "B": [_assumed_ec2(ROLE_B).allocate_address(Domain="vpc")["AllocationId"],
-                 _assumed_ec2(ROLE_B, "us-west-2").allocate_address(Domain="vpc")["AllocationId"]]}
+    out = {"A": [assumed_ec2(ROLE_A).allocate_address(Domain="vpc")["AllocationId"]],
+           "B": [assumed_ec2(ROLE_B).allocate_address(Domain="vpc")["AllocationId"],
+                 assumed_ec2(ROLE_B, "us-west-2").allocate_address(Domain="vpc")["AllocationId"]]}
     aws.clear_calls()
     return out
-
-
-def _policies(tmp_path: Path):
-    f = tmp_path / "eip.yml"
-    f.write_text(POLICY)
-    return load_policy_file(f)
 
 
 def _settings(state_dir: Path, accounts: list[str], **kw) -> Settings:
     return Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1", "us-west-2"], accounts=accounts), **kw)
 
 
-def _deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
-    """Every boto3 Session our clients make refuses AssumeRole of `role_arn`, as IAM would."""
-    real = session_mod.boto3.Session
-
-    def deny(params: dict[str, Any], **_: Any) -> None:
-        if params.get("RoleArn") == role_arn:
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"not authorized to assume {role_arn}"}},
-                              "AssumeRole")
-
-    def make(*args: Any, **kwargs: Any) -> Any:
-        s = real(*args, **kwargs)
-        s.events.register("provide-client-params.sts.AssumeRole", deny)
-        return s
-
-    monkeypatch.setattr(session_mod.boto3, "Session", make)
-
-
 def test_each_assumed_account_sees_only_its_own_resources(aws, two_accounts, state_dir, tmp_path,
                                                           no_costwarden_env):
-    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_B]), _policies(tmp_path), dry_run=True)
+    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_B]), eip_policies(tmp_path), dry_run=True)
     assert result.errors == []
     found = {(f.account, f.region, f.resource_id) for f in result.findings}
     assert found == {("111111111111", "us-east-1", two_accounts["A"][0]),
@@ -91,8 +47,8 @@ def test_each_assumed_account_sees_only_its_own_resources(aws, two_accounts, sta
 
 def test_an_account_whose_role_cannot_be_assumed_is_reported_and_the_rest_go_on(
         aws, two_accounts, state_dir, tmp_path, no_costwarden_env, monkeypatch):
-    _deny_role(monkeypatch, ROLE_DENIED)
-    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_DENIED, ROLE_B]), _policies(tmp_path), dry_run=True)
+    deny_role(monkeypatch, ROLE_DENIED)
+    result = run_sweep(_settings(state_dir, [ROLE_A, ROLE_DENIED, ROLE_B]), eip_policies(tmp_path), dry_run=True)
     assert result.status == "partial"
     [err] = result.errors
     assert ROLE_DENIED in err and "AccessDenied" in err and "\n" not in err
@@ -104,8 +60,8 @@ def test_an_action_runs_in_the_account_of_its_finding(aws, two_accounts):
     clients = AwsClients(dry_run=False, role_arns=[ROLE_A, ROLE_B])
     out = spec.run(clients, account="222222222222", region="us-west-2", allocation_id=two_accounts["B"][1])
     assert out.ok and out.after["state"] == "released"
-    assert [a["AllocationId"] for a in _assumed_ec2(ROLE_B, "us-west-2").describe_addresses()["Addresses"]] == []
-    assert len(_assumed_ec2(ROLE_A).describe_addresses()["Addresses"]) == 1  # the other account is untouched
+    assert [a["AllocationId"] for a in assumed_ec2(ROLE_B, "us-west-2").describe_addresses()["Addresses"]] == []
+    assert len(assumed_ec2(ROLE_A).describe_addresses()["Addresses"]) == 1  # the other account is untouched
 
 
 def test_role_arns_are_validated_in_config(tmp_path, no_costwarden_env):
@@ -145,7 +101,7 @@ def test_a_throttled_api_is_retried_and_the_sweep_survives(aws, state_dir, tmp_p
     _fast_retries(monkeypatch)
     allocated = boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"]
     settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1"]))
-    result = run_sweep(settings, [*load_policies([]), *_policies(tmp_path)], dry_run=True)
+    result = run_sweep(settings, [*load_policies([]), *eip_policies(tmp_path)], dry_run=True)
 
     assert throttled == {"GetMetricData": 2, "DescribeAddresses": 2}
     assert result.errors == [] and result.status == "done"

@@ -12,7 +12,7 @@ import pytest
 from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
 from costwarden.agent.engine.sweep import run_sweep
 from tests.fakes.moto_server import mutating
-from tests.test_aws_accounts import ROLE_A, _assumed_ec2, _deny_role, _policies
+from tests.multi_account import ROLE_A, assumed_ec2, deny_role, eip_policies
 from costwarden.tools.aws.organizations import OrgAccount, list_accounts, role_arn, select_accounts
 from costwarden.tools.aws.session import AwsClients
 from costwarden.tools.aws.settings import OrganizationSettings
@@ -32,7 +32,7 @@ def org(aws) -> dict[str, dict[str, str]]:
     eips = {MANAGEMENT: boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"]}
     for name, account in ids.items():
         region = "us-west-2" if name == "ml-web" else "us-east-1"
-        eips[account] = _assumed_ec2(role_arn(account, ROLE), region).allocate_address(Domain="vpc")["AllocationId"]
+        eips[account] = assumed_ec2(role_arn(account, ROLE), region).allocate_address(Domain="vpc")["AllocationId"]
     client.close_account(AccountId=ids["old"])
     aws.clear_calls()
     return {"ids": ids, "eips": eips}
@@ -47,9 +47,9 @@ def test_every_active_account_is_swept_and_one_that_cannot_be_assumed_is_reporte
         aws, org, state_dir, tmp_path, no_costwarden_env, monkeypatch):
     ids = org["ids"]
     denied = role_arn(ids["ml-denied"], ROLE)
-    _deny_role(monkeypatch, denied)
+    deny_role(monkeypatch, denied)
     settings = _settings(state_dir, {"role_name": ROLE, "exclude": [ids["sandbox"]]})
-    result = run_sweep(settings, _policies(tmp_path), dry_run=True)
+    result = run_sweep(settings, eip_policies(tmp_path), dry_run=True)
 
     found = {(f.account, f.region, f.resource_id) for f in result.findings}
     assert found == {(ids["ml-research"], "us-east-1", org["eips"][ids["ml-research"]]),
@@ -68,7 +68,7 @@ def test_include_by_name_and_the_management_account_with_its_own_credentials(
     ids = org["ids"]
     settings = _settings(state_dir, {"role_name": ROLE, "include": ["ml-r*", MANAGEMENT],
                                      "include_management": True})
-    result = run_sweep(settings, _policies(tmp_path), dry_run=True)
+    result = run_sweep(settings, eip_policies(tmp_path), dry_run=True)
     assert result.errors == []
     assert {f.account for f in result.findings} == {MANAGEMENT, ids["ml-research"]}
     assert aws.calls.count("AssumeRole") == 1  # no role assumed into the management account itself
@@ -77,8 +77,8 @@ def test_include_by_name_and_the_management_account_with_its_own_credentials(
 def test_a_failed_listing_is_one_error_line_and_configured_roles_still_run(
         aws, state_dir, tmp_path, no_costwarden_env):
     """No organization exists: ListAccounts' failure is reported and the explicit role ARN is swept."""
-    allocated = _assumed_ec2(ROLE_A).allocate_address(Domain="vpc")["AllocationId"]
-    result = run_sweep(_settings(state_dir, {"role_name": ROLE}, accounts=[ROLE_A]), _policies(tmp_path),
+    allocated = assumed_ec2(ROLE_A).allocate_address(Domain="vpc")["AllocationId"]
+    result = run_sweep(_settings(state_dir, {"role_name": ROLE}, accounts=[ROLE_A]), eip_policies(tmp_path),
                        dry_run=True)
     assert result.status == "partial"
     [err] = result.errors
@@ -99,8 +99,8 @@ def test_an_action_runs_in_the_organization_account_of_its_finding(aws, org):
     out = get_tool("aws.elastic-ip.release_address").run(clients, account=web, region="us-west-2",
                                                          allocation_id=org["eips"][web])
     assert out.ok and out.after["state"] == "released"
-    assert _assumed_ec2(role_arn(web, ROLE), "us-west-2").describe_addresses()["Addresses"] == []
-    research = _assumed_ec2(role_arn(org["ids"]["ml-research"], ROLE)).describe_addresses()["Addresses"]
+    assert assumed_ec2(role_arn(web, ROLE), "us-west-2").describe_addresses()["Addresses"] == []
+    research = assumed_ec2(role_arn(org["ids"]["ml-research"], ROLE)).describe_addresses()["Addresses"]
     assert len(research) == 1  # another account is untouched
 
 

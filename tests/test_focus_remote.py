@@ -103,10 +103,10 @@ def test_select_object_prefix_and_glob_rules():
 
 
 def test_gcs_session_refuses_anything_but_reads_before_sending(gcs):
-    from costwarden.tools.billing.remote import _read_only_session
+    from costwarden.tools.billing.remote import read_only_gcs_session
     from costwarden.tools.errors import DryRunViolation
 
-    session, base = _read_only_session()
+    session, base = read_only_gcs_session()
     with pytest.raises(DryRunViolation):
         session.post(f"{base}/storage/v1/b/exports/o", data=b"x")
     with pytest.raises(DryRunViolation):

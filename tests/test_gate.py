@@ -15,10 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from costwarden.agent.cli.main import main
 from costwarden.tools.llm_prices import PriceMap
+from costwarden.tools.pricing import price_table
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IN, DEFAULT_OUT = 1_000_000, 250_000
@@ -76,8 +76,7 @@ def model_cost(model: str, inp: int | Decimal = DEFAULT_IN, out: int | Decimal =
 
 
 def ec2_hourly(kind: str) -> Decimal:
-    table = yaml.safe_load((REPO / "tools" / "data" / "aws_ec2_on_demand.yml").read_text())
-    return Decimal(str(table["regions"]["us-east-1"][kind]))
+    return Decimal(str(price_table("aws", kind)["regions"]["us-east-1"][kind]))
 
 
 WRAPPER = '''"""An API wrapper, as in the seeds' expensive library update."""
@@ -253,8 +252,7 @@ spec:
     g = Git(tmp_path / "repo")
     g.commit({"sm.tf": sm.format(n=1), "deploy/embedder.yaml": k8s.format(r=1)}, "base")
     g.commit({"sm.tf": sm.format(n=3), "deploy/embedder.yaml": k8s.format(r=2)}, "head")
-    sm_table = yaml.safe_load((REPO / "tools" / "data" / "aws_sagemaker_on_demand.yml").read_text())
-    ml_g5 = Decimal(str(sm_table["regions"]["us-east-1"]["ml.g5.xlarge"]))
+    ml_g5 = Decimal(str(price_table("aws", "ml.g5.xlarge")["regions"]["us-east-1"]["ml.g5.xlarge"]))
     per_gpu = ec2_hourly("g5.12xlarge") / 4  # g5.12xlarge carries 4 GPUs
 
     code, doc = gate(g, "--base", "HEAD~1", capsys=capsys)

@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from costwarden.agent.cli.main import main
 from costwarden.agent.reports.output import render_json, render_markdown
 from costwarden.agent.reports.render import render_html
 from costwarden.agent.reports.sections import build_sections
-from costwarden.agent.engine.sweep import SweepResult
-from costwarden.state.domain import Finding, PlannedAction
+from tests.sample_results import sweep_result
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -89,28 +87,8 @@ def test_screenshot(demo_report: Path, tmp_path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a page with charts, not a blank one
 
 
-def _result() -> SweepResult:
-    def finding(fid: str, detector: str, waste: str, tags: dict[str, str], **ev: object) -> Finding:
-        return Finding(id=fid, policy="p", detector=detector, provider="aws", account="1", region="us-east-1",
-                       resource_id=fid.replace("f", "i-"), resource_type="aws.ec2", evidence=dict(ev),
-                       monthly_waste_usd=Decimal(waste), severity="high", rationale=f"why {fid}", tags=tags)
-
-    profile = [1.0] * 12 + [None] * 12
-    fs = [finding("f1", "idle-gpu", "16030.80", {"team": "research", "Name": "gpu-a"},
-                  gpu_util_by_hour_utc_pct=profile, instance_type="p4d.24xlarge"),
-          finding("f2", "idle-gpu", "884.76", {"team": "search"}),
-          finding("f3", "oversized-model", "109.81", {"feature": "helpdesk"})]
-    acts = [PlannedAction(id="a1", finding_id="f1", policy="p", action="stop", tool="aws.ec2.stop_instance",
-                          args={}, projected_monthly_savings_usd=Decimal("16030.80"), resource_key="k1",
-                          decision="needs_approval", status="dry_run"),
-            PlannedAction(id="a2", finding_id="f2", policy="p", action="stop", tool="aws.ec2.stop_instance",
-                          args={}, projected_monthly_savings_usd=Decimal("884.76"), resource_key="k2",
-                          decision="skip", status="skipped")]
-    return SweepResult(run_id="run_x", dry_run=True, status="done", findings=fs, actions=acts)
-
-
 def test_json_markdown_and_html_carry_the_same_sections() -> None:
-    r = _result()
+    r = sweep_result()
     sections = build_sections(r, None, now=datetime(2026, 11, 23, tzinfo=timezone.utc))
     h = sections["headline"]
     assert (h["monthly_waste_usd"], h["projected_monthly_savings_usd"]) == (17025.37, 16030.8)  # skipped excluded
@@ -137,7 +115,7 @@ def test_json_markdown_and_html_carry_the_same_sections() -> None:
 
 def test_html_escapes_every_value_and_markdown_keeps_its_cells() -> None:
     """Tags, rationales (possibly a model's words) and evidence are data: never markup in the page."""
-    r = _result()
+    r = sweep_result()
     hostile = '<script>alert("x")</script> & <b>bold</b> | pipe'
     f = r.findings[0]
     f.tags["Name"], f.rationale = hostile, hostile

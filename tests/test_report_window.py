@@ -17,7 +17,7 @@ from costwarden.state.domain import Finding, PlannedAction
 from costwarden.state.models import ActionRow, FindingRow, Run
 from costwarden.state.store import Store
 from tests.fakes.slack import FakeSlack
-from tests.test_report_html import _result
+from tests.sample_results import sweep_result
 from costwarden.tools.slack import SlackNotifier
 
 NOW = datetime.now(timezone.utc)
@@ -88,7 +88,7 @@ def test_weekly_digest_posts_headline_and_top_findings_per_team() -> None:
     fake = FakeSlack()
     try:
         notifier = SlackNotifier(fake.token, base_url=fake.base_url)
-        digest = digest_from_result(_result(), since=NOW - timedelta(days=7), now=NOW)
+        digest = digest_from_result(sweep_result(), since=NOW - timedelta(days=7), now=NOW)
         posted = post_digest(notifier, digest, channel="#finops",
                              team_channels={"research": "#research", "search": "#search", "web": "#web"})
         assert len(posted) == 3  # the whole digest, then research and search; web has no finding

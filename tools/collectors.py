@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from costwarden.state.domain import MetricRequest, Observation, Resource
+from costwarden.state.registry import Registry
 
 
 @dataclass
@@ -74,32 +75,21 @@ def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
     return end - timedelta(hours=lookback_hours), end
 
 
-_COLLECTORS: dict[str, CollectorSpec] = {}
+collectors: Registry[CollectorSpec] = Registry("resource type", modules=(
+    "costwarden.tools.aws.collect", "costwarden.tools.billing.collect", "costwarden.tools.llm.collect",
+    "costwarden.tools.gcp.collect",  # no Google SDK import until a project is configured
+    "costwarden.tools.prometheus",  # k8s.gpu-node
+))
 
 
 def register_collector(spec: CollectorSpec) -> CollectorSpec:
-    if spec.resource_type in _COLLECTORS:
-        raise RuntimeError(f"collector for {spec.resource_type!r} registered twice")
-    _COLLECTORS[spec.resource_type] = spec
-    return spec
+    return collectors.add(spec.resource_type, spec)
 
 
 def get_collector(resource_type: str) -> CollectorSpec:
-    _load_builtin()
-    try:
-        return _COLLECTORS[resource_type]
-    except KeyError:
-        raise KeyError(f"no collector for resource {resource_type!r}") from None
+    """The collector of that resource type; UnknownName (a KeyError) listing the known types otherwise."""
+    return collectors.get(resource_type)
 
 
 def resource_types() -> list[str]:
-    _load_builtin()
-    return sorted(_COLLECTORS)
-
-
-def _load_builtin() -> None:
-    import costwarden.tools.aws.collect  # noqa: F401
-    import costwarden.tools.billing.collect  # noqa: F401
-    import costwarden.tools.llm.collect  # noqa: F401
-    import costwarden.tools.gcp.collect  # noqa: F401 - no Google SDK import until a project is configured
-    import costwarden.tools.prometheus  # noqa: F401 - k8s.gpu-node
+    return collectors.names()

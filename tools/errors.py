@@ -14,3 +14,7 @@ class DryRunViolation(ToolError):
         self.service = service
         self.operation = operation
         super().__init__(f"dry-run: refused mutating call {service}.{operation}")
+
+
+class BillingInputError(ToolError):
+    """A billing or usage file is missing, lacks a required column or holds an unreadable value."""

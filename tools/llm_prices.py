@@ -26,8 +26,8 @@ from costwarden.tools.errors import ToolError
 PRICE_MAP_FILE = "model_prices_and_context_window_backup.json"
 SOURCE = "LiteLLM price map (model_prices_and_context_window_backup.json)"
 # provider prefixes people put in front of model names ("openai/gpt-4o-mini", "anthropic/claude-...")
-_PREFIXES = ("openai", "azure", "anthropic", "bedrock", "vertex_ai", "gemini", "google", "mistral", "groq",
-             "together_ai", "fireworks_ai", "deepseek", "xai", "cohere", "openrouter", "litellm_proxy")
+PROVIDER_PREFIXES = ("openai", "azure", "anthropic", "bedrock", "vertex_ai", "gemini", "google", "mistral", "groq",
+                     "together_ai", "fireworks_ai", "deepseek", "xai", "cohere", "openrouter", "litellm_proxy")
 
 
 class ModelPriceOverride(BaseModel):
@@ -64,7 +64,7 @@ def normalise_model(name: str) -> str:
     """'openai/gpt-4o-mini' -> 'gpt-4o-mini'; trims whitespace and case of the provider prefix."""
     name = name.strip()
     head, sep, rest = name.partition("/")
-    if sep and head.lower() in _PREFIXES and rest:
+    if sep and head.lower() in PROVIDER_PREFIXES and rest:
         return rest
     return name
 

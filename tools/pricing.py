@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from costwarden.state.domain import HOURS_PER_MONTH
+
 if TYPE_CHECKING:
     from costwarden.tools.aws.price_list import AwsPriceList
     from costwarden.tools.calls import CallLog
 
-HOURS_PER_MONTH = Decimal("730")
 PRICE_LIST_CACHE = "aws_price_list.json"  # in state_dir
 
 _FILES = {"ec2": "aws_ec2_on_demand.yml", "sagemaker": "aws_sagemaker_on_demand.yml",
@@ -45,7 +46,10 @@ def _load(name: str) -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
-def _table(provider: str, kind: str = "") -> dict[str, Any]:
+def price_table(provider: str, kind: str = "") -> dict[str, Any]:
+    """The shipped on-demand table that prices `kind` for `provider` (tools/data/, parsed once):
+    `regions` (region -> type -> figure), `source`, `as_of`, and `units` where a figure is not
+    per hour. Empty for a provider with no public price list (k8s). Shared: do not change it."""
     if provider == "gcp":
         return _load(_FILES["gcp"])
     if provider != "aws":
@@ -101,7 +105,7 @@ class PriceBook:
     def hourly(self, provider: str, region: str, kind: str) -> tuple[Decimal | None, str]:
         if provider == "k8s":
             return self._node(kind)
-        table = _table(provider, kind)
+        table = price_table(provider, kind)
         for key in (f"{region}/{kind}", kind):
             if key in self.overrides:
                 return _per_hour(table, kind, self.overrides[key]), "config override"

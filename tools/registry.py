@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from costwarden.state.registry import Registry
+
 
 @dataclass(frozen=True)
 class ToolOutcome:
@@ -33,32 +35,21 @@ class ToolSpec:
     resume: bool = False
 
 
-_TOOLS: dict[str, ToolSpec] = {}
+tools: Registry[ToolSpec] = Registry("tool", modules=(
+    "costwarden.tools.aws.ebs", "costwarden.tools.aws.ec2", "costwarden.tools.aws.eip",
+    "costwarden.tools.aws.sagemaker",
+    "costwarden.tools.gcp.compute",  # imports the Google SDK only when a tool runs
+))
 
 
 def register_tool(spec: ToolSpec) -> ToolSpec:
-    if spec.name in _TOOLS:
-        raise RuntimeError(f"tool {spec.name!r} registered twice")
-    _TOOLS[spec.name] = spec
-    return spec
+    return tools.add(spec.name, spec)
 
 
 def get_tool(name: str) -> ToolSpec:
-    _load_builtin()
-    try:
-        return _TOOLS[name]
-    except KeyError:
-        raise KeyError(f"unknown tool {name!r}; known: {', '.join(sorted(_TOOLS))}") from None
+    """The tool of that name; UnknownName (a KeyError) listing the known tools otherwise."""
+    return tools.get(name)
 
 
 def tool_names() -> list[str]:
-    _load_builtin()
-    return sorted(_TOOLS)
-
-
-def _load_builtin() -> None:
-    import costwarden.tools.aws.ebs  # noqa: F401
-    import costwarden.tools.aws.ec2  # noqa: F401
-    import costwarden.tools.aws.eip  # noqa: F401
-    import costwarden.tools.aws.sagemaker  # noqa: F401
-    import costwarden.tools.gcp.compute  # noqa: F401 - imports the Google SDK only when a tool runs
+    return tools.names()

@@ -47,7 +47,8 @@ def show(instance_type: Annotated[str, typer.Argument(help="e.g. p5en.48xlarge, 
          provider: Annotated[str, typer.Option(help="aws, gcp or k8s.")] = "aws",
          config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
     """The hourly price a sweep would use for one type, and its source. Exit 1 when unpriced."""
-    from costwarden.tools.pricing import HOURS_PER_MONTH, PriceBook
+    from costwarden.state.domain import HOURS_PER_MONTH
+    from costwarden.tools.pricing import PriceBook
 
     settings = _settings(config, state_dir)
     where = region or (settings.aws.regions[0] if provider == "aws" else "us-central1" if provider == "gcp" else "")

@@ -27,8 +27,8 @@ class DemoInstance:
     region: str
     instance_type: str
     tags: dict[str, str]
-    gpu: str | None  # profile of nvidia_smi_utilization_gpu (see _profile); None: agent not installed
-    cpu: str  # profile of CPUUtilization (see _profile); seeded only where the GPU metric is not (_series)
+    gpu: str | None  # profile of nvidia_smi_utilization_gpu (see utilization_at); None: agent not installed
+    cpu: str  # profile of CPUUtilization (see utilization_at); seeded only where the GPU metric is not (_series)
     gpu_memory_gib: float | None = None  # nvidia_smi_memory_used of the fullest GPU; None: not reported
 
 
@@ -51,7 +51,7 @@ ESTATE = [
 ]
 
 
-def _profile(kind: str, hour: int, rng: random.Random) -> float:
+def utilization_at(kind: str, hour: int, rng: random.Random) -> float:
     """Utilization (%) at a UTC hour: idle (~0.6%), busy (55-90%, daily wave), serving (8-35%,
     ~20% average: never idle, never near capacity) or office (busy 08:00-20:00 UTC, idle otherwise)."""
     if kind == "idle" or (kind == "office" and not 8 <= hour < 20):
@@ -72,13 +72,13 @@ def _series(inst: DemoInstance) -> list[tuple[str, str, str, Callable[[int, rand
     series nobody reads would slow every query of the demo."""
     if inst.gpu is not None:
         gpu = inst.gpu
-        out = [("CWAgent", "nvidia_smi_utilization_gpu", "Percent", lambda h, rng: _profile(gpu, h, rng))]
+        out = [("CWAgent", "nvidia_smi_utilization_gpu", "Percent", lambda h, rng: utilization_at(gpu, h, rng))]
         if (mem_gib := inst.gpu_memory_gib) is not None:  # MiB, like nvidia-smi's memory.used
             out.append(("CWAgent", "nvidia_smi_memory_used", "Megabytes",
                         lambda h, rng: mem_gib * 1024 * (1 + 0.03 * rng.random())))
         return out
     cpu = inst.cpu
-    out = [("AWS/EC2", "CPUUtilization", "Percent", lambda h, rng: _profile(cpu, h, rng))]
+    out = [("AWS/EC2", "CPUUtilization", "Percent", lambda h, rng: utilization_at(cpu, h, rng))]
     if cpu == "idle":
         out += [("AWS/EC2", "NetworkIn", "Bytes", lambda h, rng: 2e5 * rng.random()),
                 ("AWS/EC2", "NetworkOut", "Bytes", lambda h, rng: 1e5 * rng.random())]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from costwarden.agent.demo.estate import _profile
+from costwarden.agent.demo.estate import utilization_at
 from costwarden.agent.demo.fakes.gce import IMPLICIT_GPUS, FakeGce
 from costwarden.agent.demo.fakes.monitoring import FakeMonitoring
 from costwarden.agent.demo.fakes.prometheus import FakePrometheus
@@ -71,7 +71,7 @@ K8S_ESTATE = [
 def _samples(kind: str, start: datetime, hours: int, rng: random.Random, per_hour: int = 2) -> list[tuple[float, float]]:
     step = 3600 // per_hour
     t0 = start.timestamp()
-    return [(t0 + i * step, round(_profile(kind, int((t0 + i * step) // 3600), rng), 2))
+    return [(t0 + i * step, round(utilization_at(kind, int((t0 + i * step) // 3600), rng), 2))
             for i in range(hours * per_hour)]
 
 

@@ -29,7 +29,7 @@ from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, 
 from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
 from costwarden.state.domain import PlannedAction
-from costwarden.state.store import Store, _utc
+from costwarden.state.store import Store, as_utc
 from costwarden.tools.errors import ToolError
 
 log = logging.getLogger("costwarden.approvals")
@@ -136,7 +136,7 @@ def _message(store: Store, action_id: str, outcome: str | None) -> tuple[str, li
                                            "monthly_waste_usd", "rationale")}
     a = {"id": action.id, "action": action.action, "policy": action.policy, "reason": action.reason,
          "projected_monthly_savings_usd": action.projected_monthly_savings_usd}
-    expires = _utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
+    expires = as_utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
     text = f"Costwarden asks to {action.action} {finding.resource_id} (${float(finding.monthly_waste_usd):,.2f}/month)"
     return text, approval_blocks(a, f, expires=expires, required=approval.required, votes=list(approval.votes or []),
                                  outcome=outcome)
@@ -180,6 +180,11 @@ def _context(settings: Settings, store: Store) -> ApprovalContext:
     return ApprovalContext(settings, store, Providers(settings, dry_run=settings.dry_run), slack_for(settings))
 
 
+def refresh_message(settings: Settings, store: Store, action_id: str) -> None:
+    """Show an action's approval message as it stands now (votes so far, a new expiry)."""
+    update_message(_context(settings, store), action_id, None)
+
+
 def open_threads(settings: Settings, store: Store, action_ids: list[str]) -> None:
     """Start one approval thread per action; each runs until it pauses in `wait`."""
     if not action_ids:
@@ -213,7 +218,7 @@ def decide(settings: Settings, store: Store, action_id: str, *, actor: str, deci
     if outcome in ("approved", "rejected", "expired"):
         resume_thread(settings, store, action_id, {"decision": outcome, "actor": actor})
     elif outcome in ("recorded", "snoozed"):
-        update_message(_context(settings, store), action_id, None)  # shows the votes so far, or the new expiry
+        refresh_message(settings, store, action_id)  # shows the votes so far, or the new expiry
     log.info("approval decision", extra={"action_id": action_id, "actor": actor, "decision": decision,
                                          "outcome": outcome})
     return outcome

@@ -19,7 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from costwarden.agent.config import Settings
-from costwarden.state.store import StoreError, _safe_url
+from costwarden.state.store import StoreError, safe_url
 
 
 def pg_conninfo(database_url: str | None) -> str | None:
@@ -39,7 +39,7 @@ def pg_conninfo(database_url: str | None) -> str | None:
     try:
         url = make_url(database_url)
     except ArgumentError:
-        raise StoreError(f"database_url is not a valid SQLAlchemy URL: {_safe_url(database_url)}") from None
+        raise StoreError(f"database_url is not a valid SQLAlchemy URL: {safe_url(database_url)}") from None
     if url.get_backend_name() != "postgresql":
         return None
     params: dict[str, str] = {}
@@ -100,9 +100,9 @@ def _postgres_saver(conninfo: str, database_url: str) -> Iterator[BaseCheckpoint
     except ImportError as exc:
         missing = "psycopg" if (exc.name or "").startswith("psycopg") else "langgraph-checkpoint-postgres"
         raise StoreError(
-            f"database_url {_safe_url(database_url)} is PostgreSQL, so the LangGraph checkpoints go there too, "
+            f"database_url {safe_url(database_url)} is PostgreSQL, so the LangGraph checkpoints go there too, "
             f"but {missing} is not installed: pip install 'costwarden[postgres]'") from None
-    where = _safe_url(database_url)
+    where = safe_url(database_url)
     try:
         conn = psycopg.Connection.connect(conninfo, autocommit=True, prepare_threshold=0, row_factory=dict_row)
     except psycopg.Error as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from costwarden.policies.savings import Realized, advance, realized_from_billing, start
 from costwarden.state.domain import HOURS_PER_MONTH
-from costwarden.state.store import Store, _utc
+from costwarden.state.store import Store, as_utc
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.realized")
@@ -62,8 +62,8 @@ def refresh_realized(store: Store, providers: Any, *, now: datetime | None = Non
         if prev_row is None:
             current: Realized = start(hourly_rate(action, finding), acted_at)
         else:
-            current = Realized(hourly_usd=Decimal(prev_row.hourly_usd), acted_at=_utc(prev_row.acted_at),
-                               observed_until=_utc(prev_row.observed_until), held=prev_row.held,
+            current = Realized(hourly_usd=Decimal(prev_row.hourly_usd), acted_at=as_utc(prev_row.acted_at),
+                               observed_until=as_utc(prev_row.observed_until), held=prev_row.held,
                                hours_observed=Decimal(prev_row.hours_observed),
                                hours_held=Decimal(prev_row.hours_held))
         try:

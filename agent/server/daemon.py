@@ -35,6 +35,7 @@ from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.agent.server.leader import LeaderLock
+from costwarden.agent.server.maintenance import expire_approvals, housekeeping
 from costwarden.agent.server.metrics import ProcessCounters, render
 from costwarden.agent.engine.reconcile import reconcile_pending
 from costwarden.agent.server.http import HttpServer, Response
@@ -245,57 +246,10 @@ class Daemon:
                 log.info("rescheduled %s %s", lp.name, sched)
 
     def _expire_approvals(self) -> None:
-        from costwarden.agent.engine.approvals import expire_due
-
-        try:
-            expired = expire_due(self.settings, self.store)
-        except Exception as exc:  # noqa: BLE001 - retried on the next check
-            log.error("approval expiry check failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
-            return
-        if expired:
-            log.info("approvals withdrawn after expiry", extra={"action_ids": expired})
+        expire_approvals(self.settings, self.store)
 
     def _housekeeping(self) -> None:
-        """Hourly: measure what executed actions really saved, delete the checkpoints of approval
-        threads finished longer ago than `checkpoint_retention_days`; weekly: the Slack digest."""
-        from costwarden.agent.engine.approvals import prune_finished
-        from costwarden.agent.engine.context import Providers
-        from costwarden.agent.engine.realized import refresh_realized
-
-        try:
-            measured = refresh_realized(self.store, Providers(self.settings, dry_run=True), billing=self.settings.billing)
-            if measured:
-                log.info("realized savings measured", extra={"actions": len(measured)})
-        except Exception as exc:  # noqa: BLE001 - measured again next hour
-            log.error("realized savings measurement failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
-        try:
-            prune_finished(self.settings)
-        except Exception as exc:  # noqa: BLE001 - pruned next hour
-            log.error("checkpoint pruning failed", extra={"error": f"{exc.__class__.__name__}: {exc}"})
-        if self.settings.slack.enabled:
-            self._weekly_digest()
-
-    def _weekly_digest(self) -> None:
-        from datetime import timedelta
-
-        from costwarden.agent.engine.approvals import slack_for
-        from costwarden.agent.reports.digest import digest_from_store, post_digest, team_tag_keys
-
-        now = datetime.now(timezone.utc)
-        last = self.store.last_decision_at(stage="digest", decision="posted")
-        if last is not None and now - last < timedelta(days=7):
-            return
-        try:
-            digest = digest_from_store(self.store, since=now - timedelta(days=7), now=now,
-                                       tag_keys=team_tag_keys(self.settings.billing.tag_map))
-            if not digest["findings"]:
-                return  # a week with nothing found is not worth a message
-            posted = post_digest(slack_for(self.settings), digest, channel=self.settings.slack.channel,
-                                 team_channels=self.settings.slack.team_channels)
-        except Exception as exc:  # noqa: BLE001 - tried again next hour
-            log.error("weekly digest not posted", extra={"error": f"{exc.__class__.__name__}: {exc}"})
-            return
-        self.store.append_decision(stage="digest", decision="posted", reason=f"weekly digest to {len(posted)} channels")
+        housekeeping(self.settings, self.store)
 
     # --- reload ----------------------------------------------------------------------------
     def _policy_mtimes(self) -> dict[str, float]:

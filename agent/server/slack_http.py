@@ -143,9 +143,9 @@ class Interactions:
         resume_thread(self.settings, self.store, action_id, {"decision": outcome, "actor": actor})
 
     def _refresh(self, action_id: str) -> None:
-        from costwarden.agent.engine.approvals import _context, update_message
+        from costwarden.agent.engine.approvals import refresh_message
 
-        update_message(_context(self.settings, self.store), action_id, None)
+        refresh_message(self.settings, self.store, action_id)
 
 
 class InteractionHandler(Interactions):

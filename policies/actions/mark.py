@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from costwarden.policies.actions.base import Action, ActionParams, PlanContext, ToolCall
-from costwarden.policies.actions.marks import encode_op, op_prefix, provider_of, tag_key
+from costwarden.policies.actions.marks import encode_op, op_prefix, tag_key
 from costwarden.policies.registry import actions
+from costwarden.policies.resources import provider_of
 from costwarden.state.domain import Finding
 
 INSTANCES = ("aws.ec2", "gcp.compute")
@@ -46,7 +47,7 @@ class MarkForOpParams(ActionParams):
     @field_validator("op")
     @classmethod
     def _known_op(cls, v: str) -> str:
-        if actions.get(v) is None:
+        if v not in actions:
             raise ValueError(f"unknown op {v!r}; known: {', '.join(actions.names())}")
         return v
 

@@ -29,10 +29,6 @@ class MarkError(ValueError):
     """A tag or label value that is not in the form Costwarden writes."""
 
 
-def provider_of(resource_type: str) -> str:
-    return resource_type.split(".", 1)[0]
-
-
 def tag_key(key: str, provider: str) -> str:
     """The key as the provider allows it: unchanged on AWS; on GCP lowercased, with ':' and any other
     character a label key may not hold turned into '-' (`costwarden:op` -> `costwarden-op`)."""

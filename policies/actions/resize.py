@@ -17,8 +17,8 @@ from pydantic import Field, model_validator
 
 from costwarden.policies.actions.base import Action, ActionParams, PlanContext, ToolCall
 from costwarden.policies.actions.evidence import FromEvidence, PlanError, resolve
-from costwarden.policies.actions.marks import provider_of
 from costwarden.policies.registry import actions
+from costwarden.policies.resources import provider_of
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, money
 
 CURRENT_TYPE_KEYS = ("instance_type", "machine_type", "current_type")

@@ -17,9 +17,9 @@ from pydantic import Field, ValidationError
 from costwarden.policies.actions.base import Action, ActionParams, PlanContext, PriceOf, ToolCall
 from costwarden.policies.actions.evidence import FromEvidence, PlanError, resolve
 from costwarden.policies.actions.mark import tag_call
-from costwarden.policies.actions.marks import (MarkError, encode_schedule, normalize_days, provider_of, schedule_monthly_savings,
-                                    tag_key)
+from costwarden.policies.actions.marks import MarkError, encode_schedule, normalize_days, schedule_monthly_savings, tag_key
 from costwarden.policies.registry import actions
+from costwarden.policies.resources import provider_of
 from costwarden.policies.schema import WEEKDAYS, ChangeWindow
 from costwarden.state.domain import Finding, money
 

@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from costwarden.policies.actions.marks import MarkError, decode_op, provider_of, tag_key
+from costwarden.policies.actions.marks import MarkError, decode_op, tag_key
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
 from costwarden.policies.registry import detectors
+from costwarden.policies.resources import provider_of
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
 
 STOPPED = ("stopped", "terminated")  # EC2 / GCE names for a stopped instance

@@ -20,9 +20,7 @@ from pydantic import Field
 
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
 from costwarden.policies.registry import detectors
-from costwarden.state.domain import Finding, Observation
-
-DAYS_PER_MONTH = Decimal(730) / Decimal(24)
+from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation
 
 
 class OversizedModelParams(DetectorParams):

@@ -20,10 +20,11 @@ from typing import Literal
 from pydantic import Field
 
 from costwarden.policies.actions.marks import (MarkError, decode_schedule, in_off_window, occurrence_start, off_fraction,
-                                    parse_stamp, provider_of, schedule_monthly_savings, tag_key)
+                                    parse_stamp, schedule_monthly_savings, tag_key)
 from costwarden.policies.detectors._time import parse_time
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
 from costwarden.policies.registry import detectors
+from costwarden.policies.resources import provider_of
 from costwarden.state.domain import Finding, Observation, Resource
 
 STOPPED = ("stopped", "terminated")  # EC2 / GCE names for a stopped instance

@@ -36,9 +36,8 @@ from pydantic import Field
 
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
 from costwarden.policies.registry import detectors
-from costwarden.state.domain import Finding, Observation
+from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation
 
-DAYS_PER_MONTH = Decimal(730) / Decimal(24)
 MAD_TO_SIGMA = 1.4826
 
 

@@ -18,7 +18,7 @@ Why these rules:
 
 The saving is (current hourly price - alternative hourly price) x instances x 730, both prices
 from the same price book the other detectors use. Specs (GPU count, memory, throughput) and the
-default alternatives ship in tools/data/accelerators.yml; a policy can add or correct specs and
+default alternatives ship in policies/data/accelerators.yml; a policy can add or correct specs and
 narrow the alternatives. The matching action is a change of instance type, which this detector
 only proposes: the policy reports it.
 """
@@ -27,19 +27,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from costwarden.policies.datafiles import accelerator_specs
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
 TRAINING_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en", "a2", "a3")
-SPEC_FILE = "accelerators.yml"
 
 
 @dataclass(frozen=True)
@@ -67,13 +64,6 @@ class Priced:
     spec: HardwareSpec
     hourly_usd: Decimal
     price_source: str
-
-
-@lru_cache(maxsize=1)
-def _spec_file() -> dict[str, Any]:
-    # A data file shipped next to the price tables; read as data, no tools/ code is imported.
-    with resources.files("costwarden.tools").joinpath("data", SPEC_FILE).open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
 
 
 def build_specs(instances: dict[str, dict[str, Any]], accelerators: dict[str, dict[str, Any]]
@@ -160,12 +150,12 @@ class TrainingHardwareParams(DetectorParams):
         if self.max_avg_util_pct <= self.idle_util_pct:
             raise ValueError(f"max_avg_util_pct ({self.max_avg_util_pct:g}) must be above idle_util_pct "
                              f"({self.idle_util_pct:g})")
-        accels = set(_spec_file()["accelerators"]) | set(self.accelerators)
+        accels = set(accelerator_specs()["accelerators"]) | set(self.accelerators)
         for itype, s in self.specs.items():
             if s.accelerator not in accels:
                 raise ValueError(f"specs.{itype}.accelerator: unknown accelerator {s.accelerator!r}; known: "
                                  f"{', '.join(sorted(accels))} (or add it under accelerators)")
-        known = set(_spec_file()["instances"]) | set(self.specs)
+        known = set(accelerator_specs()["instances"]) | set(self.specs)
         families = {family_of(k) for k in known}
         for alt in self.alternatives or []:
             if alt.removeprefix("ml.") not in known and alt not in families:
@@ -182,7 +172,7 @@ class TrainingHardwareForInference(Detector):
 
     def __init__(self, params: TrainingHardwareParams) -> None:
         super().__init__(params)
-        data = _spec_file()
+        data = accelerator_specs()
         accels = dict(data["accelerators"])
         accels.update({k: v.model_dump() for k, v in params.accelerators.items()})
         instances = dict(data["instances"])

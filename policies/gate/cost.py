@@ -33,9 +33,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from costwarden.policies.economics import DAYS_PER_MONTH
 from costwarden.policies.gate.diff import Change
-from costwarden.policies.gate.extract import Setting
+from costwarden.policies.gate.setting import Setting
+from costwarden.state.domain import DAYS_PER_MONTH, HOURS_PER_MONTH
 from costwarden.state.usage import TokenPrice, UsageGroup
 
 ModelPricer = Callable[[str], "TokenPrice | None"]
@@ -65,7 +65,7 @@ class GateOptions(BaseModel):
     default_input_tokens: int = Field(1_000_000, ge=0, description="monthly input tokens of a model with no usage")
     default_output_tokens: int = Field(250_000, ge=0, description="monthly output tokens of a model with no usage")
     region: str = "us-east-1"
-    hours_per_month: float = Field(730.0, gt=0)
+    hours_per_month: float = Field(float(HOURS_PER_MONTH), gt=0)
     gpu_hourly_usd: float | None = Field(None, gt=0, description="price of one GPU when the node type is unknown")
     fail_on_unpriced: bool = False
 

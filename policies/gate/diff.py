@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from costwarden.policies.gate.extract import Setting
+from costwarden.policies.gate.setting import Setting
 
 Status = Literal["modified", "added", "removed"]
 

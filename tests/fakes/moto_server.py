@@ -20,7 +20,7 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 
-def _operation(environ: dict[str, Any], body: bytes) -> str:
+def operation_of(environ: dict[str, Any], body: bytes) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
@@ -47,7 +47,7 @@ class RecordingApp:
         environ["wsgi.input"] = io.BytesIO(body)
         op = None
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
-            op = _operation(environ, body)
+            op = operation_of(environ, body)
             with self.lock:
                 self.calls.append(op)
         result = self.app(environ, start_response)

@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from costwarden.tools.aws.retry import error_code, is_retryable
-from costwarden.tools.billing.focus import SpendRow
+from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.errors import ToolError
 
 CE_REGION = "us-east-1"  # Cost Explorer's one endpoint in the commercial partition

@@ -19,11 +19,12 @@ from typing import Any
 
 from costwarden.state.domain import Observation, Resource, Series
 from costwarden.tools.aws.settings import CostExplorerSettings
-from costwarden.tools.billing.focus import BillingInputError, FocusExport, SpendRow
+from costwarden.tools.billing.columns import SpendRow
+from costwarden.tools.billing.focus import FocusExport
 from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
 from costwarden.tools.calls import CallLog
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
-from costwarden.tools.errors import ToolError
+from costwarden.tools.errors import BillingInputError, ToolError
 from costwarden.tools.llm.collect import day_epoch
 from costwarden.tools.llm.usage import UsageLog
 from costwarden.tools.llm_prices import PriceMap

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from costwarden.tools.billing.focus import BillingInputError
-from costwarden.tools.errors import DryRunViolation
+from costwarden.tools.errors import BillingInputError, DryRunViolation
 
 SCHEMES = ("s3://", "gs://")
 DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".jsonl", ".jsonl.gz", ".ndjson")
@@ -212,8 +211,9 @@ def _fetch_s3(url: str, bucket: str, key: str) -> list[str]:
 
 
 # -- GCS ---------------------------------------------------------------------------------------
-def _read_only_session() -> tuple[Any, str]:
-    """(an HTTP session that can only GET/HEAD, the JSON API base URL)."""
+def read_only_gcs_session() -> tuple[Any, str]:
+    """(an HTTP session that can only GET/HEAD, the JSON API base URL): a bill is read, never written,
+    and the refusal happens in the adapter, before a request leaves the process."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -251,7 +251,7 @@ def _gcs_status(url: str, bucket: str, resp: Any, what: str) -> RemoteInputError
 
 def _fetch_gcs(url: str, bucket: str, key: str) -> list[str]:
     try:
-        session, base = _read_only_session()
+        session, base = read_only_gcs_session()
         listing: list[RemoteObject] = []
         token = None
         while True:

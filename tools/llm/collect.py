@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from costwarden.state.domain import Observation, Resource, Series
-from costwarden.tools.billing.focus import BillingInputError
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
+from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.usage import UsageLog
 from costwarden.tools.llm_prices import PriceMap
 

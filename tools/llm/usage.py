@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from costwarden.state.usage import UsageGroup
-from costwarden.tools.billing.focus import BillingInputError, _connect, _first_line, _sql_str, expand_paths
-from costwarden.tools.llm_prices import _PREFIXES, PriceMap, normalise_model
+from costwarden.tools.billing.paths import expand_paths
+from costwarden.tools.duckdb_sql import connect, first_line, sql_str
+from costwarden.tools.errors import BillingInputError
+from costwarden.tools.llm_prices import PROVIDER_PREFIXES, PriceMap, normalise_model
 
 INPUT_BUCKETS = (128, 256, 512, 1024, 2048, 4096, 8192)  # upper edges; beyond the last is "more"
 OUTPUT_BUCKETS = (64, 128, 256, 512, 1024, 2048)
@@ -83,7 +85,7 @@ def _ts_expr() -> str:
 _NORMALISED = f"""
 SELECT file, line_no,
   {_ts_expr()} AS ts,
-  regexp_replace(TRIM({_MODEL}), '^(?i:{"|".join(_PREFIXES)})/', '') AS raw_model,
+  regexp_replace(TRIM({_MODEL}), '^(?i:{"|".join(PROVIDER_PREFIXES)})/', '') AS raw_model,
   lower({_first(_attr("gen_ai.provider.name"), _attr("gen_ai.system"),
                "json_extract_string(line, '$.custom_llm_provider')",
                f"CASE WHEN contains({_MODEL}, '/') THEN split_part({_MODEL}, '/', 1) END", "'unknown'")}) AS provider,
@@ -147,17 +149,17 @@ class UsageLog:
     """A DuckDB view `usage` over JSON-lines files; all methods return small aggregates."""
 
     def __init__(self, paths: Sequence[str | Path]) -> None:
-        self.con = _connect()
+        self.con = connect()
         self.files = expand_paths(self.con, paths)
         if not self.files:
             raise BillingInputError("no usage files given")
-        parts = [f"SELECT {_sql_str(f)} AS file, row_number() OVER () AS line_no, line FROM read_csv({_sql_str(f)}, "
+        parts = [f"SELECT {sql_str(f)} AS file, row_number() OVER () AS line_no, line FROM read_csv({sql_str(f)}, "
                  f"columns={{'line': 'VARCHAR'}}, header=false, delim='\\x1e', quote='', escape='', "
                  f"auto_detect=false)" for f in self.files]
         try:
             self.con.execute("CREATE TEMP TABLE usage_lines AS " + " UNION ALL ".join(parts))
         except Exception as exc:  # noqa: BLE001
-            raise BillingInputError(f"{', '.join(self.files)}: cannot read: {_first_line(exc)}") from None
+            raise BillingInputError(f"{', '.join(self.files)}: cannot read: {first_line(exc)}") from None
         self._validate()
         self.con.execute("CREATE TEMP TABLE usage AS " + _NORMALISED)
 

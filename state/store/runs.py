@@ -1,0 +1,120 @@
+"""Runs and their findings: what each sweep looked at and found, and the aggregates /metrics reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+
+from costwarden.state.clock import utcnow
+from costwarden.state.domain import Finding
+from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run
+from costwarden.state.store.db import Database, StoreError
+
+
+class RunRecords(Database):
+    # --- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, *, dry_run: bool, policies: list[str], trigger: str) -> None:
+        with self.session() as s:
+            s.add(Run(id=run_id, dry_run=dry_run, policies=policies, trigger=trigger))
+            s.add(DecisionRow(run_id=run_id, stage="run", decision="started",
+                              reason=f"{'dry-run' if dry_run else 'live'} sweep of {len(policies)} policies",
+                              detail={"trigger": trigger}))
+
+    def finish_run(self, run_id: str, *, status: str, errors: list[str],
+                   monthly_waste: Decimal, projected_savings: Decimal) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"unknown run {run_id}")
+            run.status = status
+            run.errors = list(errors)
+            run.finished_at = utcnow()
+            run.monthly_waste_usd = monthly_waste
+            run.projected_monthly_savings_usd = projected_savings
+            s.add(DecisionRow(run_id=run_id, stage="run", decision=status,
+                              reason="; ".join(errors)[:2000] if errors else "sweep complete"))
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def list_runs(self, limit: int = 20) -> list[Run]:
+        with self.session() as s:
+            return list(s.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
+
+    def interrupt_stale_runs(self) -> int:
+        """Runs still `running` at start-up were cut off by a crash or a kill: say so."""
+        with self.session() as s:
+            stale = list(s.scalars(select(Run).where(Run.status == "running")))
+            for run in stale:
+                run.status = "interrupted"
+                run.finished_at = utcnow()
+                s.add(DecisionRow(run_id=run.id, stage="run", decision="interrupted",
+                                  reason="the process stopped before the sweep finished"))
+                # auto actions it never reached: the next sweep re-plans them under new ids
+                s.execute(update(ActionRow).where(ActionRow.run_id == run.id, ActionRow.status == "planned")
+                          .values(status="interrupted", updated_at=utcnow()))
+            return len(stale)
+
+    def latest_runs_by_policy(self, scan: int = 500) -> dict[str, Run]:
+        """The most recent finished run that covered each policy."""
+        latest: dict[str, Run] = {}
+        with self.session() as s:
+            for run in s.scalars(select(Run).where(Run.status.in_(("done", "partial")))
+                                 .order_by(Run.started_at.desc()).limit(scan)):
+                for name in run.policies or []:
+                    latest.setdefault(name, run)
+        return latest
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Aggregates for /metrics, read at scrape time so every replica reports the same truth."""
+        from sqlalchemy import func
+
+        latest = self.latest_runs_by_policy()
+        with self.session() as s:
+            findings: list[tuple[str, str, int, Decimal]] = []
+            for policy, run in latest.items():
+                rows = s.execute(select(FindingRow.detector, func.count(), func.coalesce(func.sum(FindingRow.monthly_waste_usd), 0))
+                                 .where(FindingRow.run_id == run.id, FindingRow.policy == policy)
+                                 .group_by(FindingRow.detector))
+                findings.extend((policy, d, n, Decimal(str(w))) for d, n, w in rows)
+            actions = [(d, st, n) for d, st, n in s.execute(
+                select(ActionRow.decision, ActionRow.status, func.count()).group_by(ActionRow.decision, ActionRow.status))]
+            projected = s.execute(select(func.coalesce(func.sum(ActionRow.projected_monthly_savings_usd), 0))
+                                  .where(ActionRow.status == "done")).scalar()
+            pending = s.execute(select(func.count()).select_from(ApprovalRow).where(ApprovalRow.status == "pending")).scalar()
+            runs = [(st, n) for st, n in s.execute(select(Run.status, func.count()).group_by(Run.status))]
+            llm = s.execute(select(LlmCallRow.model, func.sum(LlmCallRow.input_tokens), func.sum(LlmCallRow.output_tokens),
+                                   func.sum(LlmCallRow.cost_usd)).group_by(LlmCallRow.model)).all()
+        durations = {p: (r.finished_at - r.started_at).total_seconds() for p, r in latest.items()
+                     if r.finished_at and r.started_at}
+        return {"findings": findings, "actions": actions, "executed_projected_savings": Decimal(str(projected or 0)),
+                "pending_approvals": int(pending or 0), "runs": runs, "durations": durations,
+                "llm": [(m, int(i or 0), int(o or 0), Decimal(str(c or 0))) for m, i, o, c in llm]}
+
+    # --- findings ---------------------------------------------------------------------------
+    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> None:
+        with self.session() as s:
+            for f in findings:
+                s.add(FindingRow(
+                    id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
+                    provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
+                    resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
+                    severity=f.severity, confidence=f.confidence, rationale=f.rationale, tags=dict(f.tags or {}),
+                ))
+
+    def set_rationales(self, rationales: dict[str, str]) -> None:
+        with self.session() as s:
+            for fid, text in rationales.items():
+                s.execute(update(FindingRow).where(FindingRow.id == fid).values(rationale=text))
+
+    def get_finding(self, finding_id: str) -> FindingRow | None:
+        with self.session() as s:
+            return s.get(FindingRow, finding_id)
+
+    def findings_for_run(self, run_id: str) -> list[FindingRow]:
+        with self.session() as s:
+            return list(s.scalars(select(FindingRow).where(FindingRow.run_id == run_id).order_by(FindingRow.monthly_waste_usd.desc())))

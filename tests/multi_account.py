@@ -1,0 +1,58 @@
+"""What the multi-account tests share (test_aws_accounts, test_aws_organizations): role ARNs moto
+keeps apart, EC2 clients inside an assumed role, a role IAM refuses, and the EIP policy they sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+import costwarden.tools.aws.session as session_mod
+from costwarden.policies.loader import LoadedPolicy, load_policy_file
+
+ROLE_A = "arn:aws:iam::111111111111:role/costwarden-audit"
+ROLE_B = "arn:aws:iam::222222222222:role/costwarden-audit"
+ROLE_DENIED = "arn:aws:iam::333333333333:role/costwarden-audit"
+EIP_POLICY = """
+policies:
+  - name: idle-addresses
+    resource: aws.elastic-ip
+    mode: approve
+    filters:
+      - unassociated-eip
+    actions:
+      - release-address
+"""
+
+
+def assumed_ec2(role_arn: str, region: str = "us-east-1") -> Any:
+    """An EC2 client inside the account of `role_arn`, for seeding and checking that account."""
+    creds = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName="seed")["Credentials"]
+    return boto3.client("ec2", region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def eip_policies(tmp_path: Path) -> list[LoadedPolicy]:
+    f = tmp_path / "eip.yml"
+    f.write_text(EIP_POLICY)
+    return load_policy_file(f)
+
+
+def deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
+    """Every boto3 Session our clients make refuses AssumeRole of `role_arn`, as IAM would."""
+    real = session_mod.boto3.Session
+
+    def deny(params: dict[str, Any], **_: Any) -> None:
+        if params.get("RoleArn") == role_arn:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"not authorized to assume {role_arn}"}},
+                              "AssumeRole")
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        s = real(*args, **kwargs)
+        s.events.register("provide-client-params.sts.AssumeRole", deny)
+        return s
+
+    monkeypatch.setattr(session_mod.boto3, "Session", make)
