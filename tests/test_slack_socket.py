@@ -59,7 +59,7 @@ def world(aws, slack, tmp_path, no_costwarden_env, caplog):
     result = run_sweep(settings, policies, dry_run=False)
     store = Store(settings.db_url)
     listener = SocketModeListener(settings, store, lambda: {p.name: p for p in policies}, background=False,
-                                  ping_interval=0.5)
+                                  ping_interval=1.5)  # a pong may lag 4 s on a loaded CI machine
     listener.start()
     slack.socket.wait_connected()
     aws.clear_calls()
