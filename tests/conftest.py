@@ -2,29 +2,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-# COSTWARDEN_TEST_SHIFT_DAYS=31 runs the suite with this process's clock moved that many days
-# ahead (time-machine, ticking), to prove that no test depends on today's date.
-SHIFT_DAYS = os.environ.get("COSTWARDEN_TEST_SHIFT_DAYS")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if SHIFT_DAYS:
-        import time_machine
-
-        traveller = time_machine.travel(datetime.now(timezone.utc) + timedelta(days=float(SHIFT_DAYS)), tick=True)
-        traveller.start()
-        config.add_cleanup(traveller.stop)
-
-
-def pytest_report_header(config: pytest.Config) -> str | None:
-    return f"clock moved {SHIFT_DAYS} days ahead (COSTWARDEN_TEST_SHIFT_DAYS)" if SHIFT_DAYS else None
 
 from tests.fakes.moto_server import RecordingMotoServer  # noqa: E402
 

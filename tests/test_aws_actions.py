@@ -591,6 +591,7 @@ policies:
 
 def test_a_restart_resize_waits_for_approval_then_runs_once(aws, ec2, tmp_path, state_dir, no_costwarden_env):
     from costwarden.agent.engine.approvals import decide
+    from costwarden.state.clock import clock_at
     from costwarden.state.store import Store
 
     iid = _launch(ec2, "inference", tags={"costwarden:op": "change-instance-type@2026-11-30"})
@@ -605,7 +606,8 @@ def test_a_restart_resize_waits_for_approval_then_runs_once(aws, ec2, tmp_path, 
     assert (act.tool, act.decision, act.status) == (RESIZE, "needs_approval", "awaiting_approval")
     assert "downtime" in act.reason and mutating(aws.calls) == []  # nothing before a person says yes
     store = Store(settings.db_url)
-    assert decide(settings, store, act.id, actor="cli:alice", decision="approve") == "approved"
+    with clock_at(MONDAY_1200 + timedelta(minutes=5)):  # a person clicks five minutes after that sweep
+        assert decide(settings, store, act.id, actor="cli:alice", decision="approve") == "approved"
     assert store.get_action(act.id).status == "done"
     assert _state(ec2, iid)[:2] == ("running", "g6.12xlarge")
     assert [mutating(aws.calls).count(op) for op in ("StopInstances", "ModifyInstanceAttribute",
