@@ -76,6 +76,11 @@ def evidence_items(ev: dict[str, Any]) -> list[tuple[str, str]]:
     return items
 
 
+def coverage(x: dict[str, Any]) -> str:
+    """An insufficient-data row's coverage against its threshold: `0% of 80%`."""
+    return f"{float(x['coverage']):.0%} of {float(x['required_coverage']):.0%}"
+
+
 def anomaly_marks(days: list[dict[str, Any]], anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The daily spend rows with the days of a spend anomaly marked, for the Markdown table."""
     marked = {a["day"][:10] for a in anomalies}
@@ -92,7 +97,7 @@ def environment() -> Environment:
                                                    default=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(usd=usd, dollars=dollars, num=num, md_cells=md_cells, evidence_items=evidence_items,
-                       anomaly_marks=anomaly_marks)
+                       anomaly_marks=anomaly_marks, coverage=coverage)
     env.tests["negative_in"] = negative
     return env
 

@@ -214,8 +214,9 @@ class OffHoursIdle(Detector):
         if series is None or len(series.points) < needed:
             signal, threshold = "cpu_utilization", p.cpu_idle_pct
             series = obs.series.get("cpu_utilization")
-            if series is None or len(series.points) < needed:
-                return None
+            if series is None or len(series.points) < needed:  # neither signal covered: say so, never guess
+                return self.insufficient(obs, ctx, {m: self.coverage(obs, m) for m in
+                                                    ("gpu_utilization", "cpu_utilization")}, required=p.min_coverage)
         values = series.values
         if percentile(values, p.percentile) < threshold:
             return None  # idle all the time: idle-gpu's finding

@@ -205,8 +205,11 @@ class TrainingHardwareForInference(Detector):
         kind = next(iter(kinds))
         current = self.specs.get(kind.removeprefix("ml."))
         gpu = obs.series.get("gpu_utilization")
-        if current is None or gpu is None or len(gpu.points) < int(self.lookback_hours * p.min_coverage):
-            return None  # no GPU metric: no guess
+        if current is None:
+            return None
+        if gpu is None or len(gpu.points) < int(self.lookback_hours * p.min_coverage):  # no GPU metric: no guess
+            return self.insufficient(obs, ctx, {"gpu_utilization": self.coverage(obs, "gpu_utilization")},
+                                     required=p.min_coverage)
         per_sum = r.resource_type == "aws.sagemaker-endpoint"  # SageMaker sums per-GPU percentages
         util = [v / current.count if per_sum else v for v in gpu.values]
         avg, level = sum(util) / len(util), percentile(util, p.percentile)
