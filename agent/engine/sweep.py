@@ -44,6 +44,9 @@ class SweepResult:
     llm_calls: int = 0  # the agent's own model calls in this run, and what they cost
     llm_cost_usd: Decimal = Decimal(0)
     priority: list[str] = field(default_factory=list)  # finding ids in digest order
+    # resources a detector could not judge (a needed metric missing or under its coverage threshold):
+    # dicts of policy, detector, resource, metric, coverage, required_coverage, reason; never waste
+    insufficient: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def monthly_waste_usd(self) -> Decimal:
@@ -106,7 +109,7 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
         inventoried=final.get("inventoried", 0), errors=final.get("errors", []),
         warnings=[*final.get("warnings", []), *ctx.prices.warnings],  # e.g. the Price List API unreachable
         api_calls=dict(calls), refused_calls=dict(refused),
-        priority=final.get("priority", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
+        priority=final.get("priority", []), insufficient=final.get("insufficient", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )
 
 

@@ -35,6 +35,8 @@ def to_document(r: SweepResult) -> dict[str, Any]:
         "status": r.status,
         "findings": [_finding_json(f) for f in r.findings],
         "actions": [_action_json(a) for a in r.actions],
+        # resources no detector could judge for want of data: never waste, never in the totals
+        "insufficient": [dict(x) for x in r.insufficient],
         "totals": {"monthly_waste_usd": float(r.monthly_waste_usd),
                    "projected_monthly_savings_usd": float(r.projected_monthly_savings_usd),
                    "findings": len(r.findings), "actions": len(r.actions),
@@ -77,10 +79,17 @@ def _resource_label(f: Finding) -> str:
     return f"{f.resource_id}" + (f" ({name})" if name else "")
 
 
+def gap_resource(x: dict[str, Any]) -> str:
+    """An insufficient-data row's resource, as the findings table labels one."""
+    return f"{x['resource_id']}" + (f" ({x['name']})" if x.get("name") else "") + \
+        f"\n{x['resource_type']} · {x['account']}/{x['region']}"
+
+
 def _headline(r: SweepResult) -> str:
     mode = "DRY-RUN audit: nothing was changed" if r.dry_run else "LIVE sweep"
     return (f"{mode} · run {r.run_id} · {r.inventoried} resources inventoried · {len(r.findings)} findings · "
-            f"monthly waste ${r.monthly_waste_usd:,.2f} · projected savings ${r.projected_monthly_savings_usd:,.2f}/month"
+            + (f"{len(r.insufficient)} insufficient data · " if r.insufficient else "")
+            + f"monthly waste ${r.monthly_waste_usd:,.2f} · projected savings ${r.projected_monthly_savings_usd:,.2f}/month"
             + (f" · agent LLM spend ${r.llm_cost_usd:,.4f} ({r.llm_calls} calls)" if r.llm_calls else ""))
 
 
@@ -93,6 +102,8 @@ def render_markdown(r: SweepResult, sections: dict[str, Any] | None = None) -> s
 
 def render_table(r: SweepResult, console: Any) -> None:
     from rich.table import Table
+
+    from costwarden.agent.reports.render import coverage
 
     table = Table(title="Costwarden audit", caption=_headline(r), show_lines=True, expand=True)
     table.add_column("Resource", overflow="fold", ratio=2)
@@ -108,6 +119,16 @@ def render_table(r: SweepResult, console: Any) -> None:
     if not r.findings:
         table.add_row("no waste found", "", "$0.00", "", "")
     console.print(table)
+    if r.insufficient:
+        gaps = Table(title="Insufficient data: not judged, not counted as waste", show_lines=False, expand=True)
+        gaps.add_column("Resource", overflow="fold", ratio=2)
+        gaps.add_column("Detector", no_wrap=True)
+        gaps.add_column("Metric", overflow="fold", ratio=2)
+        gaps.add_column("Coverage", justify="right", no_wrap=True)
+        gaps.add_column("Why", overflow="fold", ratio=4)
+        for x in r.insufficient:
+            gaps.add_row(gap_resource(x), x["detector"], x["metric"], coverage(x), x["reason"])
+        console.print(gaps)
     for e in r.errors:
         console.print(f"[red]error:[/] {e}")
     for w in r.warnings:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from costwarden.agent.engine.sweep import SweepResult
 
-Column = tuple[str, str, str]  # (key, header, kind) with kind "" (text), "usd" or "num"
+# (key, header, kind) with kind "" (text), "usd", "num", "cost" (usage cost, unpriced aware) or "unit" (per-unit)
+Column = tuple[str, str, str]
 EVIDENCE_CHARS = 400  # an evidence value longer than this is cut in the page (the JSON keeps it whole)
 
 
@@ -46,23 +47,63 @@ def num(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def cell(v: Any, kind: str) -> str:
-    """One table cell's text by the column's kind."""
+def unit_usd(v: Any) -> str:
+    """A per-unit amount (per request, per interaction) with the places it needs: `$0.0492`,
+    `$0.000123`, `$1.25`; `-` when unknown. Cents would print most unit costs as $0.00."""
+    if v is None:
+        return "-"
+    f = float(v)
+    if f == 0 or abs(f) >= 1:
+        return usd(f)
+    if abs(f) >= 0.01:
+        return usd(f, 4)
+    places = min(8, 2 - int(f"{abs(f):e}".split("e")[1]))  # three significant figures
+    return f"{'-' if f < 0 else ''}${abs(f):.{places}f}"
+
+
+def all_unpriced(row: dict[str, Any]) -> bool:
+    """Every request of the row used a model with no known price: its $0 is unknown, not zero."""
+    n = row.get("unpriced_requests") or 0
+    return n > 0 and n >= (row.get("requests") or 0)
+
+
+def cost_cell(row: dict[str, Any], key: str) -> str:
+    """A usage row's cost: `unpriced (1,200 requests)` when nothing in it is priced, the priced
+    amount plus `+ N unpriced requests` when part is, never a bare $0.00 for unknown prices."""
+    n = row.get("unpriced_requests") or 0
+    if all_unpriced(row):
+        return f"unpriced ({n:,} requests)"
+    text = usd(row.get(key))
+    return f"{text} + {n:,} unpriced requests" if n else text
+
+
+def unit_cell(row: dict[str, Any], key: str) -> str:
+    """A usage row's per-unit cost: `unpriced` when nothing in it is priced."""
+    return "unpriced" if all_unpriced(row) else unit_usd(row.get(key))
+
+
+def cell(v: Any, kind: str, row: dict[str, Any] | None = None, key: str = "") -> str:
+    """One table cell's text by the column's kind ("cost" and "unit" read the row's unpriced count)."""
     if kind == "usd":
         return usd(v)
     if kind == "num":
         return num(v)
+    if kind == "cost":
+        return cost_cell(row or {key: v}, key)
+    if kind == "unit":
+        return unit_cell(row or {key: v}, key)
     return str("-" if v is None else v)
 
 
 def md_cells(row: dict[str, Any], cols: list[Column]) -> list[str]:
     """A Markdown row's cells; a `|` in a value would split the cell, so it becomes `/`."""
-    return [cell(row.get(key), kind).replace("|", "/") for key, _, kind in cols]
+    return [cell(row.get(key), kind, row, key).replace("|", "/") for key, _, kind in cols]
 
 
 def negative(row: dict[str, Any], cols: list[Column]) -> bool:
     """Whether an amount in the row is below zero (a tier losing money, a credit): shown in red."""
-    return any(isinstance(row.get(k), (int, float)) and row[k] < 0 for k, _, kind in cols if kind == "usd")
+    return any(isinstance(row.get(k), (int, float)) and row[k] < 0 for k, _, kind in cols
+               if kind in ("usd", "cost", "unit"))
 
 
 def evidence_items(ev: dict[str, Any]) -> list[tuple[str, str]]:
@@ -74,6 +115,11 @@ def evidence_items(ev: dict[str, Any]) -> list[tuple[str, str]]:
         text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
         items.append((k, text[:EVIDENCE_CHARS]))
     return items
+
+
+def coverage(x: dict[str, Any]) -> str:
+    """An insufficient-data row's coverage against its threshold: `0% of 80%`."""
+    return f"{float(x['coverage']):.0%} of {float(x['required_coverage']):.0%}"
 
 
 def anomaly_marks(days: list[dict[str, Any]], anomalies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,7 +138,7 @@ def environment() -> Environment:
                                                    default=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(usd=usd, dollars=dollars, num=num, md_cells=md_cells, evidence_items=evidence_items,
-                       anomaly_marks=anomaly_marks)
+                       anomaly_marks=anomaly_marks, coverage=coverage, unit_usd=unit_usd, cell=cell)
     env.tests["negative_in"] = negative
     return env
 

@@ -89,6 +89,7 @@ def build_sections(result: SweepResult, billing: Any = None, *, now: datetime | 
         "headline": {"monthly_waste_usd": float(result.monthly_waste_usd),
                      "projected_monthly_savings_usd": float(result.projected_monthly_savings_usd),
                      "findings": len(findings), "actions": len(result.actions),
+                     "insufficient_data": len(result.insufficient),
                      "actions_by_decision": dict(sorted(decisions.items()))},
         "waste_by_detector": _waste_by(findings, lambda f: f.detector, "detector"),
         "waste_by_team": _waste_by(findings, lambda f: _tag(f.tags, tag_map.get("team", ["team"])) or "unassigned",

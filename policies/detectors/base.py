@@ -32,6 +32,8 @@ class DetectContext:
     now: datetime
     price_of: Callable[[Resource], Price]
     warnings: list[str] = field(default_factory=list)
+    # resources a detector could not judge for want of data (see Detector.insufficient)
+    insufficient: list[dict[str, Any]] = field(default_factory=list)
     # per-token price of an LLM model (LiteLLM's price map + config overrides); None = unpriced
     token_price: Callable[[str], TokenPrice | None] = lambda _model: None
 
@@ -58,6 +60,40 @@ class Detector:
     def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def coverage(self, obs: Observation, metric: str) -> float:
+        """Share of the lookback window's hourly slots that hold a datapoint of `metric` (0 when absent).
+
+        Why a share and not a count: "no series" and "a series of zeros" must never look alike,
+        and a detector's threshold (`min_coverage`) is stated as a share of the window.
+        """
+        s = obs.series.get(metric)
+        if s is None or not s.points or self.lookback_hours <= 0:
+            return 0.0
+        return min(1.0, len(s.points) / self.lookback_hours)
+
+    def insufficient(self, obs: Observation, ctx: DetectContext, coverage: dict[str, float], *,
+                     required: float, reason: str = "") -> None:
+        """Record that `obs.resource` could not be judged: the metrics it needs fell below `required`.
+
+        Returns None so a detector can `return self.insufficient(...)`. The record carries no money:
+        it is not waste, and the totals never count it; it exists so a resource without data is
+        reported as such instead of looking idle (read as zero) or vanishing (silently dropped).
+        """
+        r = obs.resource
+        short = {m: round(c, 3) for m, c in coverage.items() if c < required}
+        ctx.insufficient.append({
+            "policy": ctx.policy, "detector": self.name, "provider": r.provider, "account": r.account,
+            "region": r.region, "resource_id": r.resource_id, "resource_type": r.resource_type,
+            "name": r.tags.get("Name", ""),
+            "metric": ", ".join(short) or ", ".join(coverage),
+            "coverage": min(short.values()) if short else min(coverage.values(), default=0.0),
+            "required_coverage": required,
+            "coverage_by_metric": {m: round(c, 3) for m, c in coverage.items()},
+            "lookback_hours": self.lookback_hours,
+            "reason": reason or describe_gap(short or coverage, required),
+        })
+        return None
+
     def finding(self, obs: Observation, ctx: DetectContext, *, evidence: dict[str, Any],
                 monthly_waste: Decimal, confidence: str = "high") -> Finding:
         r = obs.resource
@@ -68,6 +104,12 @@ class Detector:
             monthly_waste_usd=money(monthly_waste), severity=severity_for(monthly_waste),
             confidence=confidence, tags=dict(r.tags),
         )
+
+
+def describe_gap(coverage: dict[str, float], required: float) -> str:
+    """One line a reader acts on: which metric is missing or thin, against what threshold."""
+    parts = [f"{m} {'missing' if c == 0 else f'at {c:.0%} coverage'}" for m, c in coverage.items()]
+    return f"{', '.join(parts)} (needs {required:.0%} of the lookback hours)"
 
 
 def severity_for(monthly_waste: Decimal | float) -> str:

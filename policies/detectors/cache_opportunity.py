@@ -22,6 +22,7 @@ from decimal import Decimal
 from pydantic import Field
 
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation
 
@@ -83,5 +84,5 @@ class CacheOpportunity(Detector):
         repeats = sum(int(x.get("repeat_requests", 0)) for x in lines)  # type: ignore[call-overload]
         prefix_tokens = sum(int(x.get("repeat_prefix_tokens", 0)) for x in lines)  # type: ignore[call-overload]
         f.rationale = f.evidence["summary"] = (f"{obs.resource.resource_id}: {repeats:,} repeated prompts and {prefix_tokens:,} repeated "
-                       f"prefix tokens in {window_days:g} days; caching saves ${float(monthly):,.2f}/month.")
+                       f"prefix tokens in {day_words(window_days)}; caching saves ${float(monthly):,.2f}/month.")
         return f

@@ -78,6 +78,7 @@ class IdleGpu(Detector):
             evidence = {
                 "signal": "gpu_utilization",
                 f"gpu_util_p{p.percentile:g}_pct": round(level, 2),
+                "percentile": p.percentile,
                 "gpu_util_avg_pct": round(sum(values) / len(values), 2),
                 "gpu_util_max_pct": round(max(values), 2),
                 "threshold_pct": p.gpu_util_threshold_pct,
@@ -86,7 +87,7 @@ class IdleGpu(Detector):
             }
             confidence = "high"
         else:
-            fallback = self._fallback(obs, needed)
+            fallback = self._fallback(obs, ctx, needed)
             if fallback is None:
                 return None
             evidence, confidence = fallback, "medium"
@@ -104,26 +105,32 @@ class IdleGpu(Detector):
         waste = (hourly or Decimal(0)) * HOURS_PER_MONTH
         return self.finding(obs, ctx, evidence=evidence, monthly_waste=waste, confidence=confidence)
 
-    def _fallback(self, obs: Observation, needed: int) -> dict | None:
+    def _fallback(self, obs: Observation, ctx: DetectContext, needed: int) -> dict | None:
+        """CPU and network stand in for a missing GPU metric; each must itself be covered.
+
+        A missing network series is not a quiet network: without it (or without enough CPU
+        datapoints) the resource is recorded as insufficient data, never judged idle.
+        """
         p = self.params
+        cover = {m: self.coverage(obs, m) for m in ("gpu_utilization", "cpu_utilization")}
         cpu = obs.series.get("cpu_utilization")
         if cpu is None or len(cpu.points) < needed:
-            return None
+            return self.insufficient(obs, ctx, cover, required=p.min_coverage)
         cpu_level = percentile(cpu.values, p.percentile)
         if cpu_level >= p.cpu_util_threshold_pct:
-            return None
-        net_bytes: list[float] = []
-        for name in ("network_in", "network_out"):
-            s = obs.series.get(name)
-            if s is not None:
-                net_bytes.extend(s.values)
-        hours = max(1, len(cpu.points))
-        net_mb_per_hour = sum(net_bytes) / 1e6 / hours
+            return None  # busy CPU: not idle, whatever the network did
+        net = {m: obs.series.get(m) for m in ("network_in", "network_out")}
+        if any(s is None or len(s.points) < needed for s in net.values()):
+            cover.update({m: self.coverage(obs, m) for m in net})
+            return self.insufficient(obs, ctx, cover, required=p.min_coverage)
+        # per-hour mean of each direction, summed: each series is divided by its own datapoints
+        net_mb_per_hour = sum(sum(s.values) / len(s.points) for s in net.values() if s is not None) / 1e6
         if net_mb_per_hour >= p.network_threshold_mb_per_hour:
             return None
         return {
             "signal": f"cpu_and_network (no GPU metric: {_GPU_AGENT.get(obs.resource.provider, 'GPU exporter')})",
             f"cpu_util_p{p.percentile:g}_pct": round(cpu_level, 2),
+            "percentile": p.percentile,
             "cpu_threshold_pct": p.cpu_util_threshold_pct,
             "network_mb_per_hour": round(net_mb_per_hour, 3),
             "network_threshold_mb_per_hour": p.network_threshold_mb_per_hour,

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import Finding, MetricRequest, Observation, Resource
 
@@ -214,8 +215,9 @@ class OffHoursIdle(Detector):
         if series is None or len(series.points) < needed:
             signal, threshold = "cpu_utilization", p.cpu_idle_pct
             series = obs.series.get("cpu_utilization")
-            if series is None or len(series.points) < needed:
-                return None
+            if series is None or len(series.points) < needed:  # neither signal covered: say so, never guess
+                return self.insufficient(obs, ctx, {m: self.coverage(obs, m) for m in
+                                                    ("gpu_utilization", "cpu_utilization")}, required=p.min_coverage)
         values = series.values
         if percentile(values, p.percentile) < threshold:
             return None  # idle all the time: idle-gpu's finding
@@ -255,7 +257,7 @@ class OffHoursIdle(Detector):
             "price_source": price.source,
             "saving_formula": "hours_per_week x hourly_price_usd x 52 / 12",
             "summary": (f"{r.kind} is idle {text} ({tz_name} time) on at least {p.min_day_fraction:.0%} of days over "
-                        f"{p.lookback_days} days while busy at other times: stopping it then saves "
+                        f"{day_words(p.lookback_days)} while busy at other times: stopping it then saves "
                         f"{hours_per_week} h/week x ${hourly or 0:.4f}/h x 52/12 = ${saving:,.2f}/month."),
         }
         return self.finding(obs, ctx, evidence=evidence, monthly_waste=saving,

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from costwarden.policies.detectors._time import parse_time
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resource
 
@@ -58,7 +59,7 @@ class OrphanedSnapshot(Detector):
             "price_per_gb_month_usd": round(float(per_gb_month), 4) if price.hourly_usd is not None else None,
             "price_source": price.source,
             "waste_is_upper_bound": True,
-            "summary": (f"EBS snapshot {r.resource_id} is {age.days} days old and its volume "
+            "summary": (f"EBS snapshot {r.resource_id} is {day_words(age.days)} old and its volume "
                         f"{r.attrs.get('volume_id') or '(unknown)'} is gone; it bills up to ${waste:,.2f}/month "
                         f"({size} GB source volume)."),
         }

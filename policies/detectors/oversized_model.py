@@ -19,6 +19,7 @@ from decimal import Decimal
 from pydantic import Field
 
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation
 
@@ -94,6 +95,6 @@ class OversizedModel(Detector):
         top = max(lines, key=lambda x: x["cost_now_usd"] - x["cost_routed_usd"])
         f.rationale = f.evidence["summary"] = (f"{obs.resource.resource_id}: {top['simple_share']:.0%} of its {top['model']} requests are short "
                        f"({top['simple_requests']:,} requests, {top['simple_input_tokens']:,} input / "
-                       f"{top['simple_output_tokens']:,} output tokens in {window_days:g} days); routing them to "
+                       f"{top['simple_output_tokens']:,} output tokens in {day_words(window_days)}); routing them to "
                        f"{top['route_to']} saves ${float(monthly):,.2f}/month at price-map prices.")
         return f

@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from costwarden.policies.datafiles import accelerator_specs
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams, percentile
+from costwarden.policies.detectors.words import days as day_words
+from costwarden.policies.detectors.words import percentile_name
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
@@ -205,8 +207,11 @@ class TrainingHardwareForInference(Detector):
         kind = next(iter(kinds))
         current = self.specs.get(kind.removeprefix("ml."))
         gpu = obs.series.get("gpu_utilization")
-        if current is None or gpu is None or len(gpu.points) < int(self.lookback_hours * p.min_coverage):
-            return None  # no GPU metric: no guess
+        if current is None:
+            return None
+        if gpu is None or len(gpu.points) < int(self.lookback_hours * p.min_coverage):  # no GPU metric: no guess
+            return self.insufficient(obs, ctx, {"gpu_utilization": self.coverage(obs, "gpu_utilization")},
+                                     required=p.min_coverage)
         per_sum = r.resource_type == "aws.sagemaker-endpoint"  # SageMaker sums per-GPU percentages
         util = [v / current.count if per_sum else v for v in gpu.values]
         avg, level = sum(util) / len(util), percentile(util, p.percentile)
@@ -237,6 +242,7 @@ class TrainingHardwareForInference(Detector):
             "datapoints": len(util),
             "gpu_util_avg_pct": round(avg, 2),
             f"gpu_util_p{p.percentile:g}_pct": round(level, 2),
+            "percentile": p.percentile,
             "gpu_util_max_pct": round(max(util), 2),
             "idle_util_pct": p.idle_util_pct,
             "max_avg_util_pct": p.max_avg_util_pct,
@@ -256,8 +262,8 @@ class TrainingHardwareForInference(Detector):
             "proposed_instance_type": target,
             "alternative_type": target,  # what a `change-instance-type` action takes via from_evidence
             "saving_formula": "(current hourly - alternative hourly) x instances x 730 h",
-            "summary": (f"{kind} GPUs averaged {avg:.1f}% ({p.percentile:g}th percentile {level:.1f}%) over "
-                        f"{p.lookback_days} days; {target} ({best.spec.count}x {best.spec.accelerator}) holds "
+            "summary": (f"{kind} GPUs averaged {avg:.1f}% ({percentile_name(p.percentile)} {level:.1f}%) over "
+                        f"{day_words(p.lookback_days)}; {target} ({best.spec.count}x {best.spec.accelerator}) holds "
                         f"{need_mem:.0f} GiB of GPU memory for ${best.hourly_usd:.4f}/h instead of "
                         f"${price.hourly_usd:.4f}/h: ${saving:,.2f}/month for {instances} instance(s)."),
         }

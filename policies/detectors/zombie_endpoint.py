@@ -16,6 +16,7 @@ from pydantic import Field
 
 from costwarden.policies.detectors._time import parse_time
 from costwarden.policies.detectors.base import DetectContext, Detector, DetectorParams
+from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.registry import detectors
 from costwarden.state.domain import HOURS_PER_MONTH, Finding, MetricRequest, Observation, Resource
 
@@ -88,7 +89,7 @@ class ZombieEndpoint(Detector):
             "variants": variants,
             "hourly_price_usd": float(hourly_total) if not unpriced else None,
             "price_source": "; ".join(sorted(sources)) if not unpriced else "unpriced",
-            "summary": (f"SageMaker endpoint {r.resource_id} served {total:g} invocations in {p.lookback_days} days "
+            "summary": (f"SageMaker endpoint {r.resource_id} served {total:g} invocations in {day_words(p.lookback_days)} "
                         f"while {instances} instance(s) ({', '.join(sorted({v['instance_type'] for v in variants}))}) "
                         f"billed ${waste:,.2f}/month."),
         }

@@ -29,6 +29,7 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
 
     token_prices = PriceMap(ctx.settings.billing.price_overrides)
     findings: list[Finding] = []
+    insufficient: list[dict[str, Any]] = []
     warnings: list[str] = []
     errors: list[str] = []
     # Policies of one resource type each inventory the same scope: count that inventory once, or
@@ -60,10 +61,32 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
         errors.extend(report.errors)
         warnings.extend(report.warnings)
+        found = sum(1 for f in findings if f.policy == name)
         ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
-                     f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
+                     f"{found} findings, {len(dctx.insufficient)} insufficient data, {protected} protected"
+                     + no_findings_because(report.candidates, found, protected, dctx.insufficient))
         warnings.extend(dctx.warnings)
+        insufficient.extend(dctx.insufficient)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     ctx.store.add_findings(run_id, findings)
+    insufficient.sort(key=lambda x: (x["policy"], x["resource_id"], x["detector"]))
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
-            "errors": errors, "warnings": warnings}
+            "insufficient": insufficient, "errors": errors, "warnings": warnings}
+
+
+def no_findings_because(candidates: int, found: int, protected: int, insufficient: list[dict[str, Any]]) -> str:
+    """Why candidates produced fewer findings, so "2 candidates, 0 findings" never stands unexplained."""
+    if candidates == 0 or found >= candidates:
+        return ""
+    reasons = []
+    if insufficient:
+        metrics = sorted({m.strip() for x in insufficient for m in str(x["metric"]).split(",") if m.strip()})
+        required = min(float(x["required_coverage"]) for x in insufficient)
+        reasons.append(f"{len({x['resource_id'] for x in insufficient})} without enough data "
+                       f"({', '.join(metrics)} under {required:.0%} coverage)")
+    if protected:
+        reasons.append(f"{protected} protected")
+    judged = candidates - found - len({x["resource_id"] for x in insufficient}) - protected
+    if judged > 0:
+        reasons.append(f"{judged} judged and within the thresholds")
+    return " (" + "; ".join(reasons) + ")" if reasons else ""

@@ -16,23 +16,32 @@ from langgraph.runtime import Runtime
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.policies.detectors.words import days as day_words
+from costwarden.policies.detectors.words import evidence_percentile, percentile_name
 from costwarden.state.domain import Finding
 
 
 def rationale(f: Finding) -> str:
+    """The deterministic text, worded from the parameters the detector used (its evidence)."""
     ev = f.evidence
     days = ev.get("lookback_days")
+    over = f"over {day_words(days)}" if isinstance(days, (int, float)) else "over the lookback"
     price = ev.get("hourly_price_usd")
     cost = f"${price:,.4f}".rstrip("0").rstrip(".") + "/h" if price is not None else "an unknown price (unpriced)"
+    waste = (f"${f.monthly_waste_usd:,.2f}/month" if price is not None
+             else "unpriced (no hourly price, so no monthly figure)")
     if ev.get("signal") == "gpu_utilization":
-        pct = next((v for k, v in ev.items() if k.startswith("gpu_util_p")), None)
-        return (f"{ev.get('instance_type')} GPUs ran at {pct}% (95th percentile, max {ev.get('gpu_util_max_pct')}%) "
-                f"over {days} days while billing {cost}: ${f.monthly_waste_usd:,.2f}/month for idle accelerators.")
+        p, pct = evidence_percentile(ev, "gpu_util")
+        stat = percentile_name(p) if p is not None else "percentile"
+        peak = f", max {ev.get('gpu_util_max_pct')}%" if p != 100 else ""
+        return (f"{ev.get('instance_type')} GPUs ran at {pct}% ({stat}{peak}) "
+                f"{over} while billing {cost}: {waste} for idle accelerators.")
     if "network_mb_per_hour" in ev:
-        cpu = next((v for k, v in ev.items() if k.startswith("cpu_util_p")), None)
-        return (f"{ev.get('instance_type')} reports no GPU metric; CPU at {cpu}% (95th percentile) and "
-                f"{ev.get('network_mb_per_hour')} MB/h of network over {days} days suggest idle GPUs "
-                f"billing {cost}: ${f.monthly_waste_usd:,.2f}/month.")
+        p, cpu = evidence_percentile(ev, "cpu_util")
+        stat = percentile_name(p) if p is not None else "percentile"
+        return (f"{ev.get('instance_type')} reports no GPU metric; CPU at {cpu}% ({stat}) and "
+                f"{ev.get('network_mb_per_hour')} MB/h of network (measured) {over} suggest idle GPUs "
+                f"billing {cost}: {waste}.")
     if ev.get("summary"):  # detectors without a template here write their own one-line summary
         return str(ev["summary"])
     return f"{f.detector} on {f.resource_id}: ${f.monthly_waste_usd:,.2f}/month."

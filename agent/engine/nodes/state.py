@@ -13,6 +13,7 @@ class SweepState(TypedDict, total=False):
     dry_run: bool
     streams: dict[str, ObservationStream]  # policy name -> its observations (set by collect, read once by detect)
     findings: list[dict[str, Any]]
+    insufficient: list[dict[str, Any]]  # resources a detector could not judge for want of data (set by detect)
     priority: list[str]  # finding ids in digest order (set by explain); the findings keep theirs
     actions: list[dict[str, Any]]
     inventoried: int
