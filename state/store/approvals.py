@@ -60,9 +60,10 @@ class ApprovalRecords(Database):
         """
         if actor == SYSTEM_ACTOR:
             raise ValueError(f"{SYSTEM_ACTOR!r} never votes; only a person decides an approval")
-        kind = Vote(decision) if decision in Vote.__members__.values() else None
-        if kind is None:
-            raise ValueError(f"unknown decision {decision!r} (approve, reject or snooze)")
+        try:
+            kind = Vote(decision)
+        except ValueError:
+            raise ValueError(f"unknown decision {decision!r} (approve, reject or snooze)") from None
         now = _utc(now)
         for _ in range(10):
             with self.session() as s:
