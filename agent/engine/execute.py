@@ -1,9 +1,10 @@
 """Execute one approved or automatic action through its guarded tool, exactly once.
 
 Order is the safety model: read the before-state, claim the action atomically as `pending`
-(the `claim` transition of state/lifecycle.py: the write that makes a second execution impossible), call the cloud, verify, record
-`done` or `failed` with the after-state. A crash between claim and record leaves `pending`,
-which start-up reconciliation resolves by reading the resource's real state.
+(the `claim` transition of state/lifecycle.py: the write that makes a second execution
+impossible), call the cloud, verify, record `done` or `failed` with the after-state. A crash
+between claim and record leaves `pending`, which start-up reconciliation resolves by reading the
+resource's real state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.execute")
-
 
 
 def execute_action(store: Store, providers: Any, a: PlannedAction, *, run_id: str | None, policy_hash: str,
