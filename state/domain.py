@@ -10,7 +10,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from typing import Any
+
+from costwarden.state.lifecycle import ActionStatus
 
 CENT = Decimal("0.01")
 HOURS_PER_MONTH = Decimal("730")  # the convention AWS and GCP price calculators use
@@ -109,9 +112,17 @@ class Finding:
         return cls(**d)
 
 
-# Decisions the guard can take, in order of how much they let happen.
-SKIP, REPORT, NEEDS_APPROVAL, AUTO = "skip", "report", "needs_approval", "auto"
-DECISIONS = (SKIP, REPORT, NEEDS_APPROVAL, AUTO)
+class Decision(StrEnum):
+    """What the guard decides for an action, in order of how much it lets happen."""
+
+    SKIP = "skip"
+    REPORT = "report"
+    NEEDS_APPROVAL = "needs_approval"
+    AUTO = "auto"
+
+
+SKIP, REPORT, NEEDS_APPROVAL, AUTO = Decision.SKIP, Decision.REPORT, Decision.NEEDS_APPROVAL, Decision.AUTO
+DECISIONS = tuple(Decision)
 
 
 @dataclass
@@ -126,13 +137,14 @@ class PlannedAction:
     resource_key: str
     decision: str = REPORT
     reason: str = ""
-    status: str = "planned"
+    status: str = ActionStatus.PLANNED
     destructive: bool = False
     approval_reason: str = ""  # set by the action: the guard asks a person even in auto mode (policies/guard.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["projected_monthly_savings_usd"] = str(self.projected_monthly_savings_usd)
+        d["decision"], d["status"] = str(self.decision), str(self.status)  # plain strings in graph state and JSON
         return d
 
     @classmethod

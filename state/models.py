@@ -75,7 +75,7 @@ class ActionRow(Base):
     resource_key: Mapped[str] = mapped_column(String(700), index=True)
     decision: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
-    # planned | dry_run | reported | skipped | awaiting_approval | pending | done | failed | interrupted
+    # an ActionStatus (state/lifecycle.py); it changes only along that module's transition table
     status: Mapped[str] = mapped_column(String(20), default="planned")
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     projected_monthly_savings_usd: Mapped[Decimal] = mapped_column(MONEY)

@@ -628,8 +628,10 @@ def test_a_resize_cut_off_between_change_and_start_is_finished_by_start_up_recon
     store.start_run("run_1", dry_run=False, policies=["p"], trigger="test")
     store.add_findings("run_1", [_finding(iid, instance_type="g5.12xlarge")])
     a = PlannedAction("act_1", "fnd_1", "p", "change-instance-type", RESIZE, _resize_args(iid), Decimal("781.39"),
-                      f"aws:{ACCOUNT}:{REGION}:{iid}", decision="needs_approval", status="approved")
+                      f"aws:{ACCOUNT}:{REGION}:{iid}", decision="needs_approval", status="awaiting_approval")
     store.add_action("run_1", a, policy_hash="h")
+    store.set_action_status("act_1", "approved")  # a new action is never born approved (state/lifecycle.py)
+    a.status = "approved"
     settings = Settings(state_dir=state_dir, dry_run=False, aws=AwsSettings(regions=[REGION]))
     first = Providers(settings, dry_run=False)
     _inject(first.aws, "StartInstances", crash=True)

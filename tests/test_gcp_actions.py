@@ -213,8 +213,9 @@ def test_gce_resize_cut_off_between_change_and_start_is_finished_by_reconciliati
     store.add_findings("run_1", [_finding("serve")])
     store.add_action("run_1", PlannedAction("act_1", "fnd_1", "p", "change-instance-type",
                                             "gcp.compute.resize_instance", _resize("serve"), Decimal("2058.43"),
-                                            f"gcp:{PROJECT}:us-central1:{ZONE}/serve", status="approved"),
+                                            f"gcp:{PROJECT}:us-central1:{ZONE}/serve", status="awaiting_approval"),
                      policy_hash="h")
+    store.set_action_status("act_1", "approved")  # a new action is never born approved (state/lifecycle.py)
     assert store.claim_action("act_1", from_statuses=("approved",), before_state={}, run_id="run_1", policy="p",
                               policy_hash="h")
     spec = get_tool("gcp.compute.resize_instance")

@@ -41,10 +41,11 @@ def _seed(store: Store) -> None:
                 f.created_at = NOW - timedelta(days=age)
     store.add_action("r1", PlannedAction(id="act_1", finding_id="fnd_r1_i-1", policy="idle", action="stop",
                                          tool="aws.ec2.stop_instance", args={}, projected_monthly_savings_usd=Decimal("16030.80"),
-                                         resource_key="aws:1:us-east-1:i-1", decision="auto", status="done"),
+                                         resource_key="aws:1:us-east-1:i-1", decision="auto", status="planned"),
                      policy_hash="h")
-    with store.session() as s:
+    with store.session() as s:  # executed two days ago (rows of the past, written as they would stand now)
         s.get(ActionRow, "act_1").created_at = NOW - timedelta(days=2)
+        s.get(ActionRow, "act_1").status = "done"
     store.save_realized("act_1", method="state", hourly_usd=Decimal("21.96"), acted_at=NOW - timedelta(days=2),
                         observed_until=NOW, held=True, hours_observed=Decimal(48), hours_held=Decimal(48),
                         realized_usd=Decimal("1054.08"), realized_monthly_usd=Decimal("16030.80"))

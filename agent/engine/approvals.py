@@ -29,6 +29,7 @@ from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, 
 from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
 from costwarden.state.domain import PlannedAction
+from costwarden.state.lifecycle import SYSTEM_ACTOR, ActionStatus
 from costwarden.state.store import Store, as_utc
 from costwarden.tools.errors import ToolError
 
@@ -45,8 +46,9 @@ class ApprovalContext:
 
 class ApprovalState(TypedDict, total=False):
     action_id: str
-    decision: str  # approved | rejected | expired
+    decision: str  # approved | rejected | expired | withdrawn
     actor: str
+    reason: str  # why Costwarden withdrew an approved action (reconcile)
     result: str
 
 
@@ -70,12 +72,12 @@ def thread_config(action_id: str) -> dict[str, Any]:
 def wait(state: ApprovalState, runtime: Runtime[ApprovalContext]) -> dict[str, Any]:
     # Nothing with side effects before interrupt(): on resume this node runs again from here.
     answer = interrupt({"action_id": state["action_id"]})
-    return {"decision": answer["decision"], "actor": answer.get("actor", "")}
+    return {"decision": answer["decision"], "actor": answer.get("actor", ""), "reason": answer.get("reason", "")}
 
 
 def execute(state: ApprovalState, runtime: Runtime[ApprovalContext]) -> dict[str, Any]:
     ctx = runtime.context
-    if state.get("decision") != "approved":
+    if state.get("decision") != ActionStatus.APPROVED:
         return {"result": state.get("decision", "")}
     row = ctx.store.get_action(state["action_id"])
     if row is None:
@@ -109,16 +111,18 @@ def build_approval_graph(checkpointer: Any) -> Any:
 
 # --- messages -------------------------------------------------------------------------------
 def outcome_text(store: Store, state: ApprovalState) -> str:
-    who = state.get("actor") or "costwarden"
+    who = state.get("actor") or SYSTEM_ACTOR
     decision = state.get("decision")
-    if decision == "approved":
+    if decision == ActionStatus.APPROVED:
         row = store.get_action(state["action_id"])
         detail = f": {row.error}" if row is not None and row.error else ""
         return f":white_check_mark: Approved by {who}. Action {state.get('result', '')}{detail}."
-    if decision == "rejected":
+    if decision == ActionStatus.REJECTED:
         return f":no_entry: Rejected by {who}. Nothing was changed."
-    if decision == "expired":
+    if decision == ActionStatus.EXPIRED:
         return ":hourglass: Withdrawn: nobody decided before the approval expired. Nothing was changed."
+    if decision == ActionStatus.WITHDRAWN:
+        return f":hourglass: Withdrawn: {state.get('reason') or 'it may no longer run'}. Nothing was changed."
     return f"Closed ({decision})."
 
 
@@ -215,7 +219,7 @@ def decide(settings: Settings, store: Store, action_id: str, *, actor: str, deci
            snooze_hours: float = 24.0) -> str:
     """Apply a human decision (approve | reject | snooze); resume the thread if it is final."""
     outcome = store.vote(action_id, actor=actor, decision=decision, snooze=timedelta(hours=snooze_hours))
-    if outcome in ("approved", "rejected", "expired"):
+    if outcome in (ActionStatus.APPROVED, ActionStatus.REJECTED, ActionStatus.EXPIRED):
         resume_thread(settings, store, action_id, {"decision": outcome, "actor": actor})
     elif outcome in ("recorded", "snoozed"):
         refresh_message(settings, store, action_id)  # shows the votes so far, or the new expiry
@@ -225,11 +229,24 @@ def decide(settings: Settings, store: Store, action_id: str, *, actor: str, deci
 
 
 def expire_due(settings: Settings, store: Store) -> list[str]:
-    """Withdraw approvals whose window closed; close their threads and messages."""
+    """Withdraw approvals whose window closed (the clock's `expire` transition, never a vote);
+    close their threads and messages."""
     expired = store.expire_due()
     for action_id in expired:
-        resume_thread(settings, store, action_id, {"decision": "expired", "actor": "costwarden"})
+        resume_thread(settings, store, action_id, {"decision": ActionStatus.EXPIRED.value, "actor": SYSTEM_ACTOR})
     return expired
+
+
+def finish_approved(settings: Settings, store: Store, action_id: str, *, actor: str) -> dict[str, Any]:
+    """Run an approved action whose execution was cut off before its claim (reconcile): the same
+    thread, claim -> act -> verify, and the same closing message as a click would have given."""
+    return resume_thread(settings, store, action_id, {"decision": ActionStatus.APPROVED.value, "actor": actor})
+
+
+def close_withdrawn(settings: Settings, store: Store, action_id: str, *, reason: str) -> None:
+    """Close the thread and the Slack message of an approved action reconcile withdrew."""
+    resume_thread(settings, store, action_id,
+                  {"decision": ActionStatus.WITHDRAWN.value, "actor": SYSTEM_ACTOR, "reason": reason})
 
 
 def prune_finished(settings: Settings, *, now: datetime | None = None) -> list[str]:

@@ -1,9 +1,10 @@
 """Execute one approved or automatic action through its guarded tool, exactly once.
 
 Order is the safety model: read the before-state, claim the action atomically as `pending`
-(the write that makes a second execution impossible), call the cloud, verify, record
-`done` or `failed` with the after-state. A crash between claim and record leaves `pending`,
-which start-up reconciliation resolves by reading the resource's real state.
+(the `claim` transition of state/lifecycle.py: the write that makes a second execution
+impossible), call the cloud, verify, record `done` or `failed` with the after-state. A crash
+between claim and record leaves `pending`, which start-up reconciliation resolves by reading the
+resource's real state.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from costwarden.state.domain import PlannedAction
+from costwarden.state.lifecycle import ActionStatus
 from costwarden.state.store import Store
 from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.execute")
-
-CLAIMABLE = ("planned", "approved")
 
 
 def execute_action(store: Store, providers: Any, a: PlannedAction, *, run_id: str | None, policy_hash: str,
@@ -32,7 +32,7 @@ def execute_action(store: Store, providers: Any, a: PlannedAction, *, run_id: st
         before = spec.observe(clients, **a.args)
     except (ToolError, ClientError, BotoCoreError) as exc:
         before = {"error": str(exc)}
-    if not store.claim_action(a.id, from_statuses=CLAIMABLE, before_state=before, run_id=run_id,
+    if not store.claim_action(a.id, before_state=before, run_id=run_id,
                               policy=a.policy, policy_hash=policy_hash, actor=actor):
         log.info("action already claimed; not executing again", extra={"action_id": a.id})
         return "already-claimed"
@@ -45,4 +45,4 @@ def execute_action(store: Store, providers: Any, a: PlannedAction, *, run_id: st
         ok, after, error = False, None, f"{exc.__class__.__name__}: {exc}"
     store.complete_action(a.id, ok=ok, after_state=after, error=error, run_id=run_id, policy=a.policy,
                           policy_hash=policy_hash)
-    return "done" if ok else "failed"
+    return ActionStatus.DONE if ok else ActionStatus.FAILED

@@ -47,6 +47,7 @@ from costwarden.agent.engine.nodes.plan import plan
 from costwarden.agent.engine.nodes.record import record
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.state.domain import AUTO
+from costwarden.state.lifecycle import ActionStatus
 
 
 def after_detect(state: SweepState) -> str:
@@ -61,7 +62,7 @@ def after_approve(state: SweepState) -> str:
 
 
 def after_guard(state: SweepState) -> str:
-    if any(a["status"] == "awaiting_approval" for a in state.get("actions", [])):
+    if any(a["status"] == ActionStatus.AWAITING_APPROVAL for a in state.get("actions", [])):
         return "approve"
     return after_approve(state)
 

@@ -1,25 +1,50 @@
-"""Start-up reconciliation: settle actions a crash left between `pending` and `done`.
+"""Start-up reconciliation: settle every action a crash left open.
 
-The resource's real state decides. If the change is there, the action is recorded as done
-(without calling the cloud again); if not, it is recorded as interrupted, and the next sweep
-re-plans it under a new id through the guard. A resumable tool (ToolSpec.resume: a resize that
-stopped an instance to change it) is instead run again, since it reads where it stopped and does
-only the rest. Either way nothing runs twice and nothing is forgotten.
+`pending` (claimed, cloud call maybe made): the resource's real state decides. If the change is
+there, the action is recorded as done (without calling the cloud again); if not, it is recorded
+as interrupted, and the next sweep re-plans it under a new id through the guard. A resumable tool
+(ToolSpec.resume: a resize that stopped an instance to change it) is instead run again, since it
+reads where it stopped and does only the rest.
+
+`approved` (a person approved, the process died before the claim): it runs now through the same
+approval thread (claim -> act -> verify), within the policy limits as they are now; if its
+approval window has closed, its policy is gone or the resource is now protected, it is withdrawn
+with the reason recorded and shown on its Slack message. Either way nothing runs twice and
+nothing is forgotten.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from costwarden.state.store import Store
+from costwarden.agent.engine.approvals import close_withdrawn, finish_approved
+from costwarden.policies.errors import PolicyError
+from costwarden.policies.guard import protection_match
+from costwarden.policies.loader import LoadedPolicy, load_policies
+from costwarden.state.clock import utcnow
+from costwarden.state.store import Store, as_utc
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.reconcile")
 
 
-def reconcile_pending(store: Store, providers: Any) -> dict[str, int]:
-    counts = {"done": 0, "interrupted": 0, "unreadable": 0, "resumed": 0, "failed": 0, "deferred": 0}
+def reconcile_pending(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,
+                      now: datetime | None = None) -> dict[str, int]:
+    """Settle claimed (`pending`) actions, then approved unclaimed ones; return counts by outcome.
+
+    `policies` defaults to those of `providers.settings` (the daemon's own files)."""
+    counts = {"done": 0, "interrupted": 0, "unreadable": 0, "resumed": 0, "failed": 0, "deferred": 0,
+              "executed": 0, "withdrawn": 0, "unsettled": 0}
+    _settle_claimed(store, providers, counts)
+    for outcome, n in settle_approved(store, providers, policies=policies, now=now).items():
+        counts[outcome] = counts.get(outcome, 0) + n
+    return counts
+
+
+def _settle_claimed(store: Store, providers: Any, counts: dict[str, int]) -> None:
     for row in store.actions_in_limbo():
         try:
             spec = get_tool(row.tool)
@@ -39,13 +64,66 @@ def reconcile_pending(store: Store, providers: Any) -> dict[str, int]:
         elif spec.resume:
             counts[_resume(store, providers, spec, row, state)] += 1
         else:
-            store.set_action_status(row.id, "interrupted")
-            store.append_decision(stage="reconcile", decision="interrupted", action_id=row.id, run_id=row.run_id,
-                                  policy=row.policy, reason="not applied before a restart; the next sweep re-plans it",
-                                  detail={"observed": state})
+            store.replan_action(row.id, reason="not applied before a restart; the next sweep re-plans it",
+                                run_id=row.run_id, policy=row.policy, detail={"observed": state})
             counts["interrupted"] += 1
         log.info("reconciled action %s", row.id, extra={"action_id": row.id, "policy": row.policy})
+
+
+def settle_approved(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,
+                    now: datetime | None = None) -> dict[str, int]:
+    """Execute or withdraw every approved action nobody claimed; return counts by outcome."""
+    counts = {"executed": 0, "withdrawn": 0, "deferred": 0, "unsettled": 0}
+    waiting = store.approved_unclaimed()
+    settings = getattr(providers, "settings", None)
+    if not waiting or settings is None:
+        return counts
+    if policies is None:
+        try:
+            policies = {lp.name: lp for lp in load_policies(list(settings.policies))}
+        except PolicyError as exc:
+            log.error("approved actions left for the next start: policies unreadable", extra={"error": str(exc)})
+            counts["deferred"] += len(waiting)
+            return counts
+    now = now or utcnow()
+    protected = store.protected_keys()
+    for row, approval in waiting:
+        reason = _why_not(store, row, approval, policies, protected, now)
+        try:
+            if reason is not None:
+                if store.withdraw_action(row.id, reason=reason, run_id=row.run_id, policy=row.policy):
+                    close_withdrawn(settings, store, row.id, reason=reason)
+                    counts["withdrawn"] += 1
+            elif getattr(providers, "dry_run", False):
+                store.append_decision(stage="reconcile", decision="deferred", action_id=row.id, run_id=row.run_id,
+                                      policy=row.policy, reason="approved but not executed; dry-run is on, so it "
+                                      "runs (or is withdrawn) at the next start without dry-run")
+                counts["deferred"] += 1
+            else:
+                finish_approved(settings, store, row.id, actor=approval.decided_by or "")
+                counts["executed"] += 1
+        except Exception as exc:  # noqa: BLE001 - one action must not stop the others; retried next start
+            counts["unsettled"] += 1
+            log.error("approved action %s not settled", row.id,
+                      extra={"action_id": row.id, "error": f"{exc.__class__.__name__}: {exc}"})
     return counts
+
+
+def _why_not(store: Store, row: Any, approval: Any, policies: Mapping[str, LoadedPolicy], protected: set[str],
+             now: datetime) -> str | None:
+    """Why an approved action may no longer run, or None if it may."""
+    if approval.expires_at is not None and as_utc(approval.expires_at) <= now:
+        return "approved, but the process stopped before it ran and its approval window has since closed"
+    lp = policies.get(row.policy)
+    if lp is None:
+        return f"approved, but its policy {row.policy!r} is no longer loaded"
+    if row.resource_key in protected:
+        return "approved, but the resource has since been protected"
+    finding = store.get_finding(row.finding_id)
+    hit = protection_match(dict(finding.tags or {}) if finding else {}, lp.policy.limits.protected_tags)
+    if hit:
+        return f"approved, but the resource is now protected by the policy ({hit})"
+    return None
 
 
 def _resume(store: Store, providers: Any, spec: Any, row: Any, state: dict[str, Any]) -> str:

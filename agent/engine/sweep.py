@@ -22,6 +22,7 @@ from costwarden.agent.engine.graph import build_graph
 from costwarden.agent.engine.nodes.record import totals
 from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.domain import Finding, PlannedAction
+from costwarden.state.lifecycle import ActionStatus
 from costwarden.state.clock import clock_at
 from costwarden.state.store import Store
 from costwarden.tools.pricing import PriceBook
@@ -84,7 +85,7 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
     try:
         final, path = _walk(build_graph(), {"run_id": run_id, "dry_run": dry_run, "errors": [], "warnings": []}, ctx)
         log.debug("sweep path", extra={"run_id": run_id, "nodes": path})
-        waiting = [a["id"] for a in final.get("actions", []) if a["status"] == "awaiting_approval"]
+        waiting = [a["id"] for a in final.get("actions", []) if a["status"] == ActionStatus.AWAITING_APPROVAL]
         if waiting:
             from costwarden.agent.engine.approvals import open_threads
 

@@ -10,7 +10,9 @@ from sqlalchemy import select, update
 
 from costwarden.state.clock import utcnow
 from costwarden.state.domain import Finding
+from costwarden.state.lifecycle import ActionStatus, Transition
 from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run
+from costwarden.state.store.actions import move
 from costwarden.state.store.db import Database, StoreError
 
 
@@ -55,8 +57,9 @@ class RunRecords(Database):
                 s.add(DecisionRow(run_id=run.id, stage="run", decision="interrupted",
                                   reason="the process stopped before the sweep finished"))
                 # auto actions it never reached: the next sweep re-plans them under new ids
-                s.execute(update(ActionRow).where(ActionRow.run_id == run.id, ActionRow.status == "planned")
-                          .values(status="interrupted", updated_at=utcnow()))
+                for action_id in list(s.scalars(select(ActionRow.id).where(ActionRow.run_id == run.id,
+                                                                      ActionRow.status == ActionStatus.PLANNED))):
+                    move(s, action_id, Transition.REPLAN, only_from=(ActionStatus.PLANNED,))
             return len(stale)
 
     def latest_runs_by_policy(self, scan: int = 500) -> dict[str, Run]:

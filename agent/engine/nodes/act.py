@@ -10,6 +10,7 @@ from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.execute import execute_action
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.state.domain import AUTO, PlannedAction
+from costwarden.state.lifecycle import ActionStatus
 
 
 def act(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def act(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     out = []
     for d in state.get("actions", []):
         a = PlannedAction.from_dict(d)
-        if a.decision == AUTO and a.status == "planned":
+        if a.decision == AUTO and a.status == ActionStatus.PLANNED:
             lp = ctx.policies[a.policy]
             ctx.progress(f"act: {a.tool} {a.args}")
             result = execute_action(ctx.store, ctx.providers, a, run_id=state["run_id"], policy_hash=lp.content_hash)

@@ -13,13 +13,14 @@ from langgraph.runtime import Runtime
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
+from costwarden.state.lifecycle import ActionStatus
 
 
 def approve(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     from costwarden.agent.engine.approvals import post_request, slack_for
 
     ctx = runtime.context
-    waiting = [a for a in state.get("actions", []) if a["status"] == "awaiting_approval"]
+    waiting = [a for a in state.get("actions", []) if a["status"] == ActionStatus.AWAITING_APPROVAL]
     if not waiting:
         return {}
     slack = slack_for(ctx.settings)

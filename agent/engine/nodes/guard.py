@@ -11,8 +11,10 @@ from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.guard import GuardContext, decide
 from costwarden.state.domain import AUTO, NEEDS_APPROVAL, REPORT, SKIP, Finding, PlannedAction
+from costwarden.state.lifecycle import ActionStatus
 
-STATUS_AFTER_GUARD = {SKIP: "skipped", REPORT: "reported", NEEDS_APPROVAL: "awaiting_approval", AUTO: "planned"}
+STATUS_AFTER_GUARD = {SKIP: ActionStatus.SKIPPED, REPORT: ActionStatus.REPORTED,
+                      NEEDS_APPROVAL: ActionStatus.AWAITING_APPROVAL, AUTO: ActionStatus.PLANNED}
 
 
 def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
@@ -30,11 +32,11 @@ def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             gctx.recently_acted.add(a.resource_key)
         a.decision, a.reason = decide(lp.policy, a, findings[a.finding_id].tags, gctx)
         if state.get("dry_run") and a.decision in (NEEDS_APPROVAL, AUTO):
-            a.status = "dry_run"
+            a.status = ActionStatus.DRY_RUN
         else:
             a.status = STATUS_AFTER_GUARD[a.decision]
         ctx.store.add_action(run_id, a, policy_hash=lp.content_hash)
-        if a.status == "awaiting_approval":
+        if a.status == ActionStatus.AWAITING_APPROVAL:
             rules = lp.policy.approval
             ctx.store.request_approval(a.id, ttl=timedelta(hours=lp.policy.limits.approval_ttl_hours), policy=a.policy,
                                        required=2 if a.destructive and rules.two_approvers_for_destructive else 1)
