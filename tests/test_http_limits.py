@@ -128,6 +128,18 @@ def test_slow_loris_connections_do_not_starve_healthz_and_are_cut_off(bare):
     assert bare.counters.snapshot()["http_refusals"]["header_timeout"] == 100
 
 
+def test_headers_sent_in_pieces_past_the_limit_are_refused(bare):
+    with socket.create_connection(("127.0.0.1", bare.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(40):
+            try:
+                s.sendall(b"X-Pad: " + b"a" * 1000 + b"\r\n")
+            except OSError:
+                break
+            time.sleep(0.002)
+        assert 400 <= status_of(s.recv(4096)) < 500
+
+
 def test_a_body_that_trickles_in_is_408(bare):
     with socket.create_connection(("127.0.0.1", bare.port), timeout=5) as s:
         s.sendall(b"POST /slack/interactions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
@@ -195,6 +207,7 @@ def test_oversized_bodies_are_refused_while_reading_and_memory_stays_flat(signed
 ], ids=["negative-length", "non-numeric-length", "conflicting-lengths", "garbage", "huge-header"])
 def test_malformed_requests_are_4xx_and_the_server_lives_on(bare, request_bytes):
     assert 400 <= status_of(raw(bare.port, request_bytes)) < 500
+    assert sum(bare.counters.snapshot()["http_refusals"].values()) == 1
     with urllib.request.urlopen(f"http://127.0.0.1:{bare.port}/healthz", timeout=2) as r:
         assert r.status == 200
 

@@ -218,7 +218,7 @@ def _json(status: int, body: dict[str, Any], *, close: bool = False) -> Any:
 
 
 def guarded_h11(limits: Limits, refused: Callable[..., None]) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol with a deadline for the request line and headers.
+    """uvicorn's h11 protocol with a deadline for the request line and headers, and its 400s counted.
 
     uvicorn times out idle keep-alive connections but not a request whose headers never finish
     (slow-loris): each would hold a connection slot until the client gave up.
@@ -253,6 +253,10 @@ def guarded_h11(limits: Limits, refused: Callable[..., None]) -> type[asyncio.Pr
             super().data_received(data)
             if self._header_timer is not None and self.cycle is not None and self.cycle is not self._armed_for:
                 self._disarm()  # a new request's headers are complete: the body has its own deadline
+
+        def send_400_response(self, msg: str) -> None:
+            refused("malformed_request", 400)  # h11 could not parse it: bad Content-Length, request line...
+            super().send_400_response(msg)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
