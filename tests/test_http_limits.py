@@ -250,3 +250,17 @@ def test_a_signed_click_from_another_workspace_or_app_changes_nothing(world, aws
 
 def _lower(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+def test_socket_mode_clicks_obey_the_pins_too(signed):
+    from costwarden.agent.server.slack_http import Interactions
+    from tests.fakes.slack import block_actions
+
+    store = signed["store"]
+    settings = signed["server"].routes[("POST", URL)].settings
+    interactions = Interactions(settings, store, lambda: {}, background=False)
+    foreign = block_actions(ALICE, APPROVE, "act_x")
+    foreign["team"]["id"] = "T0SOMEONEELSE"
+    assert interactions.handle(foreign, transport="socket").status == 403
+    assert store.decisions() == [] and interactions.counters.snapshot()["http_refusals"] == {"wrong_workspace": 1}
+    assert interactions.handle(block_actions(ALICE, APPROVE, "act_x"), transport="socket").status == 404  # ours

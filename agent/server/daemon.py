@@ -100,10 +100,13 @@ class Daemon:
         # the port first: "in use" must stop the start before the store migrates anything
         self.http = HttpServer(host, port, {}, limits=http_limits, counters=self.counters)
         try:
-            self.store = Store(settings.db_url)
+            self._open(settings, poll_seconds)
         except BaseException:
-            self.http.stop()
+            self.http.stop()  # the port is not held by a daemon that failed to start
             raise
+
+    def _open(self, settings: Settings, poll_seconds: float) -> None:
+        self.store = Store(settings.db_url)
         self.policy_paths = list(settings.policies)
         self.policies = {lp.name: lp for lp in load_policies(self.policy_paths)}
         self._mtimes = self._policy_mtimes()
@@ -141,7 +144,7 @@ class Daemon:
             return
         from costwarden.agent.server.slack_socket import SocketModeListener
 
-        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies)
+        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies, counters=self.counters)
         self.socket_mode.start()
 
     def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:

@@ -79,7 +79,7 @@ class Interactions:
         self._unauth_log.warning("slack interaction refused", reason, status=status, transport=transport)
         return Response(status, {"error": message})
 
-    def _foreign(self, payload: Any) -> str | None:
+    def foreign_origin(self, payload: Any) -> str | None:
         """Why a payload is not from the pinned workspace and app, or None if it is."""
         slack = self.settings.slack
         if not isinstance(payload, dict):
@@ -94,7 +94,7 @@ class Interactions:
 
     def handle(self, payload: Any, *, transport: str) -> Response:
         """Apply one verified interaction payload; `transport` ("http" | "socket") goes to the audit trail."""
-        foreign = self._foreign(payload)
+        foreign = self.foreign_origin(payload)
         if foreign is not None:
             what = "workspace (team.id)" if foreign == "wrong_workspace" else "app (api_app_id)"
             return self._reject(403, foreign, f"this click comes from another Slack {what}", transport=transport)
