@@ -264,3 +264,11 @@ def test_socket_mode_clicks_obey_the_pins_too(signed):
     assert interactions.handle(foreign, transport="socket").status == 403
     assert store.decisions() == [] and interactions.counters.snapshot()["http_refusals"] == {"wrong_workspace": 1}
     assert interactions.handle(block_actions(ALICE, APPROVE, "act_x"), transport="socket").status == 404  # ours
+
+
+def test_a_flood_of_garbage_logs_a_few_lines_not_one_each(bare, caplog):
+    for _ in range(20):
+        assert status_of(raw(bare.port, b"GARBAGE\r\n\r\n")) == 400
+    lines = [r for r in caplog.records if r.getMessage() in ("Invalid HTTP request received.", "http request refused")]
+    assert 1 <= len(lines) <= 10  # 5 a minute for each of the two messages
+    assert bare.counters.snapshot()["http_refusals"] == {"malformed_request": 20}

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from costwarden.agent.server.logs import RateLimitedLog
+from costwarden.agent.server.logs import RateLimitedLog, RateLimitFilter
 from costwarden.agent.server.metrics import ProcessCounters
 from costwarden.state.errors import CostwardenError
 
@@ -179,6 +179,10 @@ class HttpServer:
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         import uvicorn
+
+        server_log = logging.getLogger("uvicorn.error")  # one warning per malformed request, else
+        if not any(isinstance(f, RateLimitFilter) for f in server_log.filters):
+            server_log.addFilter(RateLimitFilter())
 
         config = uvicorn.Config(
             self.app(), http=guarded_h11(self.limits, self.refused), lifespan="off", log_config=None,

@@ -83,8 +83,8 @@ class RateLimitedLog:
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int, int]] = {}  # key -> (window start, logged, suppressed)
 
-    def warning(self, event: str, key: str, **fields: Any) -> bool:
-        """Log `event` with `fields` unless `key` used up its burst; True if a line was written."""
+    def allow(self, key: str) -> tuple[bool, int]:
+        """Whether a line for `key` may be written now, and how many were hidden before it."""
         import time
 
         now = time.monotonic()
@@ -94,10 +94,33 @@ class RateLimitedLog:
                 start, logged = now, 0
             if logged >= self.burst:
                 self._windows[key] = (start, logged, hidden + 1)
-                return False
+                return False, hidden + 1
             self._windows[key] = (start, logged + 1, 0)
+            return True, hidden
+
+    def warning(self, event: str, key: str, **fields: Any) -> bool:
+        """Log `event` with `fields` unless `key` used up its burst; True if a line was written."""
+        ok, hidden = self.allow(key)
+        if not ok:
+            return False
         extra = {"reason": key, **fields}
         if hidden:
             extra["suppressed_since_last"] = hidden
         self.logger.warning(event, extra=extra)
         return True
+
+
+class RateLimitFilter(logging.Filter):
+    """The same bound for a library's own warnings (uvicorn's "Invalid HTTP request received."), by message."""
+
+    def __init__(self, burst: int = 5, window_s: float = 60.0) -> None:
+        super().__init__()
+        self.limiter = RateLimitedLog(logging.getLogger("costwarden"), burst=burst, window_s=window_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True  # errors are never dropped
+        ok, hidden = self.limiter.allow(str(record.msg))
+        if ok and hidden:
+            record.suppressed_since_last = hidden
+        return ok
