@@ -220,11 +220,13 @@ def test_unsigned_and_malformed_slack_requests_are_4xx_counted_and_not_written(s
     assert post(port, body, json_headers)[0] == 415  # a signed click, but not as Slack sends it
     bad_utf8 = body + b"%ff\xff\xfe"
     assert post(port, bad_utf8, sign(bad_utf8, SECRET))[0] == 400
+    huge_ts = {**sign(body, SECRET), "X-Slack-Request-Timestamp": "9" * 400}
+    assert post(port, body, huge_ts)[0] == 401
     for _ in range(30):  # a flood of unsigned clicks
         assert post(port, body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
     assert store.decisions() == []
     counted = world["server"].counters.snapshot()["http_refusals"]
-    assert counted == {"content_type": 1, "bad_encoding": 1, "missing_signature": 30}
+    assert counted == {"content_type": 1, "bad_encoding": 1, "bad_timestamp": 1, "missing_signature": 30}
     logged = [r for r in caplog.records if r.getMessage() == "slack interaction refused"]
     assert 3 <= len(logged) <= 15  # the first few of each reason, not one line per request
     text = render(store, world["server"].counters, {}).decode()

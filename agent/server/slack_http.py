@@ -209,7 +209,7 @@ class InteractionHandler(Interactions):
             return reject(401, "missing_signature", "missing Slack signature headers")
         try:
             skew = abs(self.clock() - int(ts))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, or too many digits to be a time
             return reject(401, "bad_timestamp", "malformed Slack timestamp")
         if skew > MAX_SKEW_S:
             return reject(401, "stale_timestamp", f"stale Slack timestamp (replay window is {MAX_SKEW_S}s)")
