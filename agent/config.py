@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -60,6 +60,12 @@ class SlackSettings(Section):
     base_url: str | None = Field(None, description="Slack Web API base URL (tests)")
     app_token: SecretStr | None = Field(None, description=(
         "xapp- app-level token (connections:write): receive clicks over Socket Mode, no public endpoint needed"))
+    team_id: str | None = Field(None, pattern=r"^T[A-Z0-9]{2,}$", description=(
+        "the workspace (T...) whose clicks count: a click signed with our signing secret but carrying another "
+        "workspace's team.id is refused (403). Required for POST /slack/interactions; checked on Socket Mode "
+        "clicks too when set"))
+    api_app_id: str | None = Field(None, pattern=r"^A[A-Z0-9]{2,}$", description=(
+        "when set, the app (A...) a click must carry as api_app_id: clicks on another app's buttons are refused"))
     team_channels: dict[str, str] = Field(default_factory=dict, description=(
         "team -> channel for the weekly digest's per-team messages; a finding's team is read from the tag keys "
         "in billing.tag_map.team (default: team, owner)"))
@@ -143,7 +149,9 @@ class Settings(BaseSettings):
         "Any SQLAlchemy URL instead of <state_dir>/costwarden.db. postgresql+psycopg://... (the postgres extra) lets "
         "several replicas share one database, checkpoints included."))
     policies: list[Path] = Field(default_factory=list, description="policy files or directories; default pack if empty")
-    sweep_interval_minutes: float = Field(60.0, gt=0, description="for policies without a `schedule`")
+    sweep_interval_minutes: float = Field(60.0, gt=0, allow_inf_nan=False, description=(
+        "for policies without a `schedule`; a positive, finite number (the --interval-minutes flag is checked by "
+        "the same rule)"))
     http_host: str = Field("0.0.0.0", description=(
         "Address /healthz, /readyz, /metrics and /slack/interactions bind to."))
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP endpoints; 0 picks a free port.")
@@ -238,7 +246,9 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
         if value is None:
             continue
         try:
-            update[key] = TypeAdapter(Settings.model_fields[key].annotation).validate_python(value)
+            field = Settings.model_fields[key]  # with its constraints: the flag obeys the same rule as the file
+            rule = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            update[key] = TypeAdapter(rule).validate_python(value)
         except ValidationError as exc:
             raise ConfigError("command line", exc.errors()[0]["msg"], field=key) from None
     return settings.model_copy(update=update) if update else settings

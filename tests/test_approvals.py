@@ -20,7 +20,7 @@ from costwarden.policies.loader import load_policy_file
 from costwarden.state.clock import utcnow
 from costwarden.state.models import ApprovalRow
 from costwarden.state.store import Store
-from tests.fakes.slack import FakeSlack, interaction, sign
+from tests.fakes.slack import TEAM_ID, FakeSlack, interaction, sign
 from costwarden.tools.slack import APPROVE, PROTECT, REJECT, SNOOZE
 
 TOKEN, SECRET = "xoxb-test-token-0000", "8f14e45fceea167a5a36dedd4bea2543"
@@ -53,11 +53,11 @@ def world(aws, slack, tmp_path, no_costwarden_env):
     policies = load_policy_file(tmp_path / "p.yml")
     settings = Settings(state_dir=tmp_path / "state", dry_run=False, aws=AwsSettings(regions=DEMO_REGIONS),
                         slack=SlackSettings(bot_token=TOKEN, signing_secret=SECRET, channel="#finops",
-                                            base_url=slack.base_url))
+                                            base_url=slack.base_url, team_id=TEAM_ID))
     result = run_sweep(settings, policies, dry_run=False)
     store = Store(settings.db_url)
     handler = InteractionHandler(settings, store, lambda: {p.name: p for p in policies}, background=False)
-    server = HttpServer("127.0.0.1", 0, {("POST", "/slack/interactions"): handler})
+    server = HttpServer("127.0.0.1", 0, {("POST", "/slack/interactions"): handler}, counters=handler.counters)
     server.start()
     aws.clear_calls()
     by_name = {ids[n]: n for n in ids}
@@ -143,7 +143,11 @@ def test_refusals_have_the_right_status_and_are_audited(world, aws, case, expect
         status, _ = click(world, ALICE, APPROVE, target)
         assert store.get_action(target).status == "expired"
     assert status == expected
-    assert len(refusals(store)) == 1
+    # signed refusals are audited; unauthenticated ones are counted, never a row each (anyone can send them)
+    unauthenticated = case in ("forged", "stale", "unsigned")
+    assert len(refusals(store)) == (0 if unauthenticated else 1)
+    counted = world["server"].counters.snapshot()["http_refusals"]
+    assert sum(counted.values()) == (1 if unauthenticated else 0)
     assert "StopInstances" not in aws.calls
     assert store.get_action(target).status in ("awaiting_approval", "expired")
 
@@ -227,7 +231,8 @@ def test_a_pending_approval_survives_a_daemon_restart(aws, slack, tmp_path):
 
     ids = seed_estate(aws.endpoint)
     aws.clear_calls()
-    extra = {"slack": {"bot_token": TOKEN, "signing_secret": SECRET, "channel": "#finops", "base_url": slack.base_url}}
+    extra = {"slack": {"bot_token": TOKEN, "signing_secret": SECRET, "channel": "#finops", "base_url": slack.base_url,
+                       "team_id": TEAM_ID}}
     d1 = DaemonProc(tmp_path, aws.endpoint, dry_run=False, policy=POLICY, extra=extra)
     proc = d1.start()
     try:

@@ -23,7 +23,7 @@ from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, 
 from costwarden.agent.engine.sweep import run_sweep
 from costwarden.policies.loader import load_policy_file
 from costwarden.state.store import Store, StoreError
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import TEAM_ID, FakeSlack
 from tests.pg import throwaway_database
 from tests.test_approvals import ALICE, BOB, POLICY, SECRET, TOKEN, click
 from costwarden.tools.slack import APPROVE
@@ -48,7 +48,7 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def replica(state_dir: Path, database_url: str, slack: FakeSlack | None = None) -> Settings:
-    extra = {} if slack is None else {"slack": SlackSettings(bot_token=TOKEN, signing_secret=SECRET,
+    extra = {} if slack is None else {"slack": SlackSettings(bot_token=TOKEN, signing_secret=SECRET, team_id=TEAM_ID,
                                                              channel="#finops", base_url=slack.base_url)}
     return Settings(state_dir=state_dir, database_url=database_url, dry_run=False,
                     aws=AwsSettings(regions=DEMO_REGIONS), **extra)

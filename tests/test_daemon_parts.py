@@ -61,6 +61,31 @@ def test_jobs_persist_and_keep_their_clock_across_restarts(tmp_path):
     again.scheduler.shutdown(wait=False)
 
 
+def test_late_cron_ticks_are_skipped_after_300s_and_interval_ticks_never(tmp_path):
+    from costwarden.agent.server.daemon import MISFIRE_GRACE_S
+
+    d = daemon(tmp_path, schedule='"0 6 * * 1-5"')
+    d.scheduler = paused_scheduler(d)
+    d.sync_jobs()
+    job = d.scheduler.get_job("policy:idle")
+    assert MISFIRE_GRACE_S == 300 and job.misfire_grace_time == 300
+    job.modify(misfire_grace_time=None)  # as a release without the limit stored it
+    d.sync_jobs()
+    assert d.scheduler.get_job("policy:idle").misfire_grace_time == 300
+    d.scheduler.shutdown(wait=False)
+    d.store.close()
+    d.http.stop()
+
+    (tmp_path / "other").mkdir()
+    interval = daemon(tmp_path / "other")
+    interval.scheduler = paused_scheduler(interval)
+    interval.sync_jobs()
+    assert interval.scheduler.get_job("policy:idle").misfire_grace_time is None
+    interval.scheduler.shutdown(wait=False)
+    interval.store.close()
+    interval.http.stop()
+
+
 def test_changed_policy_file_is_picked_up_and_a_broken_one_is_refused(tmp_path, caplog):
     d = daemon(tmp_path)
     d.scheduler = paused_scheduler(d)

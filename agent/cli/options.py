@@ -24,11 +24,15 @@ DemoOpt = Annotated[bool, typer.Option("--demo", help="Run against the built-in 
 StateOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="Where the SQLite database and checkpoints live.")]
 
 
-def cli_settings(config: Path | None, state_dir: Path | None, policy: list[Path] | None) -> Settings:
-    """The config file and environment, with the command line's --state-dir and --policy on top."""
+def cli_settings(config: Path | None, state_dir: Path | None, policy: list[Path] | None, **flags: Any) -> Settings:
+    """The config file and environment, with the command line's --state-dir, --policy and `flags` on top.
+
+    `flags` (settings field -> value, None for "not given") are validated by the settings model's own
+    field rules, so `--interval-minutes 0` fails exactly as COSTWARDEN_SWEEP_INTERVAL_MINUTES=0 does.
+    """
     from costwarden.agent.config import load_settings  # pydantic-settings is not needed to print --help
 
-    overrides: dict[str, Any] = {"state_dir": state_dir}
+    overrides: dict[str, Any] = {"state_dir": state_dir, **flags}
     if policy:
         overrides["policies"] = [str(p) for p in policy]
     return load_settings(config, **overrides)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,22 +18,22 @@ def run(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fals
     """Run the daemon: sweep every policy on its schedule, acting within policy limits."""
     from costwarden.agent.server.daemon import Daemon, run_once
     from costwarden.agent.server.logs import setup_logging
+    from costwarden.agent.server.preflight import preflight
     from costwarden.policies.loader import load_policies
 
     if demo:
         from costwarden.agent.cli.demo import enter_demo_estate, require_demo_extra
 
         require_demo_extra()
-    settings = cli_settings(config, state_dir, policy)
-    update: dict[str, Any] = {"sweep_interval_minutes": interval_minutes, "http_port": port, "http_host": host}
-    if demo and host is None:
-        update["http_host"] = "127.0.0.1"
-    settings = settings.model_copy(update={k: v for k, v in update.items() if v is not None})
+    # every flag is checked by the settings model's own rules, exactly like its environment variable
+    settings = cli_settings(config, state_dir, policy, sweep_interval_minutes=interval_minutes, http_port=port,
+                            http_host=host if host is not None or not demo else "127.0.0.1")
     setup_logging(settings.log_level, json_lines=settings.json_logs)
     policies = load_policies(list(settings.policies))  # fail fast on bad policy files, before anything starts
     with ExitStack() as stack:
         if demo:
             settings = enter_demo_estate(stack, settings)
+        preflight(settings)  # unusable database files: one line now, before the port is bound or a migration runs
         if once:
             raise typer.Exit(run_once(settings, policies))
         raise typer.Exit(Daemon(settings, host=settings.http_host, port=settings.http_port).run())

@@ -4,10 +4,11 @@
   restarts; a job is added only when missing or when its schedule changed (re-adding it at
   every start would reset its interval clock).
 - coalesce + max_instances=1: a sweep never overlaps itself, and missed ticks run once.
-- One sweep at a time per process (a one-thread executor, no misfire limit): at start-up every
+- One sweep at a time per process (a one-thread executor): at start-up every
   policy is due at once, and parallel sweeps only raised peak memory (over 200 MB with the
   default pack) and the rate cloud APIs see, on a daemon whose sweeps take seconds. A policy
-  that waits runs as soon as the one before it ends.
+  that waits runs as soon as the one before it ends; a cron tick that starts more than
+  MISFIRE_GRACE_S (300 s) late is skipped for the next one, an interval tick never is.
 - Several replicas may share one PostgreSQL database: only the holder of the leader lock
   schedules, the others stand by and serve HTTP.
 - Start-up settles actions a crash left `pending` (agent/engine/reconcile.py) before any sweep.
@@ -38,7 +39,7 @@ from costwarden.agent.server.leader import LeaderLock
 from costwarden.agent.server.maintenance import expire_approvals, housekeeping
 from costwarden.agent.server.metrics import ProcessCounters, render
 from costwarden.agent.engine.reconcile import reconcile_pending
-from costwarden.agent.server.http import HttpServer, Response
+from costwarden.agent.server.http import HttpServer, Limits, Response
 from costwarden.agent.server.job_refs import rewrite_moved_job_refs
 from costwarden.policies.errors import PolicyError
 from costwarden.policies.loader import LoadedPolicy, default_pack_path, load_policies
@@ -49,6 +50,15 @@ log = logging.getLogger("costwarden.daemon")
 _CURRENT: Daemon | None = None
 _EVERY = re.compile(r"^every\s+(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A cron tick ("0 6 * * 1-5") that could not start on time (the one sweep thread was busy, the
+# process was down) still runs if it is at most this late; later, it is skipped for the next tick:
+# a 06:00 sweep should not start at 14:00. An interval tick ("every 2h") has no such meaning, so it
+# runs whenever the thread frees up. coalesce folds several missed ticks into one run either way.
+MISFIRE_GRACE_S = 300
+
+
+def misfire_grace_for(schedule: str) -> int | None:
+    return None if _EVERY.match(schedule) else MISFIRE_GRACE_S
 
 
 def sweep_policy_job(policy_name: str) -> None:
@@ -83,13 +93,23 @@ def policy_files(paths: list[Path]) -> list[Path]:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, host: str, port: int, poll_seconds: float = 2.0) -> None:
+    def __init__(self, settings: Settings, *, host: str, port: int, poll_seconds: float = 2.0,
+                 http_limits: Limits | None = None) -> None:
         self.settings = settings
+        self.counters = ProcessCounters()
+        # the port first: "in use" must stop the start before the store migrates anything
+        self.http = HttpServer(host, port, {}, limits=http_limits, counters=self.counters)
+        try:
+            self._open(settings, poll_seconds)
+        except BaseException:
+            self.http.stop()  # the port is not held by a daemon that failed to start
+            raise
+
+    def _open(self, settings: Settings, poll_seconds: float) -> None:
         self.store = Store(settings.db_url)
         self.policy_paths = list(settings.policies)
         self.policies = {lp.name: lp for lp in load_policies(self.policy_paths)}
         self._mtimes = self._policy_mtimes()
-        self.counters = ProcessCounters()
         self.state: dict[str, Any] = {"leader": False, "dry_run": settings.dry_run}
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
@@ -101,7 +121,7 @@ class Daemon:
         self._inflight_lock = threading.Lock()
         self._next_expiry_check = 0.0
         self._next_housekeeping = 0.0
-        self.http = HttpServer(host, port, {
+        self.http.routes.update({
             ("POST", "/slack/interactions"): self._slack_route(),
             ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
             ("GET", "/readyz"): self._readyz,
@@ -117,14 +137,14 @@ class Daemon:
             return lambda _h, _b: Response(503, {"error": "Slack approvals are not configured (slack.signing_secret)"})
         from costwarden.agent.server.slack_http import InteractionHandler
 
-        return InteractionHandler(self.settings, self.store, lambda: self.policies)
+        return InteractionHandler(self.settings, self.store, lambda: self.policies, counters=self.counters)
 
     def _start_socket_mode(self) -> None:
         if self.settings.slack.app_token is None:
             return
         from costwarden.agent.server.slack_socket import SocketModeListener
 
-        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies)
+        self.socket_mode = SocketModeListener(self.settings, self.store, lambda: self.policies, counters=self.counters)
         self.socket_mode.start()
 
     def _readyz(self, _h: dict[str, str], _b: bytes) -> Response:
@@ -238,12 +258,15 @@ class Daemon:
             job = self.scheduler.get_job(job_id)
             if job is None:
                 self.scheduler.add_job(sweep_policy_job, trigger_for(sched), args=[lp.name], id=job_id, name=sched,
-                                       next_run_time=now)
+                                       next_run_time=now, misfire_grace_time=misfire_grace_for(sched))
                 log.info("scheduled %s %s", lp.name, sched)
-            elif job.name != sched:
+                continue
+            if job.name != sched:
                 job.modify(name=sched)
                 job.reschedule(trigger_for(sched))
                 log.info("rescheduled %s %s", lp.name, sched)
+            if job.misfire_grace_time != misfire_grace_for(sched):  # jobs stored by a release without the limit
+                job.modify(misfire_grace_time=misfire_grace_for(sched))
 
     def _expire_approvals(self) -> None:
         expire_approvals(self.settings, self.store)

@@ -67,3 +67,60 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root.setLevel(level)
     for noisy in ("botocore", "urllib3", "apscheduler.executors.default", "werkzeug", "httpx", "LiteLLM"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class RateLimitedLog:
+    """At most `burst` lines per key per `window_s`; the next line after a quiet spell says how many it hid.
+
+    For events anyone on the network can cause (refused requests): a flood must cost neither disk
+    nor the log pipeline, yet the first lines of it, and its size, must still show.
+    """
+
+    def __init__(self, logger: logging.Logger, *, burst: int = 5, window_s: float = 60.0) -> None:
+        import threading
+
+        self.logger, self.burst, self.window_s = logger, burst, window_s
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int, int]] = {}  # key -> (window start, logged, suppressed)
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """Whether a line for `key` may be written now, and how many were hidden before it."""
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            start, logged, hidden = self._windows.get(key, (now, 0, 0))
+            if now - start >= self.window_s:
+                start, logged = now, 0
+            if logged >= self.burst:
+                self._windows[key] = (start, logged, hidden + 1)
+                return False, hidden + 1
+            self._windows[key] = (start, logged + 1, 0)
+            return True, hidden
+
+    def warning(self, event: str, key: str, **fields: Any) -> bool:
+        """Log `event` with `fields` unless `key` used up its burst; True if a line was written."""
+        ok, hidden = self.allow(key)
+        if not ok:
+            return False
+        extra = {"reason": key, **fields}
+        if hidden:
+            extra["suppressed_since_last"] = hidden
+        self.logger.warning(event, extra=extra)
+        return True
+
+
+class RateLimitFilter(logging.Filter):
+    """The same bound for a library's own warnings (uvicorn's "Invalid HTTP request received."), by message."""
+
+    def __init__(self, burst: int = 5, window_s: float = 60.0) -> None:
+        super().__init__()
+        self.limiter = RateLimitedLog(logging.getLogger("costwarden"), burst=burst, window_s=window_s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True  # errors are never dropped
+        ok, hidden = self.limiter.allow(str(record.msg))
+        if ok and hidden:
+            record.suppressed_since_last = hidden
+        return ok

@@ -18,8 +18,11 @@ from prometheus_client.registry import Collector
 from costwarden.state.store import Store
 
 
+_FIELDS = ("api_calls", "api_errors", "retries", "sweeps", "http_refusals")
+
+
 class ProcessCounters:
-    """Counters a sweep adds to as it runs: cloud API calls, refusals, errors, retries."""
+    """Counters of this process: cloud API calls, errors, retries, sweeps, refused HTTP requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -27,6 +30,7 @@ class ProcessCounters:
         self.api_errors: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
         self.sweeps: Counter[str] = Counter()
+        self.http_refusals: Counter[str] = Counter()  # by reason: requests refused before authentication
 
     def add(self, field: str, values: dict[str, int]) -> None:
         with self._lock:
@@ -34,7 +38,7 @@ class ProcessCounters:
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            return {k: dict(getattr(self, k)) for k in ("api_calls", "api_errors", "retries", "sweeps")}
+            return {k: dict(getattr(self, k)) for k in _FIELDS}
 
 
 class StoreCollector(Collector):
@@ -92,7 +96,9 @@ class StoreCollector(Collector):
         for name, help_text, label in (("api_calls", "Cloud API calls made", "operation"),
                                        ("api_errors", "Cloud API errors (after retries)", "source"),
                                        ("retries", "Cloud API calls retried", "operation"),
-                                       ("sweeps", "Sweeps run by this process", "status")):
+                                       ("sweeps", "Sweeps run by this process", "status"),
+                                       ("http_refusals", "HTTP requests refused before authentication "
+                                        "(malformed, too big, too slow, unsigned, another workspace)", "reason")):
             fam = CounterMetricFamily(f"costwarden_{name}", help_text, labels=[label])
             for k, v in sorted(c[name].items()):
                 fam.add_metric([k], v)

@@ -1,14 +1,20 @@
 """A click on Approve, Reject, Snooze or Protect, over HTTP (POST /slack/interactions) or
 Socket Mode (agent/server/slack_socket.py).
 
-The order of checks is the security boundary, and every refusal is written to the audit
-trail with the transport it came by: [HTTP only: signature present -> timestamp within 5
-minutes -> v0 HMAC-SHA256 valid (slack-sdk's SignatureVerifier)] -> a known action -> the
-clicking user is an allowed approver -> the approval still pending and not expired. Socket
-Mode skips the signature steps because its payloads arrive on a WebSocket that the app token
-itself opened (apps.connections.open), so there is no unauthenticated sender to rule out.
-Only then is the vote claimed in the store; the slow part (resuming the thread, the cloud
-call) runs after Slack has its answer.
+The order of checks is the security boundary: [HTTP only: Content-Type is Slack's form encoding
+-> signature headers present -> timestamp within 5 minutes -> body is UTF-8 -> v0 HMAC-SHA256
+valid (slack-sdk's SignatureVerifier)] -> the click comes from the pinned workspace
+(`slack.team_id`, and `slack.api_app_id` when set) -> a known action -> the clicking user is an
+allowed approver -> the approval still pending and not expired.
+
+Refusals before the workspace pin (anyone on the network can cause them, and a click from
+another workspace that installed the same app is not one of ours) are counted in /metrics by
+reason and logged at a bounded rate: one database row each would let a stranger grow the audit
+trail without limit. From the pin on, refusals and decisions go to the audit trail with the
+transport they came by. Socket Mode skips the signature steps because its payloads arrive on a
+WebSocket that the app token itself opened (apps.connections.open). Only then is the vote
+claimed in the store; the slow part (resuming the thread, the cloud call) runs after Slack has
+its answer.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.agent.server.http import Response
+from costwarden.agent.server.logs import RateLimitedLog
+from costwarden.agent.server.metrics import ProcessCounters
 from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.store import Store
 from costwarden.tools.errors import ToolError
@@ -32,6 +40,7 @@ from costwarden.tools.slack import BUTTONS
 log = logging.getLogger("costwarden.slack")
 
 MAX_SKEW_S = 300
+FORM = "application/x-www-form-urlencoded"
 
 
 class Interactions:
@@ -42,9 +51,12 @@ class Interactions:
     """
 
     def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
-                 *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
+                 *, clock: Callable[[], float] = time.time, background: bool = True,
+                 counters: ProcessCounters | None = None) -> None:
         from costwarden.agent.engine.approvals import slack_for
 
+        self.counters = counters or ProcessCounters()
+        self._unauth_log = RateLimitedLog(log)
         self.settings = settings
         self.store = store
         self.policies = policies
@@ -61,8 +73,31 @@ class Interactions:
                                                         "transport": transport})
         return Response(status, {"error": reason})
 
+    def _reject(self, status: int, reason: str, message: str, *, transport: str) -> Response:
+        """A refusal before we know the sender is ours: a counter and a bounded log line, no row."""
+        self.counters.add("http_refusals", {reason: 1})
+        self._unauth_log.warning("slack interaction refused", reason, status=status, transport=transport)
+        return Response(status, {"error": message})
+
+    def foreign_origin(self, payload: Any) -> str | None:
+        """Why a payload is not from the pinned workspace and app, or None if it is."""
+        slack = self.settings.slack
+        if not isinstance(payload, dict):
+            return None  # not a click at all: the payload check below says so
+        team = payload.get("team")
+        team_id = team.get("id") if isinstance(team, dict) else None
+        if slack.team_id is not None and team_id != slack.team_id:
+            return "wrong_workspace"
+        if slack.api_app_id is not None and payload.get("api_app_id") != slack.api_app_id:
+            return "wrong_app"
+        return None
+
     def handle(self, payload: Any, *, transport: str) -> Response:
         """Apply one verified interaction payload; `transport` ("http" | "socket") goes to the audit trail."""
+        foreign = self.foreign_origin(payload)
+        if foreign is not None:
+            what = "workspace (team.id)" if foreign == "wrong_workspace" else "app (api_app_id)"
+            return self._reject(403, foreign, f"this click comes from another Slack {what}", transport=transport)
         try:
             user = str(payload["user"]["id"])
             click = payload["actions"][0]
@@ -152,31 +187,44 @@ class InteractionHandler(Interactions):
     """POST /slack/interactions: verify Slack's signature, then the shared checks."""
 
     def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
-                 *, clock: Callable[[], float] = time.time, background: bool = True) -> None:
+                 *, clock: Callable[[], float] = time.time, background: bool = True,
+                 counters: ProcessCounters | None = None) -> None:
         from slack_sdk.signature import SignatureVerifier
 
         if settings.slack.signing_secret is None:
             raise ToolError("slack.signing_secret is not set: cannot verify interaction requests")
-        super().__init__(settings, store, policies, clock=clock, background=background)
+        if settings.slack.team_id is None:
+            raise ToolError("slack.signing_secret is set but slack.team_id is not: pin the workspace whose clicks "
+                            "count (its T... id), or the signing secret alone lets any workspace with the app approve")
+        super().__init__(settings, store, policies, clock=clock, background=background, counters=counters)
         self._verifier = SignatureVerifier(settings.slack.signing_secret.get_secret_value())
 
     def __call__(self, headers: dict[str, str], body: bytes) -> Response:
-        refuse = functools.partial(self._refuse, transport="http")
+        reject = functools.partial(self._reject, transport="http")
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != FORM:
+            return reject(415, "content_type", f"Slack interactions are {FORM}, not {media or 'untyped'}")
         ts, sig = headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
         if not ts or not sig:
-            return refuse(401, "missing Slack signature headers")
+            return reject(401, "missing_signature", "missing Slack signature headers")
         try:
             skew = abs(self.clock() - int(ts))
-        except ValueError:
-            return refuse(401, "malformed Slack timestamp")
+        except (ValueError, OverflowError):  # not a number, or too many digits to be a time
+            return reject(401, "bad_timestamp", "malformed Slack timestamp")
         if skew > MAX_SKEW_S:
-            return refuse(401, f"stale Slack timestamp ({skew:.0f}s old; replay window is {MAX_SKEW_S}s)")
-        if not self._verifier.is_valid(body, ts, sig):
-            return refuse(401, "invalid Slack signature")
+            return reject(401, "stale_timestamp", f"stale Slack timestamp (replay window is {MAX_SKEW_S}s)")
         try:
-            payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return reject(400, "bad_encoding", "the body is not UTF-8")
+        if not self._verifier.is_valid(text, ts, sig):
+            return reject(401, "bad_signature", "invalid Slack signature")
+        try:
+            payload = json.loads(urllib.parse.parse_qs(text, strict_parsing=True)["payload"][0])
         except (KeyError, IndexError, ValueError, TypeError):
-            return refuse(400, "not a Costwarden interaction payload")
+            payload = None
+        if payload is None:  # signed by Slack, so it is audited like any other signed refusal
+            return self._refuse(400, "not a Costwarden interaction payload", transport="http")
         return self.handle(payload, transport="http")
 
 

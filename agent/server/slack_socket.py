@@ -51,6 +51,7 @@ from slack_sdk.socket_mode.builtin import SocketModeClient
 
 from costwarden.agent.config import Settings
 from costwarden.agent.server.http import Response
+from costwarden.agent.server.metrics import ProcessCounters
 from costwarden.agent.server.slack_http import Interactions
 from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.store import Store
@@ -133,11 +134,12 @@ class SocketModeListener:
     """Owns one Socket Mode client: start() connects in the background, stop() closes it."""
 
     def __init__(self, settings: Settings, store: Store, policies: Callable[[], dict[str, LoadedPolicy]],
-                 *, background: bool = True, ping_interval: float = 2.0, first_backoff: float = 1.0) -> None:
+                 *, background: bool = True, ping_interval: float = 2.0, first_backoff: float = 1.0,
+                 counters: ProcessCounters | None = None) -> None:
         if settings.slack.app_token is None:
             raise ToolError("slack.app_token is not set: Socket Mode needs the app's xapp- token")
         self.settings = settings
-        self.interactions = Interactions(settings, store, policies, background=background)
+        self.interactions = Interactions(settings, store, policies, background=background, counters=counters)
         self.ping_interval = ping_interval
         self.first_backoff = first_backoff
         self.client: Any = None  # slack_sdk.socket_mode.builtin.SocketModeClient
@@ -291,7 +293,8 @@ class SocketModeListener:
             body = json.loads(resp.body)
         except ValueError:
             body = {}
-        text = reply_text(resp.status, body, self._policy_of(payload) if resp.status == 403 else None)
+        ours = self.interactions.foreign_origin(payload) is None  # never name our policies to another workspace
+        text = reply_text(resp.status, body, self._policy_of(payload) if resp.status == 403 and ours else None)
         threading.Thread(target=self._post_reply, args=(url, text), name="slack-reply", daemon=True).start()
 
     def _policy_of(self, payload: dict[str, Any]) -> str | None:

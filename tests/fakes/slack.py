@@ -32,8 +32,13 @@ def sign(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
             "Content-Type": "application/x-www-form-urlencoded"}
 
 
-def interaction(user: str, button: str, action_id: str, response_url: str = "http://127.0.0.1:9/unused") -> bytes:
-    payload = {"type": "block_actions", "user": {"id": user, "username": user.lower()},
+TEAM_ID, APP_ID = "T0COSTWARDEN", "A0COSTWARDEN"
+
+
+def interaction(user: str, button: str, action_id: str, response_url: str = "http://127.0.0.1:9/unused",
+                team: str = TEAM_ID, app: str = APP_ID) -> bytes:
+    payload = {"type": "block_actions", "team": {"id": team, "domain": "example"}, "api_app_id": app,
+               "user": {"id": user, "username": user.lower(), "team_id": team},
                "actions": [{"action_id": button, "value": action_id, "type": "button"}],
                "container": {"type": "message"}, "response_url": response_url}
     return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
