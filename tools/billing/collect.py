@@ -135,6 +135,20 @@ def usage_type_drivers(rows: Iterable[SpendRow], top: int = 5) -> dict[str, list
     return out
 
 
+def series_id(provider: Any, billing_account: Any, service: Any, currency: Any, *,
+              shared_sub_account: bool = False, multi_currency: bool = False) -> str:
+    """The resource id of one daily-spend series, naming every dimension it is keyed by that the
+    resource's account does not: a sub-account may sit under two billing accounts (third-party FOCUS
+    exports repeat sub-account ids), and a finding's id and fingerprint hash the resource's account and
+    id, so two series must never share both. Short where nothing is ambiguous: `AWS/Amazon EC2`."""
+    rid = f"{provider}/{service}"
+    if shared_sub_account:
+        rid += f" @{billing_account}"
+    if multi_currency:
+        rid += f" [{currency}]"
+    return rid
+
+
 def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: CollectPlan, report: CollectReport,
                   *, source: str = "focus", extra: dict[str, dict[str, Any]] | None = None,
                   account_names: dict[str, str] | None = None) -> Iterator[Observation]:
@@ -144,12 +158,21 @@ def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: Coll
         k = r.keys
         cells[(k["provider"], k["billing_account"], k["sub_account"], k["service"], r.currency)].append(
             (day_epoch(r.day), float(r.cost)))
+    currencies: dict[tuple[Any, ...], int] = defaultdict(int)
+    parents: dict[tuple[Any, ...], set[Any]] = defaultdict(set)  # (provider, sub-account) -> billing accounts
+    for key in cells:
+        currencies[key[:4]] += 1
+        parents[(key[0], key[2])].add(key[1])
     for (provider, billing_account, sub_account, service, currency), points in sorted(
             cells.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         report.inventoried += 1
         resource = Resource(
             provider="focus", account=str(sub_account or billing_account), region="global",
-            resource_type="billing.focus", resource_id=f"{provider}/{service}", kind=str(service), state="billed",
+            resource_type="billing.focus",
+            resource_id=series_id(provider, billing_account, service, currency,
+                                  shared_sub_account=len(parents[(provider, sub_account)]) > 1,
+                                  multi_currency=currencies[(provider, billing_account, sub_account, service)] > 1),
+            kind=str(service), state="billed",
             attrs={"provider_name": provider, "service": service, "billing_account": billing_account,
                    "currency": currency, "cost_column": billing.cost_column, "source": source,
                    **({"account_name": account_names[str(sub_account)]}

@@ -64,6 +64,6 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                      f"{sum(1 for f in findings if f.policy == name)} findings, {protected} protected")
         warnings.extend(dctx.warnings)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
-    ctx.store.add_findings(run_id, findings)
+    errors.extend(ctx.store.add_findings(run_id, findings))  # a duplicate id is an error line, not a crash
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
             "errors": errors, "warnings": warnings}
