@@ -158,6 +158,7 @@ def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: Coll
         k = r.keys
         cells[(k["provider"], k["billing_account"], k["sub_account"], k["service"], r.currency)].append(
             (day_epoch(r.day), float(r.cost)))
+    scope = _scope_attrs(list(cells.items()), plan)
     currencies: dict[tuple[Any, ...], int] = defaultdict(int)
     parents: dict[tuple[Any, ...], set[Any]] = defaultdict(set)  # (provider, sub-account) -> billing accounts
     for key in cells:
@@ -174,13 +175,36 @@ def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: Coll
                                   multi_currency=currencies[(provider, billing_account, sub_account, service)] > 1),
             kind=str(service), state="billed",
             attrs={"provider_name": provider, "service": service, "billing_account": billing_account,
-                   "currency": currency, "cost_column": billing.cost_column, "source": source,
+                   "sub_account": sub_account, "currency": currency, "cost_column": billing.cost_column,
+                   "source": source, **scope.get(str(currency), {}),
                    **({"account_name": account_names[str(sub_account)]}
                       if account_names and str(sub_account) in account_names else {}),
                    **(extra or {}).get(str(service), {})})
         if plan.wants(resource):
             report.candidates += 1
             yield Observation(resource, {"cost_usd": Series("cost_usd", points)})
+
+
+def _scope_attrs(cells: list[tuple[tuple[Any, ...], list[tuple[float, float]]]],
+                 plan: CollectPlan) -> dict[str, dict[str, Any]]:
+    """Per currency, what the spend-anomaly detector needs to know about the whole export: its first and
+    last complete day (every series is judged on the same day against the same history) and its mean
+    daily spend (an anomaly below a share of it is not material)."""
+    today = _now(plan).date()
+    out: dict[str, dict[str, Any]] = {}
+    by_currency: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for key, points in cells:
+        by_currency[str(key[4])] += points
+    for currency, points in by_currency.items():
+        days = sorted({datetime.fromtimestamp(t, tz=timezone.utc).date() for t, _ in points})
+        complete = [d for d in days if d < today]
+        if not complete:
+            continue
+        first, last = complete[0], complete[-1]
+        total = sum(v for t, v in points if first <= datetime.fromtimestamp(t, tz=timezone.utc).date() <= last)
+        out[currency] = {"data_start": first.isoformat(), "data_end": last.isoformat(),
+                         "scope_daily_usd": round(total / ((last - first).days + 1), 2)}
+    return out
 
 
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
