@@ -12,12 +12,36 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.settings import BillingSettings
 
 
 def rounded(v: Decimal | float | None, places: int = 2) -> float | None:
     """An amount as a JSON number: the documents carry floats rounded for people, not exact decimals."""
     return None if v is None else round(float(v), places)
+
+
+TOP_SERVICES = 15  # rows of a spend table before the "other" row
+
+
+def top_with_other(rows: list[SpendRow], top: int, label: str) -> list[dict[str, Any]]:
+    """The `top` largest rows of each currency, then one "other" row with the rest, so every table sums
+    to its total: nothing is hidden. A row without a value (an untagged resource) says so."""
+    out: list[dict[str, Any]] = []
+    by_currency: dict[str, list[SpendRow]] = {}
+    for r in rows:
+        by_currency.setdefault(r.currency, []).append(r)
+    for currency, cur_rows in sorted(by_currency.items()):
+        cur_rows.sort(key=lambda r: -r.cost)
+        shown, rest = cur_rows[:top], cur_rows[top:]
+        for r in shown:
+            keys = {k: ("(untagged)" if v is None and k == label else v) for k, v in r.keys.items()}
+            out.append({**keys, "currency": currency, "cost": rounded(r.cost)})
+        if rest:
+            other = {k: None for k in rest[0].keys}
+            other[label] = f"other ({len(rest)})"
+            out.append({**other, "currency": currency, "cost": rounded(sum((r.cost for r in rest), Decimal(0)))})
+    return out
 
 
 def build_report(billing: BillingSettings, now: datetime, *, since: datetime | None = None,
@@ -44,15 +68,17 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
         window_start = since.astimezone(timezone.utc).replace(tzinfo=None)
     billed_by_provider: dict[str, Decimal] = {}
     if billing.focus_paths:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                         tag_case_sensitive=billing.tag_keys_case_sensitive)
         doc["billing"] = {
             "files": len(fx.files), "rows": fx.row_count(),
             "total": {k: rounded(v) for k, v in fx.total(window_start, naive_now).items()},
-            "by_service": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
-                           for r in fx.spend_by(["provider", "service"], window_start, naive_now)[:15]],
-            "by_team": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
-                        for r in fx.spend_by(["team"], window_start, naive_now)],
-            "unused_commitments": [{**r.keys, "cost": rounded(r.cost)} for r in fx.unused_commitments()],
+            "by_service": top_with_other(fx.spend_by(["provider", "service"], window_start, naive_now),
+                                         TOP_SERVICES, "service"),
+            "by_team": top_with_other(fx.spend_by(["team"], window_start, naive_now), TOP_SERVICES, "team"),
+            "unused_commitments": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
+                                   for r in fx.unused_commitments(window_start, naive_now)],
+            "unused_commitments_valued_in": "EffectiveCost",
         }
         billed_by_provider = {str(r.keys["provider"]): r.cost
                               for r in fx.spend_by(["provider"], window_start, naive_now)}

@@ -81,7 +81,8 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
     now = _now(plan)
     start = now.date() - timedelta(days=billing.lookback_days)
     try:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                         tag_case_sensitive=billing.tag_keys_case_sensitive)
         rows = fx.daily_spend(["provider", "billing_account", "sub_account", "service"], start, now)
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
@@ -228,7 +229,8 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
             volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
-        cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                                     tag_case_sensitive=billing.tag_keys_case_sensitive)
     fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
     rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from costwarden.tools.billing.columns import (AMOUNT, COLUMNS, DAY_US, DIMENSIONS, TEXT, TS, CostColumn, Source,
-                                              SpendRow, epoch_us, utc_naive)
+                                              SpendRow, epoch_us, tag_value_sql, utc_naive)
 from costwarden.tools.billing.cube import CUBES, DailyCube, file_key
 from costwarden.tools.billing.paths import expand_paths
 from costwarden.tools.duckdb_sql import first_line, ident
@@ -47,6 +47,7 @@ class FocusExport:
     paths: Sequence[str | Path]
     cost_column: CostColumn = "EffectiveCost"
     tag_map: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"feature": ["feature", "app"]}
+    tag_case_sensitive: bool = False  # Tags keys match whatever their case (`Owner` is `owner`)
     files: list[str] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -55,12 +56,12 @@ class FocusExport:
         self.files = expand_paths(None, self.paths)
         if not self.files:
             raise BillingInputError("no FOCUS files given")
-        key = (file_key(self.files), self.cost_column,
+        key = (file_key(self.files), self.cost_column, self.tag_case_sensitive,
                tuple((dim, tuple(self.tag_map[dim])) for dim in sorted(self.tag_map)))
         self.con, shared = CUBES.cursor(key)
         self._sources = [Source.open(self.con, path, shared.types) for path in self.files]
         self.con.execute("CREATE TEMP VIEW focus AS " + " UNION ALL ".join(s.view_select() for s in self._sources))
-        self._cube = DailyCube(shared, self._sources, self.tag_map, self._cost, self._run)
+        self._cube = DailyCube(shared, self._sources, self.tag_map, self._cost, self._run, self.tag_case_sensitive)
 
     # -- querying -------------------------------------------------------------------------------
     @property
@@ -83,8 +84,9 @@ class FocusExport:
                                     f"tag:<key> or a mapped tag ({', '.join(sorted(self.tag_map)) or 'none mapped'})")
         exprs = []
         for key in keys:
-            params.append('$."' + key.replace('"', '\\"') + '"')
-            exprs.append("json_extract_string(tags, ?)")
+            sql, param = tag_value_sql("tags", key, self.tag_case_sensitive)
+            params.append(param)
+            exprs.append(sql)
         if not exprs:  # a dimension mapped to no key has no value
             return "CAST(NULL AS VARCHAR)"
         return f"COALESCE({', '.join(exprs)})" if len(exprs) > 1 else exprs[0]
@@ -234,7 +236,10 @@ class FocusExport:
 
     def unused_commitments(self, start: datetime | date | None = None,
                            end: datetime | date | None = None) -> list[SpendRow]:
-        """Unused commitment rows (CommitmentDiscountStatus = Unused): paid for, used by nothing."""
+        """Unused commitment rows (CommitmentDiscountStatus = Unused): paid for, used by nothing.
+
+        Valued in EffectiveCost whatever the cost column: under BilledCost these rows carry 0 because
+        the purchase row already billed them, so they are part of the total, never added to it."""
         rows = self._run(f"SELECT provider, service, currency, SUM(unused) FROM {self._cube.window(start, end)} "
                          f"WHERE unused IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC", [])
         return [SpendRow({"provider": p, "service": s}, None, Decimal(c or 0), cur) for p, s, cur, c in rows]
