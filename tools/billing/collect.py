@@ -210,7 +210,8 @@ def _scope_attrs(cells: list[tuple[tuple[Any, ...], list[tuple[float, float]]]],
 
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
                   cache: dict[str, Any]) -> tuple[dict[float, float], dict[str, int]]:
-    """Daily spend of the budget's scope this month, and token volumes when it comes from usage."""
+    """Daily spend of the budget's scope since `month_start` (this month and the trailing days before
+    it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
         if "usage" not in cache:
             cache["usage"] = UsageLog(billing.usage_paths)
@@ -218,15 +219,17 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
         prices = cache.setdefault("prices", PriceMap(billing.price_overrides))
         daily: dict[float, float] = defaultdict(float)
         volumes = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+        month_epoch = day_epoch((now - timedelta(microseconds=1)).date().replace(day=1))
         for d in log.daily(month_start, now):
             if b.scope == "feature" and d.feature != b.value:
                 continue
             price = prices.price(d.model)
             daily[day_epoch(d.day)] += float(price.cost(d.input_tokens, d.output_tokens, d.cache_read_tokens)) \
                 if price else 0.0
-            volumes["requests"] += d.requests
-            volumes["input_tokens"] += d.input_tokens
-            volumes["output_tokens"] += d.output_tokens
+            if day_epoch(d.day) >= month_epoch:  # volumes are month-to-date, as the evidence says
+                volumes["requests"] += d.requests
+                volumes["input_tokens"] += d.input_tokens
+                volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
         cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
@@ -245,7 +248,10 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
     inputs = _inputs(billing)
     billing = inputs.billing
     now = _now(plan)
-    month_start = datetime(now.year, now.month, 1)
+    # this month and the 31 days before it: the budget's burn rate is its trailing days whichever
+    # month they fall in (policies/detectors/budget.py), so it is forecast from the 1st on
+    month = (now - timedelta(microseconds=1)).date().replace(day=1)
+    month_start = datetime.combine(min(month, now.date() - timedelta(days=31)), datetime.min.time())
     cache: dict[str, Any] = {}
     bill_budgets = [b for b in billing.budgets if b.source == "focus"]
     ce_failed = False
