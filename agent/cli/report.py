@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -83,6 +83,18 @@ def parse_since(value: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
+def parse_as_of(value: str | None) -> datetime | None:
+    """`--as-of DATE`: analyse as if it were midnight after DATE (UTC), so DATE is the last complete day
+    and a closed month (`--as-of 2025-03-31`) is judged whole."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+
+
 def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.",
                                                            envvar="COSTWARDEN_CONFIG")] = None,
            demo: Annotated[bool, typer.Option("--demo", help="Report on the demo's FOCUS export and usage log.")] = False,
@@ -94,6 +106,8 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
                "--measure", help="With --since: first look at each executed action's resource again (read-only "
                                  "calls) and record its realized savings.")] = False,
            state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Where the database lives.")] = None,
+           as_of: Annotated[Optional[str], typer.Option(
+               "--as-of", help="Report as of the end of DATE (YYYY-MM-DD, UTC): any closed period.")] = None,
            ) -> None:
     """Spend by service, feature and model; unit costs; tier margins; reconciliation; anomalies."""
     from costwarden.agent.config import load_settings
@@ -105,7 +119,7 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
         raise typer.BadParameter("--measure needs --since", param_hint="--measure")
     since_t = parse_since(since) if since is not None else None
     settings = load_settings(config, state_dir=state_dir)
-    now = datetime.now(timezone.utc)
+    now = parse_as_of(as_of) or datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="costwarden-report-") as tmp:
         billing = settings.billing
         if demo:

@@ -70,6 +70,14 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
     if billing.focus_paths:
         fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
                          tag_case_sensitive=billing.tag_keys_case_sensitive)
+        end = fx.data_end()
+        if since is None and end is not None and end <= window_start:  # an old export: follow the data, loudly
+            doc["warnings"].append(
+                f"focus: no spend in the {billing.usage_window_days} days before {naive_now:%Y-%m-%d}; the export "
+                f"ends on {(end - timedelta(days=1)):%Y-%m-%d}, so the {billing.usage_window_days} days up to it "
+                f"are reported (--as-of DATE picks the period)")
+            naive_now, window_start = end, end - timedelta(days=billing.usage_window_days)
+        doc["window"] = {"start": window_start.isoformat(), "end": naive_now.isoformat()}
         doc["billing"] = {
             "files": len(fx.files), "rows": fx.row_count(),
             "total": {k: rounded(v) for k, v in fx.total(window_start, naive_now).items()},
@@ -133,6 +141,6 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
             if f is not None:
                 anomalies_found.append({"resource_type": f.resource_type, "resource_id": f.resource_id,
                                         "summary": f.rationale, "monthly_impact_usd": rounded(f.monthly_waste_usd)})
-        doc["warnings"] += rep.errors
+        doc["warnings"] += rep.warnings + rep.errors
     doc["anomalies"] = anomalies_found
     return doc

@@ -80,10 +80,21 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
         return
     now = _now(plan)
     start = now.date() - timedelta(days=billing.lookback_days)
+    dims = ["provider", "billing_account", "sub_account", "service"]
     try:
         fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
                          tag_case_sensitive=billing.tag_keys_case_sensitive)
-        rows = fx.daily_spend(["provider", "billing_account", "sub_account", "service"], start, now)
+        rows = fx.daily_spend(dims, start, now)
+        end = fx.data_end() if not rows else None
+        if end is not None and end.date() <= start:  # an old export: the window follows the data, loudly
+            last = end.date() - timedelta(days=1)
+            report.warnings.append(
+                f"focus: no spend in the {billing.lookback_days} days before {now:%Y-%m-%d}; the export ends on "
+                f"{last.isoformat()}, so the {billing.lookback_days} days up to it are analysed "
+                f"(--as-of DATE picks the period)")
+            rows = fx.daily_spend(dims, end.date() - timedelta(days=billing.lookback_days), end)
+        elif not rows:
+            report.warnings.append(f"focus: the export holds no rows ({', '.join(fx.files)})")
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
         return
@@ -274,6 +285,12 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             continue
         try:
             daily, volumes = _budget_daily(b, billing, month_start, now, cache)
+            if b.source == "focus" and not daily and isinstance(cache.get("focus"), FocusExport):
+                end = cache["focus"].data_end()
+                if end is not None and end.date() < month:
+                    report.warnings.append(
+                        f"budget {b.name}: the export ends on {(end.date() - timedelta(days=1)).isoformat()}, "
+                        f"before {month:%B %Y}: nothing to forecast (--as-of DATE judges a closed month)")
         except ToolError as exc:  # BillingInputError, CostExplorerError
             report.errors.append(f"budget {b.name}: {exc}")
             continue

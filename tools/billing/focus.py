@@ -248,6 +248,15 @@ class FocusExport:
         row = self._run("SELECT MIN(charge_start), MAX(charge_end) FROM focus", [])[0]
         return None if row[0] is None else (row[0], row[1])
 
+    def data_end(self) -> datetime | None:
+        """Midnight after the export's last complete day (the end of its latest charge period, down to
+        a day boundary): where a default window ends when the wall-clock one holds no data."""
+        period = self.period()
+        if period is None:
+            return None
+        end = period[1]
+        return datetime(end.year, end.month, end.day)
+
     def row_count(self) -> int:
         self._cube.ensure()
         return int(self._run("SELECT COALESCE(SUM(n), 0) FROM cube", [])[0][0])
