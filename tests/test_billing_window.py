@@ -53,3 +53,37 @@ def test_report_as_of_a_closed_period_and_the_default_follows_the_data(tmp_path,
     assert doc["billing"]["total"]["USD"] > 0
     assert main(["report", "-c", str(cfg), "--as-of", "January"]) == 2
     assert "--as-of" in capsys.readouterr().err
+
+
+def test_strict_inputs_bad_amounts_in_either_cost_column_empty_and_header_only_files(tmp_path):
+    import pytest
+
+    from costwarden.tools.billing.focus import BillingInputError, FocusExport
+
+    good = [focus_row(LAST - timedelta(days=i), "Amazon EC2", 10) for i in range(3)]
+    for bad in ("n/a", "1,234.50"):
+        path = write_focus(tmp_path / "bad.csv", good + [focus_row(LAST, "Amazon S3", 5, billed=bad)])
+        for col in ("EffectiveCost", "BilledCost"):  # BilledCost is checked even when EffectiveCost is reported
+            fx = FocusExport([str(path)], cost_column=col)
+            with pytest.raises(BillingInputError, match=rf"bad.csv: column 'BilledCost', data row 4: cannot read "
+                                                         rf"'{bad}' as a decimal amount"):
+                fx.total()
+            fx.close()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(BillingInputError, match=r"empty.csv: empty file \(0 bytes\)"):
+        FocusExport([str(empty)])
+    header = write_focus(tmp_path / "header.csv", [])
+    fx = FocusExport([str(header)])
+    assert fx.warnings == [f"{header}: header only, no rows"] and fx.total() == {}
+    fx.close()
+
+
+def test_report_cli_bad_amount_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    _clean(monkeypatch, tmp_path)
+    path = write_focus(tmp_path / "bad.csv", [focus_row(LAST, "Amazon S3", 5, billed="n/a")])
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(yaml.safe_dump({"billing": {"focus_paths": [str(path)]}}))
+    assert main(["report", "-c", str(cfg), "--as-of", "2025-01-31"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.csv: column 'BilledCost', data row 1" in err

@@ -70,6 +70,7 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
     if billing.focus_paths:
         fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
                          tag_case_sensitive=billing.tag_keys_case_sensitive)
+        doc["warnings"] += [f"focus: {w}" for w in fx.warnings]
         end = fx.data_end()
         if since is None and end is not None and end <= window_start:  # an old export: follow the data, loudly
             doc["warnings"].append(

@@ -93,8 +93,9 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
                 f"{last.isoformat()}, so the {billing.lookback_days} days up to it are analysed "
                 f"(--as-of DATE picks the period)")
             rows = fx.daily_spend(dims, end.date() - timedelta(days=billing.lookback_days), end)
-        elif not rows:
+        elif not rows and end is None and not fx.warnings:
             report.warnings.append(f"focus: the export holds no rows ({', '.join(fx.files)})")
+        report.warnings.extend(f"focus: {w}" for w in fx.warnings)
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
         return

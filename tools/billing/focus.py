@@ -20,6 +20,8 @@ over a view of all the files, and only the small result comes back. Why each rul
 
 from __future__ import annotations
 
+import gzip
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -37,6 +39,28 @@ from costwarden.tools.errors import BillingInputError
 __all__ = ["BillingInputError", "CostColumn", "FocusExport", "SpendRow"]
 
 
+def check_not_empty(path: str) -> str | None:
+    """An empty file is an error saying so (not "missing column"); a CSV with a header and no rows is
+    a warning (it adds nothing, which is worth knowing before trusting a total)."""
+    if os.path.getsize(path) == 0:
+        raise BillingInputError(f"{path}: empty file (0 bytes): not a FOCUS export")
+    lower = path.lower()
+    if not lower.endswith((".csv", ".csv.gz", ".tsv")):
+        return None
+    opener: Any = gzip.open if lower.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+            rest = fh.read(65536)
+    except OSError as exc:
+        raise BillingInputError(f"{path}: cannot read: {exc}") from None
+    if not header.strip():
+        raise BillingInputError(f"{path}: empty file (no header): not a FOCUS export")
+    if not rest.strip():
+        return f"{path}: header only, no rows"
+    return None
+
+
 @dataclass
 class FocusExport:
     """A DuckDB view named `focus` over every file of one export, with normalised columns.
@@ -49,6 +73,7 @@ class FocusExport:
     tag_map: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"feature": ["feature", "app"]}
     tag_case_sensitive: bool = False  # Tags keys match whatever their case (`Owner` is `owner`)
     files: list[str] = field(default_factory=list, init=False)
+    warnings: list[str] = field(default_factory=list, init=False)  # e.g. a file with a header and no rows
 
     def __post_init__(self) -> None:
         if self.cost_column not in ("EffectiveCost", "BilledCost"):
@@ -56,6 +81,7 @@ class FocusExport:
         self.files = expand_paths(None, self.paths)
         if not self.files:
             raise BillingInputError("no FOCUS files given")
+        self.warnings = [w for w in (check_not_empty(f) for f in self.files) if w]
         key = (file_key(self.files), self.cost_column, self.tag_case_sensitive,
                tuple((dim, tuple(self.tag_map[dim])) for dim in sorted(self.tag_map)))
         self.con, shared = CUBES.cursor(key)
