@@ -106,3 +106,13 @@ def test_sparse_series_and_immaterial_excess_are_not_findings():
     assert d.detect(obs(spike, scope_daily_usd=20_000.0), ctx()) is not None  # ...and over 1% of $20,000
     assert SpendAnomaly(SpendAnomalyParams(min_share_of_scope=0.001)).detect(
         obs(spike, scope_daily_usd=40_000.0), ctx()) is not None
+
+
+def test_a_series_is_judged_on_its_own_last_day_within_the_lag_not_on_a_stale_one():
+    spike = [100 + (i % 3) for i in range(27)] + [400]  # ends on Friday 28 March
+    d = SpendAnomaly(SpendAnomalyParams())
+    lagging = d.detect(obs(spike, data_start="2025-02-01", data_end="2025-03-28"), ctx())
+    assert lagging is not None and lagging.evidence["day"] == "2025-03-28"
+    later = DetectContext(policy="p", run_id="r", now=NOW + timedelta(days=10), price_of=lambda r: Price(None, "none"))
+    # the export goes on to 6 April without this series: it stopped, and is not reported on 28 March
+    assert d.detect(obs(spike, data_start="2025-02-01", data_end="2025-04-06"), later) is None

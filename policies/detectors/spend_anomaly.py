@@ -32,9 +32,12 @@ Materiality, because a FinOps practitioner must be able to add the findings up a
   `min_share_of_scope` of the scope's mean daily spend (the scope being every series of the
   export in that currency, when the collector says what it is).
 - The monthly impact is the day's excess over the expected value x 730/24 days (what the change
-  costs per month if it persists), capped by the series' own monthly spend (its mean daily spend
-  over the history and the day x 730/24). The cap makes the impacts additive: their sum can never
-  exceed the scope's monthly spend at the same rate, so the findings never out-weigh the bill.
+  costs per month if it persists), capped by the series' own monthly spend: its mean daily spend
+  over the scope's window (the `lookback_days` + 1 days up to the export's last complete day, the
+  same for every series) x 730/24. The impacts are then additive: their sum can never exceed the
+  scope's monthly spend at the same rate, so the findings never out-weigh the bill.
+- Each series is judged on its own last complete day, unless that is more than `lag_days` before
+  the export's (then on the export's: a series that stopped is not reported on a stale day).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class SpendAnomalyParams(DetectorParams):
         "The day must also exceed the expected value by this much."))
     min_share_of_scope: float = Field(0.01, ge=0, le=1, description=(
         "...and by this share of the scope's mean daily spend (the whole export in that currency)."))
+    lag_days: int = Field(3, ge=0, le=14, description=(
+        "A series whose last day is this many days before the export's is still judged on its own last day "
+        "(exports lag by service)."))
     jump_factor: float = Field(5.0, gt=1, description="Cost-per-request ratio that counts as a jump.")
     min_requests: int = Field(50, ge=1, description="Requests on the day for a cost-per-request jump.")
 
@@ -110,17 +116,20 @@ class SpendAnomaly(Detector):
             return None
         attrs = obs.resource.attrs
         daily = {_day(t): v for t, v in series.points}
-        # the scope's last complete day and first day, when the collector knows them: a series that
-        # stopped is not judged on its own last row, and one that just started has a history of $0
+        # the series is judged on its own last complete day, unless that is more than `lag_days` before
+        # the scope's (a series that stopped is not judged on a stale row); one that just started has
+        # a history of $0 when the scope has history
+        own_last = max((d for d in daily if d < ctx.now.date()), default=None)
         last = date.fromisoformat(attrs["data_end"]) if attrs.get("data_end") else None
-        target = last if last is not None and last < ctx.now.date() else \
-            max((d for d in daily if d < ctx.now.date()), default=None)
+        target = own_last
+        if last is not None and last < ctx.now.date() and (own_last is None or (last - own_last).days > p.lag_days):
+            target = last
         if target is None:
             return None
         own = min(daily)
         scope_first = min(date.fromisoformat(attrs["data_start"]), own) if attrs.get("data_start") else own
-        # the scope's window (same for every series: the caps add up to the scope's spend) and the
-        # series' own history inside it (days before its first row are not "$0 expected" for a z-score)
+        # the scope's history before the day, and the series' own inside it (days before its first
+        # row are not "$0 expected" for a z-score)
         window = {d: daily.get(d, 0.0) for d in _days(scope_first, target, p.lookback_days)}
         history = {d: daily.get(d, 0.0) for d in _days(own, target, p.lookback_days)}  # no row: spent nothing
         if len(window) < p.min_history_days:
@@ -131,7 +140,11 @@ class SpendAnomaly(Detector):
         value = daily.get(target, 0.0)
         active = sum(1 for v in history.values() if v > 0)
         floor = max(p.min_excess_usd_per_day, p.min_share_of_scope * float(attrs.get("scope_daily_usd") or 0))
-        cap = monthly_spend(window, value)
+        if last is not None:  # the same window for every series of the scope: the caps add up to its spend
+            cap = monthly_spend({d: daily.get(d, 0.0) for d in _days(scope_first, last, p.lookback_days)},
+                                daily.get(last, 0.0))
+        else:
+            cap = monthly_spend(window, value)
         currency = attrs.get("currency", "USD")
         if active == 0:  # new spend: nothing to compare with, so no z-score
             if value < floor:
