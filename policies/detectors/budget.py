@@ -56,6 +56,10 @@ def forecast_month_end(daily: dict[date, float], now: datetime, trailing_days: i
     return mtd, done + rate * left, len(trailing)
 
 
+def _scope(attrs: dict[str, object]) -> str:
+    return "all spend" if attrs.get("scope") == "total" else f"{attrs.get('scope')}={attrs.get('value')}"
+
+
 @detectors.register("budget")
 class Budget(Detector):
     resource_types = ("billing.budget",)
@@ -95,7 +99,7 @@ class Budget(Detector):
         # explain it (an idle GPU, an oversized model), so the total must not count it twice.
         f = self.finding(obs, ctx, evidence=evidence, monthly_waste=Decimal(0), confidence="medium")
         f.severity = severity_for(overrun)
-        f.rationale = f.evidence["summary"] = (f"budget {obs.resource.resource_id} ({attrs.get('scope')}={attrs.get('value')}): "
+        f.rationale = f.evidence["summary"] = (f"budget {obs.resource.resource_id} ({_scope(attrs)}): "
                        f"${mtd:,.2f} spent by {today.isoformat()}, forecast ${forecast:,.2f} for "
                        f"{month.strftime('%B')} against ${budget:,.2f}.")
         return f
