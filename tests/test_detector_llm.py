@@ -101,5 +101,12 @@ def test_budget_fires_on_a_forecast_overrun_and_not_under_budget():
 
 
 def test_forecast_at_month_start_has_no_complete_days():
-    mtd, forecast, elapsed = forecast_month_end({}, datetime(2025, 3, 1).date(), 7)
+    mtd, forecast, elapsed = forecast_month_end({}, datetime(2025, 3, 1, 9, tzinfo=timezone.utc), 7)
     assert (mtd, forecast, elapsed) == (0.0, 0.0, 0)
+    # ...but the trailing days of February make the rate: 31 days left x $100 = $3,100 on the 1st
+    feb = {datetime(2025, 2, d).date(): 100.0 for d in range(18, 29)}
+    mtd, forecast, elapsed = forecast_month_end(feb, datetime(2025, 3, 1, 9, tzinfo=timezone.utc), 7)
+    assert (mtd, forecast, elapsed) == (0.0, 3100.0, 7)
+    # at midnight on the 1st (`--as-of` 28 February) the month judged is February, complete
+    mtd, forecast, elapsed = forecast_month_end(feb, datetime(2025, 3, 1, tzinfo=timezone.utc), 7)
+    assert (mtd, forecast) == (1100.0, 1100.0)

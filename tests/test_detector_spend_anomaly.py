@@ -4,6 +4,7 @@ stays quiet on a weekly rhythm and on steady spend."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from costwarden.policies.detectors.base import DetectContext, Price
 from costwarden.policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
@@ -22,11 +23,11 @@ def series(name: str, values: list[float]) -> Series:
 
 
 def obs(costs: list[float], requests: list[float] | None = None, daily_models: list | None = None,
-        rtype: str = "billing.focus") -> Observation:
+        rtype: str = "billing.focus", **attrs: object) -> Observation:
     s = {"cost_usd": series("cost_usd", costs)}
     if requests is not None:
         s["requests"] = series("requests", requests)
-    r = Resource("focus", "123", "global", rtype, "AWS/Amazon EC2", attrs={"daily_models": daily_models or []})
+    r = Resource("focus", "123", "global", rtype, "AWS/Amazon EC2", attrs={"daily_models": daily_models or [], **attrs})
     return Observation(r, s)
 
 
@@ -45,7 +46,9 @@ def test_spike_fires():
     assert f is not None
     assert f.evidence["signal"] == "daily_spend" and f.evidence["day"] == "2025-03-28"
     assert f.evidence["expected_usd"] == 101 and f.evidence["robust_z"] > 4
-    assert float(f.monthly_waste_usd) == round(299 * 730 / 24, 2)
+    # excess x days per month (299 x 30.42 = $9,094.58) capped by the series' own monthly spend
+    own_monthly = (sum(values) / len(values)) * 730 / 24
+    assert float(f.monthly_waste_usd) == round(own_monthly, 2) < 299 * 730 / 24
 
 
 def test_weekly_rhythm_does_not_fire_but_a_weekday_spike_does():
@@ -81,3 +84,35 @@ def test_falling_traffic_with_the_same_unit_cost_does_not_fire():
     requests = [1000.0] * 13 + [300.0]
     costs = [2.0] * 13 + [0.6]
     assert SpendAnomaly(SpendAnomalyParams()).detect(obs(costs, requests, rtype="llm.feature"), ctx()) is None
+
+
+def test_new_spend_is_its_own_signal_with_severity_by_amount_not_z():
+    scope = {"data_start": "2025-03-01", "data_end": "2025-03-28", "scope_daily_usd": 1000.0}
+    f = SpendAnomaly(SpendAnomalyParams()).detect(obs([0.0] * 27 + [600.0], **scope), ctx())
+    assert f is not None and f.evidence["signal"] == "new_spend" and "robust_z" not in f.evidence
+    assert f.monthly_waste_usd <= Decimal(600) * Decimal(730) / 24 / 28 + Decimal("0.01")  # the series' month
+    assert f.severity == "medium"
+    # a series whose first row is the judged day is new spend too, when the scope has history
+    f = SpendAnomaly(SpendAnomalyParams()).detect(obs([600.0], **scope), ctx())
+    assert f is not None and f.evidence["signal"] == "new_spend"
+
+
+def test_sparse_series_and_immaterial_excess_are_not_findings():
+    d = SpendAnomaly(SpendAnomalyParams())
+    sparse = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 40.0] * 4
+    assert d.detect(obs(sparse[:-1] + [900.0]), ctx()) is None  # spend on 4 of 27 days: no z-score
+    spike = [100 + (i % 3) for i in range(27)] + [400]
+    assert d.detect(obs(spike, scope_daily_usd=40_000.0), ctx()) is None  # $299 is under 1% of $40,000/day
+    assert d.detect(obs(spike, scope_daily_usd=20_000.0), ctx()) is not None  # ...and over 1% of $20,000
+    assert SpendAnomaly(SpendAnomalyParams(min_share_of_scope=0.001)).detect(
+        obs(spike, scope_daily_usd=40_000.0), ctx()) is not None
+
+
+def test_a_series_is_judged_on_its_own_last_day_within_the_lag_not_on_a_stale_one():
+    spike = [100 + (i % 3) for i in range(27)] + [400]  # ends on Friday 28 March
+    d = SpendAnomaly(SpendAnomalyParams())
+    lagging = d.detect(obs(spike, data_start="2025-02-01", data_end="2025-03-28"), ctx())
+    assert lagging is not None and lagging.evidence["day"] == "2025-03-28"
+    later = DetectContext(policy="p", run_id="r", now=NOW + timedelta(days=10), price_of=lambda r: Price(None, "none"))
+    # the export goes on to 6 April without this series: it stopped, and is not reported on 28 March
+    assert d.detect(obs(spike, data_start="2025-02-01", data_end="2025-04-06"), later) is None

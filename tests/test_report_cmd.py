@@ -31,3 +31,30 @@ def test_report_without_billing_config_is_a_one_line_error(tmp_path, monkeypatch
         monkeypatch.delenv(k)
     assert main(["report"]) == 2
     assert capsys.readouterr().err.strip().startswith("costwarden: error: nothing to report")
+
+
+def test_report_table_money_has_currency_and_sensible_rounding_headers_whole():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from costwarden.agent.cli.report import cell, label, render
+
+    assert cell({"cost_usd": 266.61603}, "cost_usd") == "$266.62"
+    assert cell({"per_success_usd": 0.000492117}, "per_success_usd") == "$0.0004921"  # four significant digits
+    assert cell({"cost": -250.0, "currency": "EUR"}, "cost") == "-250.00 EUR"
+    assert cell({"unpriced_requests": 280}, "unpriced_requests") == "280"
+    assert cell({"difference_pct": 3.85}, "difference_pct") == "+3.85%"
+    assert label("per_1m_tokens_usd") == "per 1M tokens"
+    doc = {"cost_column": "EffectiveCost", "warnings": [],
+           "usage": {"window_days": 14, "by_feature": [{"key": "a-very-long-feature-name-that-wraps", "requests": 5,
+                                                        "tokens": 10, "cost_usd": 266.61603, "per_1m_tokens_usd": 2.9,
+                                                        "per_1k_requests_usd": 47.6, "per_success_usd": 0.0492,
+                                                        "unpriced_requests": 0}],
+                     "by_model": [], "tier_margins": [], "features_costing_more_than_the_tier_pays": []}}
+    out = StringIO()
+    render(doc, Console(file=out, width=100, force_terminal=False))
+    text = out.getvalue()
+    assert "266.61603" not in text and "$266.62" in text
+    for header in ("per 1M tokens", "per 1k requests", "per success", "unpriced requests"):
+        assert header in text  # not cut to "per_1k_reques…"

@@ -26,8 +26,12 @@ class AuditFormat(str, Enum):
 def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
           fmt: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
           output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False) -> None:
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+          as_of: Annotated[Optional[str], typer.Option(
+              "--as-of", help="Analyse billing as of the end of DATE (YYYY-MM-DD, UTC): any closed period.")] = None,
+          ) -> None:
     """One dry-run sweep: find waste and show what would be done. Changes nothing, ever."""
+    from costwarden.agent.cli.report import parse_as_of
     from costwarden.agent.engine.sweep import run_sweep
     from costwarden.agent.reports.output import render_html, render_json, render_markdown, render_table
     from costwarden.policies.loader import load_policies
@@ -36,6 +40,7 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
         from costwarden.agent.cli.demo import enter_demo_estate, require_demo_extra
 
         require_demo_extra()
+    now = parse_as_of(as_of)  # None: the wall clock
     settings = cli_settings(config, state_dir, policy)
     policies = load_policies(list(settings.policies))
     if fmt is AuditFormat.html:
@@ -47,7 +52,7 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
         if demo:
             progress("demo: starting moto on 127.0.0.1 and seeding the demo estate (14 days of hourly metrics)")
             settings = enter_demo_estate(stack, settings)
-        result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress)
+        result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress, now=now)
         sections = None
         if fmt is not AuditFormat.table:  # inside the stack: the demo's billing files are gone after it
             from costwarden.agent.reports.sections import build_sections

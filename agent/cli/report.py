@@ -9,13 +9,44 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+
+_TEXT = ("provider", "service", "key", "tier", "feature", "team", "resource_id", "summary", "detector", "decision",
+         "status", "resource", "action", "acted_at", "currency")
+_MONEY_WORDS = ("usd", "cost", "price", "revenue", "margin")
+
+
+def label(column: str) -> str:
+    """A column's header for people: `per_1m_tokens_usd` is "per 1M tokens" (the currency is in the cell)."""
+    text = column.removesuffix("_usd").replace("_usd_", "_").replace("_", " ")
+    return text.replace("1m", "1M").replace(" pct", " %")
+
+
+def cell(row: dict[str, Any], column: str) -> str:
+    """One value for people: money with its currency, rounded to the cent (unit costs under $1 to four
+    significant digits, so $0.000492 per request is not $0.00), percentages signed, counts grouped."""
+    v = row.get(column)
+    if v is None:
+        return "-"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if column.endswith("_pct"):
+        return f"{v:+.2f}%"
+    if any(w in column for w in _MONEY_WORDS) and not column.endswith(("requests", "tokens", "users")):
+        currency = str(row.get("currency") or "USD")
+        amount = f"{abs(v):,.2f}" if v == 0 or abs(v) >= 1 else f"{abs(v):.4g}"
+        sign = "-" if v < 0 else ""
+        return f"{sign}${amount}" if currency == "USD" else f"{sign}{amount} {currency}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:,.2f}"
 
 
 def render(doc: dict[str, Any], console: Console) -> None:
@@ -25,20 +56,24 @@ def render(doc: dict[str, Any], console: Console) -> None:
             return
         t = Table(title=title, title_justify="left")
         for c in cols:
-            t.add_column(c, justify="right" if c not in ("provider", "service", "key", "tier", "feature", "team",
-                                                          "resource_id", "summary", "detector", "decision",
-                                                          "status", "resource", "action", "acted_at") else "left")
+            text = c in _TEXT
+            # a header is never cut: numbers keep their width, text columns wrap instead
+            t.add_column(label(c), justify="left" if text else "right", min_width=None if text else len(label(c)),
+                         no_wrap=not text, overflow="fold")
         for r in rows:
-            t.add_row(*["-" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], (int, float)) else str(r[c]))
-                        for c in cols])
+            t.add_row(*[cell(r, c) for c in cols])
         console.print(t)
 
     b = doc.get("billing")
     if b:
-        console.print(f"[bold]Billing[/] ({b['files']} FOCUS files, {b['rows']:,} rows, {doc['cost_column']}): "
+        w = doc.get("window") or {}
+        span = f", {w['start'][:10]} to {w['end'][:10]}" if w else ""
+        console.print(f"[bold]Billing[/] ({b['files']} FOCUS files, {b['rows']:,} rows, {doc['cost_column']}{span}): "
                       + ", ".join(f"{v:,.2f} {k}" for k, v in b["total"].items()))
         table("Spend by service", b["by_service"], ["provider", "service", "cost"])
         table("Spend by team (Tags)", b["by_team"], ["team", "cost"])
+        table("Unused commitments (EffectiveCost, inside the total)", b.get("unused_commitments", []),
+              ["provider", "service", "cost"])
     u = doc.get("usage")
     if u:
         cols = ["key", "requests", "tokens", "cost_usd", "per_1m_tokens_usd", "per_1k_requests_usd",
@@ -83,6 +118,18 @@ def parse_since(value: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
+def parse_as_of(value: str | None) -> datetime | None:
+    """`--as-of DATE`: analyse as if it were midnight after DATE (UTC), so DATE is the last complete day
+    and a closed month (`--as-of 2025-03-31`) is judged whole."""
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+
+
 def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.",
                                                            envvar="COSTWARDEN_CONFIG")] = None,
            demo: Annotated[bool, typer.Option("--demo", help="Report on the demo's FOCUS export and usage log.")] = False,
@@ -94,6 +141,8 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
                "--measure", help="With --since: first look at each executed action's resource again (read-only "
                                  "calls) and record its realized savings.")] = False,
            state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Where the database lives.")] = None,
+           as_of: Annotated[Optional[str], typer.Option(
+               "--as-of", help="Report as of the end of DATE (YYYY-MM-DD, UTC): any closed period.")] = None,
            ) -> None:
     """Spend by service, feature and model; unit costs; tier margins; reconciliation; anomalies."""
     from costwarden.agent.config import load_settings
@@ -105,7 +154,7 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
         raise typer.BadParameter("--measure needs --since", param_hint="--measure")
     since_t = parse_since(since) if since is not None else None
     settings = load_settings(config, state_dir=state_dir)
-    now = datetime.now(timezone.utc)
+    now = parse_as_of(as_of) or datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="costwarden-report-") as tmp:
         billing = settings.billing
         if demo:

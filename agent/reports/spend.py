@@ -12,12 +12,36 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.settings import BillingSettings
 
 
 def rounded(v: Decimal | float | None, places: int = 2) -> float | None:
     """An amount as a JSON number: the documents carry floats rounded for people, not exact decimals."""
     return None if v is None else round(float(v), places)
+
+
+TOP_SERVICES = 15  # rows of a spend table before the "other" row
+
+
+def top_with_other(rows: list[SpendRow], top: int, label: str) -> list[dict[str, Any]]:
+    """The `top` largest rows of each currency, then one "other" row with the rest, so every table sums
+    to its total: nothing is hidden. A row without a value (an untagged resource) says so."""
+    out: list[dict[str, Any]] = []
+    by_currency: dict[str, list[SpendRow]] = {}
+    for r in rows:
+        by_currency.setdefault(r.currency, []).append(r)
+    for currency, cur_rows in sorted(by_currency.items()):
+        cur_rows.sort(key=lambda r: -r.cost)
+        shown, rest = cur_rows[:top], cur_rows[top:]
+        for r in shown:
+            keys = {k: ("(untagged)" if v is None and k == label else v) for k, v in r.keys.items()}
+            out.append({**keys, "currency": currency, "cost": rounded(r.cost)})
+        if rest:
+            other = {k: None for k in rest[0].keys}
+            other[label] = f"other ({len(rest)})"
+            out.append({**other, "currency": currency, "cost": rounded(sum((r.cost for r in rest), Decimal(0)))})
+    return out
 
 
 def build_report(billing: BillingSettings, now: datetime, *, since: datetime | None = None,
@@ -44,15 +68,26 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
         window_start = since.astimezone(timezone.utc).replace(tzinfo=None)
     billed_by_provider: dict[str, Decimal] = {}
     if billing.focus_paths:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                         tag_case_sensitive=billing.tag_keys_case_sensitive)
+        doc["warnings"] += [f"focus: {w}" for w in fx.warnings]
+        end = fx.data_end()
+        if since is None and end is not None and end <= window_start:  # an old export: follow the data, loudly
+            doc["warnings"].append(
+                f"focus: no spend in the {billing.usage_window_days} days before {naive_now:%Y-%m-%d}; the export "
+                f"ends on {(end - timedelta(days=1)):%Y-%m-%d}, so the {billing.usage_window_days} days up to it "
+                f"are reported (--as-of DATE picks the period)")
+            naive_now, window_start = end, end - timedelta(days=billing.usage_window_days)
+        doc["window"] = {"start": window_start.isoformat(), "end": naive_now.isoformat()}
         doc["billing"] = {
             "files": len(fx.files), "rows": fx.row_count(),
             "total": {k: rounded(v) for k, v in fx.total(window_start, naive_now).items()},
-            "by_service": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
-                           for r in fx.spend_by(["provider", "service"], window_start, naive_now)[:15]],
-            "by_team": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
-                        for r in fx.spend_by(["team"], window_start, naive_now)],
-            "unused_commitments": [{**r.keys, "cost": rounded(r.cost)} for r in fx.unused_commitments()],
+            "by_service": top_with_other(fx.spend_by(["provider", "service"], window_start, naive_now),
+                                         TOP_SERVICES, "service"),
+            "by_team": top_with_other(fx.spend_by(["team"], window_start, naive_now), TOP_SERVICES, "team"),
+            "unused_commitments": [{**r.keys, "currency": r.currency, "cost": rounded(r.cost)}
+                                   for r in fx.unused_commitments(window_start, naive_now)],
+            "unused_commitments_valued_in": "EffectiveCost",
         }
         billed_by_provider = {str(r.keys["provider"]): r.cost
                               for r in fx.spend_by(["provider"], window_start, naive_now)}
@@ -107,6 +142,6 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
             if f is not None:
                 anomalies_found.append({"resource_type": f.resource_type, "resource_id": f.resource_id,
                                         "summary": f.rationale, "monthly_impact_usd": rounded(f.monthly_waste_usd)})
-        doc["warnings"] += rep.errors
+        doc["warnings"] += rep.warnings + rep.errors
     doc["anomalies"] = anomalies_found
     return doc

@@ -1,8 +1,8 @@
 """budget: spend of a feature, team, account or service against its monthly budget, with a
 forecast of month-end spend.
 
-Forecast = month-to-date spend + (mean daily spend of the last `trailing_days` complete days)
-x days left in the month. A trailing mean and not the month's average, because a budget
+Forecast = month-to-date spend + (mean daily spend of the last `trailing_days` complete days,
+whichever month they fall in) x days left in the month, so a runaway budget shows from the 1st. A trailing mean and not the month's average, because a budget
 alarm must react to this week's burn rate (a runaway feature) rather than to the quiet first
 days of the month. The overrun is in the evidence and sets the severity; the finding's monthly
 waste is $0, because the spend behind an overrun is waste only where another finding says so.
@@ -11,7 +11,7 @@ waste is $0, because the spend behind an overrun is waste only where another fin
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from pydantic import Field
@@ -24,19 +24,40 @@ from costwarden.state.domain import Finding, Observation
 class BudgetParams(DetectorParams):
     alert_at_pct: float = Field(100.0, gt=0, description="Fire when the forecast reaches this % of the budget.")
     trailing_days: int = Field(7, ge=1, le=31, description="The burn rate is the mean of this many last complete days.")
-    min_days_elapsed: int = Field(3, ge=1, description="No forecast from fewer complete days than this.")
+    min_days_elapsed: int = Field(3, ge=1, description=(
+        "No forecast from fewer complete days of history than this (in this month or the one before)."))
 
 
-def forecast_month_end(daily: dict[date, float], today: date, trailing_days: int) -> tuple[float, float, int]:
-    """(month-to-date, forecast, complete days elapsed) for the month of `today`."""
-    month_start = today.replace(day=1)
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    complete = [date.fromordinal(o) for o in range(month_start.toordinal(), today.toordinal())]
-    mtd = sum(daily.get(d, 0.0) for d in complete) + daily.get(today, 0.0)
-    trailing = complete[-trailing_days:]
+def budget_month(now: datetime) -> date:
+    """The first day of the month a budget is judged in: the month of `now`, except at midnight on the
+    1st (`--as-of` the last day of a month), which judges the month that has just closed."""
+    return (now - timedelta(microseconds=1)).date().replace(day=1)
+
+
+def forecast_month_end(daily: dict[date, float], now: datetime, trailing_days: int) -> tuple[float, float, int]:
+    """(month-to-date, forecast, trailing days the rate is the mean of) for the budget month of `now`.
+
+    The burn rate is the mean of the last `trailing_days` complete days whichever month they fall
+    in (not before the series' first day), so a runaway scope is forecast from the 1st of the month
+    on, not only once the month has a few days of its own.
+    """
+    month_start = budget_month(now)
+    days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
+    month_end = month_start + timedelta(days=days_in_month)
+    today = now.date()  # its midnight has passed: days before it are complete
+    complete = [date.fromordinal(o) for o in range(month_start.toordinal(), min(today, month_end).toordinal())]
+    first = min(daily, default=today)
+    trailing = [date.fromordinal(o) for o in range(max(first.toordinal(), today.toordinal() - trailing_days),
+                                                  today.toordinal())]
+    done = sum(daily.get(d, 0.0) for d in complete)
+    mtd = done + (daily.get(today, 0.0) if today < month_end else 0.0)
     rate = sum(daily.get(d, 0.0) for d in trailing) / len(trailing) if trailing else 0.0
     left = days_in_month - len(complete)  # today counts as left: it is not complete
-    return mtd, sum(daily.get(d, 0.0) for d in complete) + rate * left, len(complete)
+    return mtd, done + rate * left, len(trailing)
+
+
+def _scope(attrs: dict[str, object]) -> str:
+    return "all spend" if attrs.get("scope") == "total" else f"{attrs.get('scope')}={attrs.get('value')}"
 
 
 @detectors.register("budget")
@@ -52,19 +73,22 @@ class Budget(Detector):
         series = obs.series.get("cost_usd")
         if budget <= 0 or series is None:
             return None
-        today = ctx.now.date()
+        now = ctx.now.astimezone(timezone.utc)
+        month = budget_month(now)
+        today = min(now.date(), month.replace(day=calendar.monthrange(month.year, month.month)[1]))
         daily = {datetime.fromtimestamp(t, tz=timezone.utc).date(): v for t, v in series.points}
-        mtd, forecast, elapsed = forecast_month_end(daily, today, p.trailing_days)
+        mtd, forecast, elapsed = forecast_month_end(daily, now, p.trailing_days)
         if elapsed < p.min_days_elapsed or forecast < budget * p.alert_at_pct / 100:
             return None
         evidence = {
             "signal": "budget_forecast",
             "scope": attrs.get("scope"), "value": attrs.get("value"), "source": attrs.get("source"),
-            "month": today.strftime("%Y-%m"), "monthly_budget_usd": budget,
+            "month": month.strftime("%Y-%m"), "monthly_budget_usd": budget,
             "month_to_date_usd": round(mtd, 2), "forecast_usd": round(forecast, 2),
             "forecast_pct_of_budget": round(forecast / budget * 100, 1), "alert_at_pct": p.alert_at_pct,
             "complete_days": elapsed, "trailing_days": p.trailing_days,
-            "method": f"month-to-date + mean of the last {p.trailing_days} complete days x days left",
+            "method": f"month-to-date + mean of the last {p.trailing_days} complete days (whichever month) "
+                      f"x days left",
         }
         for k in ("requests", "input_tokens", "output_tokens"):
             if k in attrs:
@@ -75,7 +99,7 @@ class Budget(Detector):
         # explain it (an idle GPU, an oversized model), so the total must not count it twice.
         f = self.finding(obs, ctx, evidence=evidence, monthly_waste=Decimal(0), confidence="medium")
         f.severity = severity_for(overrun)
-        f.rationale = f.evidence["summary"] = (f"budget {obs.resource.resource_id} ({attrs.get('scope')}={attrs.get('value')}): "
+        f.rationale = f.evidence["summary"] = (f"budget {obs.resource.resource_id} ({_scope(attrs)}): "
                        f"${mtd:,.2f} spent by {today.isoformat()}, forecast ${forecast:,.2f} for "
-                       f"{today.strftime('%B')} against ${budget:,.2f}.")
+                       f"{month.strftime('%B')} against ${budget:,.2f}.")
         return f

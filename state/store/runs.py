@@ -99,15 +99,25 @@ class RunRecords(Database):
                 "llm": [(m, int(i or 0), int(o or 0), Decimal(str(c or 0))) for m, i, o, c in llm]}
 
     # --- findings ---------------------------------------------------------------------------
-    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> None:
+    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> list[str]:
+        """Store the findings; a second finding with an id already stored (or already in this batch) is
+        not stored and comes back as an error line: one detector bug must not lose the whole sweep."""
+        errors: list[str] = []
+        batch = list(findings)
         with self.session() as s:
-            for f in findings:
+            seen = set(s.scalars(select(FindingRow.id).where(FindingRow.id.in_([f.id for f in batch]))))
+            for f in batch:
+                if f.id in seen:
+                    errors.append(f"finding {f.id} ({f.detector} on {f.resource_id}): duplicate id, not stored")
+                    continue
+                seen.add(f.id)
                 s.add(FindingRow(
                     id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
                     provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
                     resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
                     severity=f.severity, confidence=f.confidence, rationale=f.rationale, tags=dict(f.tags or {}),
                 ))
+        return errors
 
     def set_rationales(self, rationales: dict[str, str]) -> None:
         with self.session() as s:

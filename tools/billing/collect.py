@@ -80,9 +80,22 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
         return
     now = _now(plan)
     start = now.date() - timedelta(days=billing.lookback_days)
+    dims = ["provider", "billing_account", "sub_account", "service"]
     try:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
-        rows = fx.daily_spend(["provider", "billing_account", "sub_account", "service"], start, now)
+        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                         tag_case_sensitive=billing.tag_keys_case_sensitive)
+        rows = fx.daily_spend(dims, start, now)
+        end = fx.data_end() if not rows else None
+        if end is not None and end.date() <= start:  # an old export: the window follows the data, loudly
+            last = end.date() - timedelta(days=1)
+            report.warnings.append(
+                f"focus: no spend in the {billing.lookback_days} days before {now:%Y-%m-%d}; the export ends on "
+                f"{last.isoformat()}, so the {billing.lookback_days} days up to it are analysed "
+                f"(--as-of DATE picks the period)")
+            rows = fx.daily_spend(dims, end.date() - timedelta(days=billing.lookback_days), end)
+        elif not rows and end is None and not fx.warnings:
+            report.warnings.append(f"focus: the export holds no rows ({', '.join(fx.files)})")
+        report.warnings.extend(f"focus: {w}" for w in fx.warnings)
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
         return
@@ -135,6 +148,20 @@ def usage_type_drivers(rows: Iterable[SpendRow], top: int = 5) -> dict[str, list
     return out
 
 
+def series_id(provider: Any, billing_account: Any, service: Any, currency: Any, *,
+              shared_sub_account: bool = False, multi_currency: bool = False) -> str:
+    """The resource id of one daily-spend series, naming every dimension it is keyed by that the
+    resource's account does not: a sub-account may sit under two billing accounts (third-party FOCUS
+    exports repeat sub-account ids), and a finding's id and fingerprint hash the resource's account and
+    id, so two series must never share both. Short where nothing is ambiguous: `AWS/Amazon EC2`."""
+    rid = f"{provider}/{service}"
+    if shared_sub_account:
+        rid += f" @{billing_account}"
+    if multi_currency:
+        rid += f" [{currency}]"
+    return rid
+
+
 def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: CollectPlan, report: CollectReport,
                   *, source: str = "focus", extra: dict[str, dict[str, Any]] | None = None,
                   account_names: dict[str, str] | None = None) -> Iterator[Observation]:
@@ -144,14 +171,25 @@ def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: Coll
         k = r.keys
         cells[(k["provider"], k["billing_account"], k["sub_account"], k["service"], r.currency)].append(
             (day_epoch(r.day), float(r.cost)))
+    scope = _scope_attrs(list(cells.items()), plan)
+    currencies: dict[tuple[Any, ...], int] = defaultdict(int)
+    parents: dict[tuple[Any, ...], set[Any]] = defaultdict(set)  # (provider, sub-account) -> billing accounts
+    for key in cells:
+        currencies[key[:4]] += 1
+        parents[(key[0], key[2])].add(key[1])
     for (provider, billing_account, sub_account, service, currency), points in sorted(
             cells.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         report.inventoried += 1
         resource = Resource(
             provider="focus", account=str(sub_account or billing_account), region="global",
-            resource_type="billing.focus", resource_id=f"{provider}/{service}", kind=str(service), state="billed",
+            resource_type="billing.focus",
+            resource_id=series_id(provider, billing_account, service, currency,
+                                  shared_sub_account=len(parents[(provider, sub_account)]) > 1,
+                                  multi_currency=currencies[(provider, billing_account, sub_account, service)] > 1),
+            kind=str(service), state="billed",
             attrs={"provider_name": provider, "service": service, "billing_account": billing_account,
-                   "currency": currency, "cost_column": billing.cost_column, "source": source,
+                   "sub_account": sub_account, "currency": currency, "cost_column": billing.cost_column,
+                   "source": source, **scope.get(str(currency), {}),
                    **({"account_name": account_names[str(sub_account)]}
                       if account_names and str(sub_account) in account_names else {}),
                    **(extra or {}).get(str(service), {})})
@@ -160,9 +198,32 @@ def _observations(rows: Iterable[SpendRow], billing: BillingSettings, plan: Coll
             yield Observation(resource, {"cost_usd": Series("cost_usd", points)})
 
 
+def _scope_attrs(cells: list[tuple[tuple[Any, ...], list[tuple[float, float]]]],
+                 plan: CollectPlan) -> dict[str, dict[str, Any]]:
+    """Per currency, what the spend-anomaly detector needs to know about the whole export: its first and
+    last complete day (every series is judged on the same day against the same history) and its mean
+    daily spend (an anomaly below a share of it is not material)."""
+    today = _now(plan).date()
+    out: dict[str, dict[str, Any]] = {}
+    by_currency: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for key, points in cells:
+        by_currency[str(key[4])] += points
+    for currency, points in by_currency.items():
+        days = sorted({datetime.fromtimestamp(t, tz=timezone.utc).date() for t, _ in points})
+        complete = [d for d in days if d < today]
+        if not complete:
+            continue
+        first, last = complete[0], complete[-1]
+        total = sum(v for t, v in points if first <= datetime.fromtimestamp(t, tz=timezone.utc).date() <= last)
+        out[currency] = {"data_start": first.isoformat(), "data_end": last.isoformat(),
+                         "scope_daily_usd": round(total / ((last - first).days + 1), 2)}
+    return out
+
+
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
                   cache: dict[str, Any]) -> tuple[dict[float, float], dict[str, int]]:
-    """Daily spend of the budget's scope this month, and token volumes when it comes from usage."""
+    """Daily spend of the budget's scope since `month_start` (this month and the trailing days before
+    it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
         if "usage" not in cache:
             cache["usage"] = UsageLog(billing.usage_paths)
@@ -170,18 +231,21 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
         prices = cache.setdefault("prices", PriceMap(billing.price_overrides))
         daily: dict[float, float] = defaultdict(float)
         volumes = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+        month_epoch = day_epoch((now - timedelta(microseconds=1)).date().replace(day=1))
         for d in log.daily(month_start, now):
             if b.scope == "feature" and d.feature != b.value:
                 continue
             price = prices.price(d.model)
             daily[day_epoch(d.day)] += float(price.cost(d.input_tokens, d.output_tokens, d.cache_read_tokens)) \
                 if price else 0.0
-            volumes["requests"] += d.requests
-            volumes["input_tokens"] += d.input_tokens
-            volumes["output_tokens"] += d.output_tokens
+            if day_epoch(d.day) >= month_epoch:  # volumes are month-to-date, as the evidence says
+                volumes["requests"] += d.requests
+                volumes["input_tokens"] += d.input_tokens
+                volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
-        cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                                     tag_case_sensitive=billing.tag_keys_case_sensitive)
     fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
     rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}
@@ -196,7 +260,10 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
     inputs = _inputs(billing)
     billing = inputs.billing
     now = _now(plan)
-    month_start = datetime(now.year, now.month, 1)
+    # this month and the 31 days before it: the budget's burn rate is its trailing days whichever
+    # month they fall in (policies/detectors/budget.py), so it is forecast from the 1st on
+    month = (now - timedelta(microseconds=1)).date().replace(day=1)
+    month_start = datetime.combine(min(month, now.date() - timedelta(days=31)), datetime.min.time())
     cache: dict[str, Any] = {}
     bill_budgets = [b for b in billing.budgets if b.source == "focus"]
     ce_failed = False
@@ -219,6 +286,12 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             continue
         try:
             daily, volumes = _budget_daily(b, billing, month_start, now, cache)
+            if b.source == "focus" and not daily and isinstance(cache.get("focus"), FocusExport):
+                end = cache["focus"].data_end()
+                if end is not None and end.date() < month:
+                    report.warnings.append(
+                        f"budget {b.name}: the export ends on {(end.date() - timedelta(days=1)).isoformat()}, "
+                        f"before {month:%B %Y}: nothing to forecast (--as-of DATE judges a closed month)")
         except ToolError as exc:  # BillingInputError, CostExplorerError
             report.errors.append(f"budget {b.name}: {exc}")
             continue

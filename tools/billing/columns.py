@@ -63,6 +63,17 @@ class SpendRow:
     currency: str
 
 
+def tag_value_sql(json_expr: str, key: str, case_sensitive: bool) -> tuple[str, str]:
+    """SQL (with one `?`) and its parameter for the value of Tags key `key`. Case-insensitive by
+    default: exports spell the same key `owner` and `Owner`, and an exact match left most spend
+    unattributed on third-party data. The first key in the object that matches wins."""
+    if case_sensitive:
+        return f"json_extract_string({json_expr}, ?)", '$."' + key.replace('"', '\\"') + '"'
+    found = f"list_filter(json_keys({json_expr}), lambda k: lower(k) = ?)[1]"
+    return (f"json_extract_string({json_expr}, '$.\"' || replace({found}, '\"', '\\\"') || '\"')",
+            key.lower())
+
+
 def reader_sql(path: str) -> str:
     """The DuckDB table function that reads one export file, chosen by its name."""
     lower = path.lower()

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from costwarden.tools.billing.columns import DAY_US, DIMENSIONS, Source, epoch_us, raw_us_sql, us_literal
+from costwarden.tools.billing.columns import (DAY_US, DIMENSIONS, Source, epoch_us, raw_us_sql, tag_value_sql,
+                                              us_literal)
 from costwarden.tools.duckdb_sql import connect, ident
 from costwarden.tools.errors import BillingInputError
 
@@ -103,10 +104,11 @@ class DailyCube:
     """
 
     def __init__(self, shared: SharedCube, sources: list[Source], tag_map: dict[str, list[str]], cost: str,
-                 run: Run) -> None:
+                 run: Run, case_sensitive: bool = False) -> None:
         self.shared = shared
         self.sources = sources
         self.tag_map = tag_map
+        self.case_sensitive = case_sensitive  # how Tags keys are matched (columns.tag_value_sql)
         self.cost = cost
         self.run = run
         # cube columns of the mapped tag dimensions, by position: a tag_map key is any text
@@ -138,7 +140,8 @@ class DailyCube:
             for i in range(len(self.sources)):
                 if i in staged:  # CSV grouped by raw Tags text: its groups mapped to tag classes
                     parts.append(f"SELECT {', '.join(CUBE_DIMENSIONS)}, {CLASS_COL}, first_day, last_day, "
-                                 f"SUM(cost) AS cost, SUM(unused) AS unused, SUM(n) AS n FROM {staged[i]} "
+                                 f"SUM(cost) AS cost, SUM(unused) AS unused, SUM(n) AS n, SUM(chk) AS chk "
+                                 f"FROM {staged[i]} "
                                  f"LEFT JOIN cube_tag_class ON tags = {TAG_COL} GROUP BY ALL")
                 else:
                     parts.append(self._source_sql(i) + " GROUP BY ALL")
@@ -146,7 +149,7 @@ class DailyCube:
             # NULLIF on ten million strings cost more than the grouping itself
             # (not grouped again: values equal once trimmed stay separate rows, and every query sums)
             self.run(f"""CREATE OR REPLACE TABLE cube AS
-                SELECT {self._normalised()}, first_day, last_day, cost, unused, n
+                SELECT {self._normalised()}, first_day, last_day, cost, unused, n, chk
                 FROM ({" UNION ALL ".join(parts)}) {self._dims_join()}""", [])
             for name in staged.values():
                 self.run(f"DROP TABLE {name}", [])
@@ -206,8 +209,9 @@ class DailyCube:
         for dim, col in self.tag_cols.items():
             paths = []
             for key in self.tag_map[dim]:
-                params.append('$."' + key.replace('"', '\\"') + '"')
-                paths.append("json_extract_string(j, ?)")
+                sql, param = tag_value_sql("j", key, self.case_sensitive)
+                params.append(param)
+                paths.append(sql)
             expr = paths[0] if len(paths) == 1 else f"COALESCE({', '.join(paths)})" if paths else "NULL"
             mapped.append(f"CAST({expr} AS VARCHAR) AS {col}")
         cols = ", ".join(self.tag_cols.values())
@@ -250,10 +254,17 @@ class DailyCube:
         else:
             tags = f"CAST(NULL AS INTEGER) AS {CLASS_COL}"
         amount = source.amount(self.cost)
+        # unused commitment is valued in EffectiveCost whatever is reported: under BilledCost its
+        # rows carry 0 (the purchase row paid for it), and it must not be counted twice with it
+        effective = source.amount("effective_cost")
+        # the other cost column is read too (and kept, so no optimiser drops it): a value that is not
+        # an amount is an error naming its row whichever column is reported, never silently unread
+        other = source.amount("billed_cost" if self.cost == "effective_cost" else "effective_cost")
         return (f"SELECT {', '.join(f'{source.text(c)} AS {c}' for c in CUBE_DIMENSIONS)}, {tags}, "
                 f"CAST({start} // {DAY_US} AS INTEGER) AS first_day, "
                 f"CAST(({end} - 1) // {DAY_US} AS INTEGER) AS last_day, SUM({amount}) AS cost, "
-                f"SUM({amount}) FILTER (WHERE TRIM({status}) = 'Unused') AS unused, COUNT(*) AS n "
+                f"SUM({effective}) FILTER (WHERE TRIM({status}) = 'Unused') AS unused, COUNT(*) AS n, "
+                f"SUM({other}) AS chk "
                 f"FROM {source.reader} {join} {where}")
 
     def _edge_table(self, lo_us: int | None, hi_us: int | None) -> str | None:

@@ -20,6 +20,8 @@ over a view of all the files, and only the small result comes back. Why each rul
 
 from __future__ import annotations
 
+import gzip
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,13 +30,35 @@ from pathlib import Path
 from typing import Any
 
 from costwarden.tools.billing.columns import (AMOUNT, COLUMNS, DAY_US, DIMENSIONS, TEXT, TS, CostColumn, Source,
-                                              SpendRow, epoch_us, utc_naive)
+                                              SpendRow, epoch_us, tag_value_sql, utc_naive)
 from costwarden.tools.billing.cube import CUBES, DailyCube, file_key
 from costwarden.tools.billing.paths import expand_paths
 from costwarden.tools.duckdb_sql import first_line, ident
 from costwarden.tools.errors import BillingInputError
 
 __all__ = ["BillingInputError", "CostColumn", "FocusExport", "SpendRow"]
+
+
+def check_not_empty(path: str) -> str | None:
+    """An empty file is an error saying so (not "missing column"); a CSV with a header and no rows is
+    a warning (it adds nothing, which is worth knowing before trusting a total)."""
+    if os.path.getsize(path) == 0:
+        raise BillingInputError(f"{path}: empty file (0 bytes): not a FOCUS export")
+    lower = path.lower()
+    if not lower.endswith((".csv", ".csv.gz", ".tsv")):
+        return None
+    opener: Any = gzip.open if lower.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+            rest = fh.read(65536)
+    except OSError as exc:
+        raise BillingInputError(f"{path}: cannot read: {exc}") from None
+    if not header.strip():
+        raise BillingInputError(f"{path}: empty file (no header): not a FOCUS export")
+    if not rest.strip():
+        return f"{path}: header only, no rows"
+    return None
 
 
 @dataclass
@@ -47,7 +71,9 @@ class FocusExport:
     paths: Sequence[str | Path]
     cost_column: CostColumn = "EffectiveCost"
     tag_map: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"feature": ["feature", "app"]}
+    tag_case_sensitive: bool = False  # Tags keys match whatever their case (`Owner` is `owner`)
     files: list[str] = field(default_factory=list, init=False)
+    warnings: list[str] = field(default_factory=list, init=False)  # e.g. a file with a header and no rows
 
     def __post_init__(self) -> None:
         if self.cost_column not in ("EffectiveCost", "BilledCost"):
@@ -55,12 +81,13 @@ class FocusExport:
         self.files = expand_paths(None, self.paths)
         if not self.files:
             raise BillingInputError("no FOCUS files given")
-        key = (file_key(self.files), self.cost_column,
+        self.warnings = [w for w in (check_not_empty(f) for f in self.files) if w]
+        key = (file_key(self.files), self.cost_column, self.tag_case_sensitive,
                tuple((dim, tuple(self.tag_map[dim])) for dim in sorted(self.tag_map)))
         self.con, shared = CUBES.cursor(key)
         self._sources = [Source.open(self.con, path, shared.types) for path in self.files]
         self.con.execute("CREATE TEMP VIEW focus AS " + " UNION ALL ".join(s.view_select() for s in self._sources))
-        self._cube = DailyCube(shared, self._sources, self.tag_map, self._cost, self._run)
+        self._cube = DailyCube(shared, self._sources, self.tag_map, self._cost, self._run, self.tag_case_sensitive)
 
     # -- querying -------------------------------------------------------------------------------
     @property
@@ -83,8 +110,9 @@ class FocusExport:
                                     f"tag:<key> or a mapped tag ({', '.join(sorted(self.tag_map)) or 'none mapped'})")
         exprs = []
         for key in keys:
-            params.append('$."' + key.replace('"', '\\"') + '"')
-            exprs.append("json_extract_string(tags, ?)")
+            sql, param = tag_value_sql("tags", key, self.tag_case_sensitive)
+            params.append(param)
+            exprs.append(sql)
         if not exprs:  # a dimension mapped to no key has no value
             return "CAST(NULL AS VARCHAR)"
         return f"COALESCE({', '.join(exprs)})" if len(exprs) > 1 else exprs[0]
@@ -234,7 +262,10 @@ class FocusExport:
 
     def unused_commitments(self, start: datetime | date | None = None,
                            end: datetime | date | None = None) -> list[SpendRow]:
-        """Unused commitment rows (CommitmentDiscountStatus = Unused): paid for, used by nothing."""
+        """Unused commitment rows (CommitmentDiscountStatus = Unused): paid for, used by nothing.
+
+        Valued in EffectiveCost whatever the cost column: under BilledCost these rows carry 0 because
+        the purchase row already billed them, so they are part of the total, never added to it."""
         rows = self._run(f"SELECT provider, service, currency, SUM(unused) FROM {self._cube.window(start, end)} "
                          f"WHERE unused IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 4 DESC", [])
         return [SpendRow({"provider": p, "service": s}, None, Decimal(c or 0), cur) for p, s, cur, c in rows]
@@ -242,6 +273,15 @@ class FocusExport:
     def period(self) -> tuple[datetime, datetime] | None:
         row = self._run("SELECT MIN(charge_start), MAX(charge_end) FROM focus", [])[0]
         return None if row[0] is None else (row[0], row[1])
+
+    def data_end(self) -> datetime | None:
+        """Midnight after the export's last complete day (the end of its latest charge period, down to
+        a day boundary): where a default window ends when the wall-clock one holds no data."""
+        period = self.period()
+        if period is None:
+            return None
+        end = period[1]
+        return datetime(end.year, end.month, end.day)
 
     def row_count(self) -> int:
         self._cube.ensure()

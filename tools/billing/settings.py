@@ -46,9 +46,13 @@ class BillingSettings(_Strict):
     cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
         "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(
-        default_factory=lambda: {"feature": ["feature", "app"], "team": ["team", "owner"],
-                                 "env": ["env", "environment"]},
-        description="dimension -> FOCUS Tags keys, first present wins")
+        default_factory=lambda: {"feature": ["feature", "app", "application"],
+                                 "team": ["team", "Team", "owner", "Owner"],
+                                 "env": ["env", "environment"],
+                                 "cost_center": ["CostCenter", "cost-center", "costcenter", "cost_center"]},
+        description="dimension -> FOCUS Tags keys, first present wins (see tag_keys_case_sensitive)")
+    tag_keys_case_sensitive: bool = Field(False, description=(
+        "Match Tags keys exactly; by default `owner` also matches `Owner` and `OWNER`."))
     lookback_days: int = Field(35, ge=7, le=400, description="History read for anomalies and series.")
     usage_window_days: int = Field(30, ge=1, le=400, description="Window of unit costs, oversizing and caching.")
     tier_revenue_usd_month: dict[str, float] = Field(default_factory=dict,
