@@ -81,7 +81,7 @@ def test_each_team_gets_its_own_findings_in_its_own_channel(tmp_path: Path, slac
 
 def test_the_team_tag_keys_follow_billing_tag_map(tmp_path: Path, slack: FakeSlack) -> None:
     keys = team_tag_keys(BillingSettings(tag_map={"team": ["squad"]}).tag_map)
-    assert keys == ["squad"] and team_tag_keys(BillingSettings().tag_map) == ["team", "owner"]
+    assert keys == ["squad"] and team_tag_keys(BillingSettings().tag_map) == ["team", "Team", "owner", "Owner"]
     assert team_tag_keys({"feature": ["app"]}) == ["team", "owner"]  # no team entry: the defaults
     assert team_of({"squad": "ml", "team": "x"}, keys) == "ml" and team_of({"team": "x"}, keys) is None
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
