@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from costwarden.state.errors import first_line as state_first_line
+
 
 def connect() -> Any:
     """A fresh in-memory database whose session time zone is UTC, so timestamps read from files
@@ -32,5 +34,4 @@ def ident(s: str) -> str:
 
 def first_line(exc: BaseException) -> str:
     """DuckDB's error as one line: its messages run over several, and a user needs the first."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return re.sub(r"\s+", " ", text)
+    return re.sub(r"\s+", " ", state_first_line(exc))

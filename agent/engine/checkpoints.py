@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from costwarden.agent.config import Settings
+from costwarden.state.errors import first_line
 from costwarden.state.store import StoreError, safe_url
 
 
@@ -106,13 +107,13 @@ def _postgres_saver(conninfo: str, database_url: str) -> Iterator[BaseCheckpoint
     try:
         conn = psycopg.Connection.connect(conninfo, autocommit=True, prepare_threshold=0, row_factory=dict_row)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot open LangGraph checkpoints on {where}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot open LangGraph checkpoints on {where}: {first_line(exc)}") from None
     try:
         saver = PostgresSaver(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
         try:
             _setup_once(conn, saver, conninfo)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot create the LangGraph checkpoint tables on {where}: {_first_line(exc)}") from None
+            raise StoreError(f"cannot create the LangGraph checkpoint tables on {where}: {first_line(exc)}") from None
         yield saver
     finally:
         conn.close()
@@ -130,11 +131,6 @@ def _setup_once(conn: Any, saver: Any, conninfo: str) -> None:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINT_SETUP_LOCK_KEY,))
         _pg_ready.add(conninfo)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def thread_ids(saver: BaseCheckpointSaver[Any]) -> list[str]:
