@@ -137,6 +137,26 @@ class PricingSettings(Section):
         "AWS_ENDPOINT_URL is followed: they point the estate's APIs at a stand-in (moto) that does not serve this one."))
 
 
+class OtlpSettings(Section):
+    """The OTLP/HTTP receiver (`POST /v1/traces`): applications or a Collector export GenAI spans here."""
+
+    enabled: bool = Field(False, description=(
+        "Serve POST /v1/traces on the daemon's port; received spans are spooled under <state_dir>/otlp/ and the "
+        "spool is read as token usage like billing.usage_paths."))
+    bearer_token: SecretStr | None = Field(None, description=(
+        "Senders must present `Authorization: Bearer <token>` (OTEL_EXPORTER_OTLP_HEADERS). Required when "
+        "http_host is not a loopback address, unless allow_unauthenticated is true."))
+    allow_unauthenticated: bool = Field(False, description=(
+        "Accept spans without a token on a non-loopback address (behind a trusted network or proxy only)."))
+    max_request_bytes: int = Field(8 << 20, ge=1024, le=1 << 30, description="Largest request body, as sent (413).")
+    max_decompressed_bytes: int = Field(32 << 20, ge=1024, le=4 << 30, description=(
+        "Largest body after gzip decompression (413): a small bomb cannot inflate past it."))
+    retry_after_seconds: int = Field(5, ge=1, le=3600, description=(
+        "Retry-After on a 503 when the spool cannot be written (disk full, read-only)."))
+    spool_retention_days: float = Field(35.0, gt=0, le=3650, description=(
+        "Hourly spool files older than this are deleted as the receiver rotates."))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -170,6 +190,7 @@ class Settings(BaseSettings):
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    otlp: OtlpSettings = Field(default_factory=OtlpSettings)
 
     @field_validator("log_level")
     @classmethod
@@ -192,6 +213,19 @@ class Settings(BaseSettings):
     @property
     def checkpoint_path(self) -> Path:
         return self.state_dir / "checkpoints.sqlite"
+
+    @property
+    def otlp_spool_dir(self) -> Path:
+        return self.state_dir / "otlp"
+
+
+def with_otlp_spool(settings: Settings) -> Settings:
+    """With the receiver on, its spool is token usage too: its glob joins billing.usage_paths."""
+    glob = str(settings.otlp_spool_dir / "spool-*.jsonl")
+    if not settings.otlp.enabled or glob in settings.billing.usage_paths:
+        return settings
+    billing = settings.billing.model_copy(update={"usage_paths": [*settings.billing.usage_paths, glob]})
+    return settings.model_copy(update={"billing": billing})
 
 
 def _env_name(loc: tuple[Any, ...]) -> str | None:
@@ -251,4 +285,4 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
             update[key] = TypeAdapter(rule).validate_python(value)
         except ValidationError as exc:
             raise ConfigError("command line", exc.errors()[0]["msg"], field=key) from None
-    return settings.model_copy(update=update) if update else settings
+    return with_otlp_spool(settings.model_copy(update=update) if update else settings)

@@ -41,6 +41,7 @@ from costwarden.agent.server.metrics import ProcessCounters, render
 from costwarden.agent.engine.reconcile import reconcile_pending
 from costwarden.agent.server.http import HttpServer, Limits, Response
 from costwarden.agent.server.job_refs import rewrite_moved_job_refs
+from costwarden.agent.server.otlp import otlp_routes
 from costwarden.policies.errors import PolicyError
 from costwarden.policies.loader import LoadedPolicy, default_pack_path, load_policies
 from costwarden.state.store import Store
@@ -100,6 +101,7 @@ class Daemon:
         # the port first: "in use" must stop the start before the store migrates anything
         self.http = HttpServer(host, port, {}, limits=http_limits, counters=self.counters)
         try:
+            self.http.routes.update(otlp_routes(settings, host))  # POST /v1/traces when otlp.enabled
             self._open(settings, poll_seconds)
         except BaseException:
             self.http.stop()  # the port is not held by a daemon that failed to start

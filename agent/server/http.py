@@ -53,8 +53,10 @@ class Limits:
 
 
 class Response:
-    def __init__(self, status: int, body: bytes | str | dict[str, Any], content_type: str = "application/json") -> None:
+    def __init__(self, status: int, body: bytes | str | dict[str, Any], content_type: str = "application/json",
+                 headers: dict[str, str] | None = None) -> None:
         self.status = status
+        self.headers = headers or {}
         if isinstance(body, dict):
             body = json.dumps(body)
         self.body = body.encode() if isinstance(body, str) else body
@@ -95,20 +97,22 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-async def read_body(receive_stream: Any, content_length: str | None, limits: Limits) -> bytes:
+async def read_body(receive_stream: Any, content_length: str | None, limits: Limits,
+                    max_body: int | None = None) -> bytes:
     """The request body, refusing as soon as it is too big or too slow; never more than max_body+chunk."""
+    cap = limits.max_body if max_body is None else max_body
     if content_length is not None:
         if not content_length.strip().isdigit():  # h11 refuses these first; kept for other servers
             raise BodyRefused(400, "bad_content_length", "malformed Content-Length")
-        if int(content_length) > limits.max_body:
-            raise BodyRefused(413, "body_too_large", f"request body too large (limit {limits.max_body} bytes)")
+        if int(content_length) > cap:
+            raise BodyRefused(413, "body_too_large", f"request body too large (limit {cap} bytes)")
     buf = bytearray()
     try:
         async with asyncio.timeout(limits.body_timeout_s):
             async for chunk in receive_stream:
                 buf += chunk
-                if len(buf) > limits.max_body:
-                    raise BodyRefused(413, "body_too_large", f"request body too large (limit {limits.max_body} bytes)")
+                if len(buf) > cap:
+                    raise BodyRefused(413, "body_too_large", f"request body too large (limit {cap} bytes)")
     except TimeoutError:
         raise BodyRefused(408, "body_timeout", f"request body not received within {limits.body_timeout_s:g}s") from None
     return bytes(buf)
@@ -162,7 +166,9 @@ class HttpServer:
         body = b""
         if request.method in ("POST", "PUT", "PATCH"):
             try:
-                body = await read_body(request.stream(), request.headers.get("content-length"), self.limits)
+                # a handler may carry its own cap (`max_body`): OTLP batches are bigger than Slack clicks
+                body = await read_body(request.stream(), request.headers.get("content-length"), self.limits,
+                                       getattr(handler, "max_body", None))
             except BodyRefused as exc:
                 self.refused(exc.reason, exc.status, path=path)
                 return _json(exc.status, {"error": exc.message}, close=True)
@@ -174,7 +180,8 @@ class HttpServer:
         except Exception:  # noqa: BLE001 - a handler bug is a 500, not a dead server
             log.exception("handler failed", extra={"path": path})
             resp = Response(500, {"error": "internal error"})
-        return StarletteResponse(resp.body, status_code=resp.status, media_type=resp.content_type)
+        return StarletteResponse(resp.body, status_code=resp.status, media_type=resp.content_type,
+                                 headers=resp.headers or None)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
