@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from costwarden.tools.llm_prices import ModelPriceOverride
 
@@ -43,6 +43,13 @@ class BillingSettings(_Strict):
         "local cache with the AWS session or GCS JSON API, so no DuckDB extension is needed)"))
     usage_paths: list[str] = Field(default_factory=list,
                                    description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
+    litellm_database_url: SecretStr | None = Field(None, description=(
+        "The LiteLLM proxy's database (postgresql+psycopg://user:password@host/litellm), read-only: its daily "
+        "spend tables, else LiteLLM_SpendLogs, aggregated in the database (tools/llm/litellm_db.py). A secret: "
+        "never logged; a read-only database user is enough."))
+    litellm_database_source: Literal["auto", "daily", "spend_logs"] = Field("auto", description=(
+        "'auto': LiteLLM_DailyUserSpend/DailyTagSpend when they hold rows (daily cells, feature tags), else "
+        "LiteLLM_SpendLogs (hourly cells with feature and tier tags, tenants and outcomes)."))
     cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
         "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(
