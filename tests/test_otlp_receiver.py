@@ -239,3 +239,23 @@ def test_config_adds_the_spool_to_usage_paths(tmp_path, no_costwarden_env):
     assert "abc" not in repr(s.otlp)
     s2 = load_settings(cfg, state_dir=tmp_path / "other")
     assert s2.billing.usage_paths == [str(tmp_path / "other" / "otlp" / "spool-*.jsonl")]
+
+
+def test_batches_above_the_servers_default_cap_are_accepted(receiver, tmp_path):
+    """The route carries its own cap (8 MiB): the 1 MiB default for Slack clicks does not apply."""
+    url, _ = receiver()
+    body = request([span(i, genai(i, model="m" * 300)) for i in range(4000)])
+    assert (1 << 20) < len(body) < (8 << 20)
+    assert httpx.post(url, content=body, headers=PB).status_code == 200
+    assert len(spooled(tmp_path)) == 4000
+
+
+def test_cli_refuses_an_open_receiver_on_a_public_address(tmp_path, no_costwarden_env, capsys):
+    from costwarden.agent.cli.main import main
+
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\notlp:\n  enabled: true\n")
+    assert main(["run", "--config", str(cfg), "--host", "0.0.0.0", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "otlp.bearer_token" in err and "Traceback" not in err
+    assert not (tmp_path / "state" / "costwarden.db").exists()  # refused before the database was touched
