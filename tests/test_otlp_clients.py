@@ -141,3 +141,56 @@ def test_exporter_without_the_token_is_refused_and_nothing_is_spooled(openai_ser
     assert OTLPSpanExporter(endpoint=url, timeout=5, headers={"authorization": f"Bearer {TOKEN}"}).export(spans) \
         == SpanExportResult.SUCCESS
     assert [r["attributes"]["gen_ai.usage.input_tokens"] for r in spool_rows(tmp_path)] == [20]
+
+
+def otlp_json(request_pb) -> dict:
+    """OTLP JSON as the Collector writes it: proto3 JSON with trace and span ids in hex, not base64."""
+    import base64
+
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(request_pb)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for s in ss.get("spans", []):
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if k in s:
+                        s[k] = base64.b64decode(s[k]).hex()
+    return doc
+
+
+def test_protobuf_and_json_of_the_same_spans_spool_the_same_records(openai_server, tmp_path, no_costwarden_env):
+    import httpx
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider, memory = TracerProvider(resource=Resource.create({"costwarden.tier": "pro"})), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+    try:
+        client = openai.OpenAI(api_key="sk-test", base_url=openai_server, max_retries=0)
+        for p in ("a", "bb", "ccc"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": p}])
+    finally:
+        OpenAIInstrumentor().uninstrument()
+    encoded = encode_spans(memory.get_finished_spans())
+
+    rows = []
+    for kind in ("protobuf", "json"):
+        settings = Settings(state_dir=tmp_path / kind, otlp={"enabled": True})
+        server = HttpServer("127.0.0.1", 0, otlp_routes(settings, "127.0.0.1"))
+        server.start()
+        try:
+            url = f"http://127.0.0.1:{server.port}/v1/traces"
+            if kind == "protobuf":
+                r = httpx.post(url, content=encoded.SerializeToString(),
+                               headers={"Content-Type": "application/x-protobuf"})
+            else:
+                r = httpx.post(url, json=otlp_json(encoded))
+            assert r.status_code == 200
+        finally:
+            server.stop()
+        rows.append(spool_rows(tmp_path / kind))
+    assert len(rows[0]) == 3 and rows[0] == rows[1]
+    assert {r["attributes"]["costwarden.tier"] for r in rows[0]} == {"pro"}
