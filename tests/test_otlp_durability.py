@@ -16,7 +16,7 @@ import httpx
 from hypothesis import given, settings as hsettings, strategies as st
 
 from costwarden.agent.server.otlp_spool import Spool, repair_tail
-from tests.test_daemon import APPROVE_POLICY, DaemonProc
+from tests.test_daemon import APPROVE_POLICY, DaemonProc, get, metric
 from tests.test_otlp_receiver import PB, TOKEN, genai, request, span
 
 
@@ -160,6 +160,9 @@ def test_daemon_sigkill_under_load_then_retry_and_sigterm_lose_nothing(aws, tmp_
         unacked = set(sender.sent) - sender.acked
         assert all(retry.post(n) for n in unacked)
         assert expected_ids(set(sender.sent)) <= span_ids(spool_dir)
+        text = get(d.port, "/metrics")[1]
+        assert (metric(text, 'costwarden_otlp_spans_total{outcome="accepted"}') or 0) == 512 * len(unacked)
+        assert (metric(text, 'costwarden_otlp_requests_total{status="200"}') or 0) == len(unacked)
 
         late = Sender(d.port)
         late.next = max(sender.sent) + 1

@@ -101,7 +101,7 @@ class Daemon:
         # the port first: "in use" must stop the start before the store migrates anything
         self.http = HttpServer(host, port, {}, limits=http_limits, counters=self.counters)
         try:
-            self.http.routes.update(otlp_routes(settings, host))  # POST /v1/traces when otlp.enabled
+            self.http.routes.update(otlp_routes(settings, host, self.counters))  # POST /v1/traces when otlp.enabled
             self._open(settings, poll_seconds)
         except BaseException:
             self.http.stop()  # the port is not held by a daemon that failed to start

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from costwarden.state.store import Store
 
 
-_FIELDS = ("api_calls", "api_errors", "retries", "sweeps", "http_refusals")
+_FIELDS = ("api_calls", "api_errors", "retries", "sweeps", "http_refusals", "otlp_requests", "otlp_spans")
 
 
 class ProcessCounters:
@@ -31,6 +31,8 @@ class ProcessCounters:
         self.retries: Counter[str] = Counter()
         self.sweeps: Counter[str] = Counter()
         self.http_refusals: Counter[str] = Counter()  # by reason: requests refused before authentication
+        self.otlp_requests: Counter[str] = Counter()  # POST /v1/traces answers, by status code
+        self.otlp_spans: Counter[str] = Counter()  # spans received: accepted, rejected, skipped (not GenAI)
 
     def add(self, field: str, values: dict[str, int]) -> None:
         with self._lock:
@@ -98,7 +100,10 @@ class StoreCollector(Collector):
                                        ("retries", "Cloud API calls retried", "operation"),
                                        ("sweeps", "Sweeps run by this process", "status"),
                                        ("http_refusals", "HTTP requests refused before authentication "
-                                        "(malformed, too big, too slow, unsigned, another workspace)", "reason")):
+                                        "(malformed, too big, too slow, unsigned, another workspace)", "reason"),
+                                       ("otlp_requests", "OTLP export requests answered, by HTTP status", "status"),
+                                       ("otlp_spans", "OTLP spans received: accepted (spooled), rejected, skipped "
+                                        "(not a model call)", "outcome")):
             fam = CounterMetricFamily(f"costwarden_{name}", help_text, labels=[label])
             for k, v in sorted(c[name].items()):
                 fam.add_metric([k], v)

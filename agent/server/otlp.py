@@ -16,12 +16,12 @@ import hmac
 import ipaddress
 import json
 import logging
-import threading
 import zlib
 from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.agent.server.http import Response
+from costwarden.agent.server.metrics import ProcessCounters
 from costwarden.agent.server.otlp_records import Batch, MalformedRequest, from_json, from_protobuf
 from costwarden.agent.server.otlp_spool import Spool, SpoolError
 from costwarden.state.errors import CostwardenError
@@ -62,15 +62,14 @@ def _status_proto(code: int, message: str) -> bytes:
 class OtlpReceiver:
     """A route handler `(headers, body) -> Response`; `max_body` is its own body cap for the HTTP server."""
 
-    def __init__(self, settings: Settings, spool: Spool) -> None:
+    def __init__(self, settings: Settings, spool: Spool, counters: ProcessCounters | None = None) -> None:
         cfg = settings.otlp
         self.spool = spool
         self.max_body = cfg.max_request_bytes
         self.max_decompressed = cfg.max_decompressed_bytes
         self.retry_after = cfg.retry_after_seconds
         self._token = cfg.bearer_token.get_secret_value().encode() if cfg.bearer_token else None
-        self.stats = {"accepted": 0, "rejected": 0, "skipped": 0, "requests": 0}
-        self._stats_lock = threading.Lock()
+        self.counters = counters or ProcessCounters()
 
     def _error(self, status: int, message: str, ctype: str, headers: dict[str, str] | None = None) -> Response:
         code = _CODES.get(status, 2)
@@ -103,6 +102,11 @@ class OtlpReceiver:
         return out
 
     def __call__(self, headers: dict[str, str], body: bytes) -> Response:
+        resp = self._answer(headers, body)
+        self.counters.add("otlp_requests", {str(resp.status): 1})
+        return resp
+
+    def _answer(self, headers: dict[str, str], body: bytes) -> Response:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         reply = ctype if ctype in (PROTOBUF, JSON) else JSON
         if not self._authorized(headers):
@@ -126,14 +130,8 @@ class OtlpReceiver:
         return self._accepted(batch, reply)
 
     def _count(self, batch: Batch) -> None:
-        with self._stats_lock:
-            self._add_stats(batch)
-
-    def _add_stats(self, batch: Batch) -> None:
-        self.stats["requests"] += 1
-        self.stats["accepted"] += len(batch.records)
-        self.stats["rejected"] += batch.rejected
-        self.stats["skipped"] += batch.skipped
+        self.counters.add("otlp_spans", {"accepted": len(batch.records), "rejected": batch.rejected,
+                                         "skipped": batch.skipped})
 
     def _accepted(self, batch: Batch, ctype: str) -> Response:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -159,7 +157,7 @@ class _Refusal(Exception):
         self.status, self.message = status, message
 
 
-def otlp_routes(settings: Settings, host: str) -> dict[tuple[str, str], Any]:
+def otlp_routes(settings: Settings, host: str, counters: ProcessCounters | None = None) -> dict[tuple[str, str], Any]:
     """The receiver's route when `otlp.enabled`, else none; refuses an open receiver on a public address."""
     cfg = settings.otlp
     if not cfg.enabled:
@@ -171,4 +169,4 @@ def otlp_routes(settings: Settings, host: str) -> dict[tuple[str, str], Any]:
         spool = Spool(settings.otlp_spool_dir, cfg.spool_retention_days)
     except SpoolError as exc:
         raise OtlpStartError(str(exc)) from None
-    return {("POST", "/v1/traces"): OtlpReceiver(settings, spool)}
+    return {("POST", "/v1/traces"): OtlpReceiver(settings, spool, counters)}
