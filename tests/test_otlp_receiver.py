@@ -259,3 +259,20 @@ def test_cli_refuses_an_open_receiver_on_a_public_address(tmp_path, no_costwarde
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "otlp.bearer_token" in err and "Traceback" not in err
     assert not (tmp_path / "state" / "costwarden.db").exists()  # refused before the database was touched
+
+
+def test_without_the_token_the_body_is_never_read(receiver, tmp_path):
+    """A 100 MB Content-Length without a token: 401 at once, from the headers alone, and the connection closed."""
+    import socket
+
+    url, _ = receiver()
+    port = int(url.split(":")[2].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                  b"Content-Length: 100000000\r\n\r\n" + b"\0" * 1000)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401") and b"connection: close" in head.lower()
+    assert b"bearer token" in body and b"\x08\x10" in body  # google.rpc.Status, code 16 (UNAUTHENTICATED)

@@ -163,6 +163,13 @@ class HttpServer:
         if handler is None:
             known = any(p == path for _, p in self.routes)
             return _json(405 if known else 404, {"error": "method not allowed" if known else "not found"})
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        early = getattr(handler, "before_body", None)  # e.g. a bearer token: refused before a byte of body is read
+        refusal = early(headers) if early is not None else None
+        if refusal is not None:
+            self.refused("unauthorized", refusal.status, path=path)
+            return StarletteResponse(refusal.body, status_code=refusal.status, media_type=refusal.content_type,
+                                     headers={**refusal.headers, "Connection": "close"})
         body = b""
         if request.method in ("POST", "PUT", "PATCH"):
             try:
@@ -174,7 +181,6 @@ class HttpServer:
                 return _json(exc.status, {"error": exc.message}, close=True)
             except ClientDisconnect:
                 return _json(400, {"error": "client went away"}, close=True)
-        headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             resp = await run_in_threadpool(handler, headers, body)
         except Exception:  # noqa: BLE001 - a handler bug is a 500, not a dead server

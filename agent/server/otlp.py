@@ -106,10 +106,17 @@ class OtlpReceiver:
         self.counters.add("otlp_requests", {str(resp.status): 1})
         return resp
 
+    def before_body(self, headers: dict[str, str]) -> Response | None:
+        """401 before the body is read: a sender without the token cannot make us buffer 8 MiB."""
+        if self._authorized(headers):
+            return None
+        self.counters.add("otlp_requests", {"401": 1})
+        return self._error(401, "missing or wrong bearer token", _reply_type(headers), {"WWW-Authenticate": "Bearer"})
+
     def _answer(self, headers: dict[str, str], body: bytes) -> Response:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        reply = ctype if ctype in (PROTOBUF, JSON) else JSON
-        if not self._authorized(headers):
+        reply = _reply_type(headers)
+        if not self._authorized(headers):  # when called without the HTTP server's before_body
             return self._error(401, "missing or wrong bearer token", reply, {"WWW-Authenticate": "Bearer"})
         if ctype not in (PROTOBUF, JSON):
             return self._error(415, f"unsupported Content-Type {ctype or 'none'!r} (use {PROTOBUF} or {JSON})", reply)
@@ -149,6 +156,11 @@ class OtlpReceiver:
         if batch.rejected:  # proto3 JSON: int64 as a decimal string
             body["partialSuccess"] = {"rejectedSpans": str(batch.rejected), "errorMessage": batch.first_error or ""}
         return Response(200, json.dumps(body), JSON)
+
+
+def _reply_type(headers: dict[str, str]) -> str:
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype if ctype in (PROTOBUF, JSON) else JSON
 
 
 class _Refusal(Exception):
