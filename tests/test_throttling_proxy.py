@@ -41,7 +41,7 @@ policies:
   - name: idle-gpu-instances
     resource: aws.ec2
     mode: approve
-    filters: [{type: idle-gpu}]
+    filters: [{type: idle-gpu, lookback_days: 1}]
     actions: [stop]
   - name: idle-addresses
     resource: aws.elastic-ip
@@ -55,7 +55,7 @@ policies:
 def estate(aws, tmp_path: Path) -> dict[str, Any]:
     """The management account holds three GPU instances (two idle) and an address; one member, one address."""
     small = [i for i in ESTATE if i.name in ("llm-finetune-01", "llm-finetune-02", "inference-h100")]
-    ids = seed_estate(aws.endpoint, days=8, estate=small)
+    ids = seed_estate(aws.endpoint, days=2, estate=small)
     org = boto3.client("organizations", region_name="us-east-1")
     org.create_organization(FeatureSet="ALL")
     member = org.create_account(AccountName="ml-research", Email="ml@example.com")["CreateAccountStatus"]["AccountId"]
