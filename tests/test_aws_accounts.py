@@ -116,3 +116,28 @@ def test_retry_settings_are_validated_and_reach_botocore(tmp_path, no_costwarden
     cfg.write_text("aws:\n  retries:\n    mode: legacy\n")
     with pytest.raises(ConfigError, match="mode"):
         load_settings(cfg)
+
+
+def test_assumed_credentials_are_renewed_by_botocore_for_the_same_client(aws, two_accounts):
+    """No keys cached by hand: near expiry, botocore's RefreshableCredentials assume the role again
+    and the client already built signs with the new keys."""
+    from datetime import timedelta
+
+    clients = AwsClients(dry_run=True, role_arns=[ROLE_A])
+    [view] = clients.accounts()
+    assert view.account_id("us-east-1") == "111111111111"
+    ec2 = view.client("ec2", "us-east-1")
+    assert [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]] == two_accounts["A"]
+    creds = clients._role(ROLE_A, "us-east-1").credentials()
+    old_key = creds.get_frozen_credentials().access_key
+    assert aws.calls.count("AssumeRole") == 1
+
+    real_clock = creds._time_fetcher
+    creds._time_fetcher = lambda: real_clock() + timedelta(minutes=55)  # 5 minutes before they expire
+    try:
+        assert [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]] == two_accounts["A"]
+    finally:
+        creds._time_fetcher = real_clock
+    assert aws.calls.count("AssumeRole") == 2
+    assert creds.get_frozen_credentials().access_key != old_key
+    assert view.client("ec2", "us-east-1") is ec2  # one client per (service, region, role), never rebuilt
