@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from costwarden.policies.errors import PolicyError
 from costwarden.policies.yamlsrc import load_located_yaml
 from costwarden.tools.billing.settings import BillingSettings
-from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings
+from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings, RetrySettings
 from costwarden.tools.gcp.settings import GcpSettings
 from costwarden.tools.prometheus import PrometheusSettings
 
@@ -41,6 +41,8 @@ class AwsSettings(Section):
         "adds to `accounts`."))
     cost_explorer: CostExplorerSettings = Field(default_factory=CostExplorerSettings, description=(
         "Daily costs from Cost Explorer when billing.focus_paths is empty; off by default ($0.01 per request)."))
+    retries: RetrySettings = Field(default_factory=RetrySettings, description=(
+        "botocore's retry mode and attempts per call, set on every AWS client (throttling, 5xx, connection errors)."))
 
     @field_validator("accounts")
     @classmethod

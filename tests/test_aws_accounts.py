@@ -4,16 +4,14 @@ an account whose role cannot be assumed, and a throttled API the sweep survives.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
-import costwarden.tools.aws.session as session_mod
 from costwarden.agent.config import AwsSettings, ConfigError, Settings, load_settings
 from costwarden.agent.engine.sweep import run_sweep
 from tests.fakes.moto_server import mutating
+from tests.throttling_proxy import ThrottlingProxy, fast_backoff
 from tests.multi_account import ROLE_A, ROLE_B, ROLE_DENIED, assumed_ec2, deny_role, eip_policies
 from costwarden.tools.aws.session import AwsClients
 from costwarden.tools.registry import get_tool
@@ -77,43 +75,69 @@ def test_role_arns_are_validated_in_config(tmp_path, no_costwarden_env):
 
 def test_a_throttled_api_is_retried_and_the_sweep_survives(aws, state_dir, tmp_path, no_costwarden_env,
                                                           monkeypatch):
-    """The first calls of DescribeAddresses and GetMetricData are throttled before they leave the process."""
+    """The first two sends of GetCallerIdentity, DescribeAddresses and GetMetricData are answered with
+    their protocol's throttling error by a proxy in front of moto: botocore retries them, nothing else does."""
     from costwarden.agent.demo.estate import seed_estate
     from costwarden.policies.loader import load_policies
 
     ids = seed_estate(aws.endpoint, days=8)
-    aws.clear_calls()
-    throttled: dict[str, int] = {}
-    real = session_mod.boto3.Session
-
-    def throttle(model: Any, **_: Any) -> None:
-        if throttled.get(model.name, 0) < 2:
-            throttled[model.name] = throttled.get(model.name, 0) + 1
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, model.name)
-
-    def make(*args: Any, **kwargs: Any) -> Any:
-        s = real(*args, **kwargs)
-        s.events.register("before-call.cloudwatch.GetMetricData", throttle)
-        s.events.register("before-call.ec2.DescribeAddresses", throttle)
-        return s
-
-    monkeypatch.setattr(session_mod.boto3, "Session", make)
-    _fast_retries(monkeypatch)
     allocated = boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"]
-    settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1"]))
-    result = run_sweep(settings, [*load_policies([]), *eip_policies(tmp_path)], dry_run=True)
+    aws.clear_calls()
+    proxy = ThrottlingProxy(aws.endpoint, first={"GetCallerIdentity": 2, "DescribeAddresses": 2,
+                                                 "GetMetricData": 2}).start()
+    fast_backoff(monkeypatch)
+    try:
+        settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=["us-east-1"], endpoint_url=proxy.endpoint))
+        result = run_sweep(settings, [*load_policies([]), *eip_policies(tmp_path)], dry_run=True)
+    finally:
+        proxy.stop()
 
-    assert throttled == {"GetMetricData": 2, "DescribeAddresses": 2}
+    assert {op: n for (_, op), n in proxy.throttled.items()} == {
+        "GetCallerIdentity": 2, "DescribeAddresses": 2, "GetMetricData": 2}
     assert result.errors == [] and result.status == "done"
+    assert {k: result.retries[k] for k in ("sts.GetCallerIdentity", "ec2.DescribeAddresses",
+                                            "cloudwatch.GetMetricData")} == {
+        "sts.GetCallerIdentity": 2, "ec2.DescribeAddresses": 2, "cloudwatch.GetMetricData": 2}
     found = {f.resource_id for f in result.findings}
     assert {ids["llm-finetune-01"], ids["llm-finetune-02"], allocated} <= found
 
 
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep tenacity's policy (what is retried, how often) but not its back-off waits."""
-    from tenacity import wait_none
+def test_retry_settings_are_validated_and_reach_botocore(tmp_path, no_costwarden_env):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("aws:\n  retries:\n    mode: adaptive\n    max_attempts: 8\n")
+    aws_settings = load_settings(cfg).aws
+    clients = AwsClients(dry_run=True, retries=aws_settings.retries)
+    ec2 = clients.client("ec2", "us-east-1")
+    assert ec2.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 8}
+    assert load_settings(None).aws.retries.mode == "standard"
+    cfg.write_text("aws:\n  retries:\n    max_attempts: 0\n")
+    with pytest.raises(ConfigError, match="max_attempts"):
+        load_settings(cfg)
+    cfg.write_text("aws:\n  retries:\n    mode: legacy\n")
+    with pytest.raises(ConfigError, match="mode"):
+        load_settings(cfg)
 
-    from costwarden.tools.aws import cloudwatch, eip
 
-    for fn in (cloudwatch._get_metric_data, eip._call):
-        monkeypatch.setattr(fn.retry, "wait", wait_none())
+def test_assumed_credentials_are_renewed_by_botocore_for_the_same_client(aws, two_accounts):
+    """No keys cached by hand: near expiry, botocore's RefreshableCredentials assume the role again
+    and the client already built signs with the new keys."""
+    from datetime import timedelta
+
+    clients = AwsClients(dry_run=True, role_arns=[ROLE_A])
+    [view] = clients.accounts()
+    assert view.account_id("us-east-1") == "111111111111"
+    ec2 = view.client("ec2", "us-east-1")
+    assert [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]] == two_accounts["A"]
+    creds = clients._role(ROLE_A, "us-east-1").credentials()
+    old_key = creds.get_frozen_credentials().access_key
+    assert aws.calls.count("AssumeRole") == 1
+
+    real_clock = creds._time_fetcher
+    creds._time_fetcher = lambda: real_clock() + timedelta(minutes=55)  # 5 minutes before they expire
+    try:
+        assert [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]] == two_accounts["A"]
+    finally:
+        creds._time_fetcher = real_clock
+    assert aws.calls.count("AssumeRole") == 2
+    assert creds.get_frozen_credentials().access_key != old_key
+    assert view.client("ec2", "us-east-1") is ec2  # one client per (service, region, role), never rebuilt

@@ -133,6 +133,8 @@ def test_daemon_sweeps_on_schedule_serves_endpoints_and_stops_on_sigterm(aws, es
         assert 'costwarden_actions{decision="needs_approval",status="dry_run"}' in text
         assert "costwarden_sweep_duration_seconds" in text and "costwarden_leader 1.0" in text
         assert 'costwarden_api_calls_total{operation="cloudwatch.GetMetricData"}' in text
+        # SDK retries by service and API operation (none here: nothing throttles); the old series is gone
+        assert "# TYPE costwarden_cloud_retries_total counter" in text and "costwarden_retries_total" not in text
         assert get(d.port, "/nope")[0] == 404
 
         # a changed policy file is picked up without a restart

@@ -52,7 +52,8 @@ class Providers:
     def aws(self) -> AwsClients:
         if self._aws is None:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
-                                   call_log=self.aws_call_log, role_arns=list(self.settings.aws.accounts),
+                                   call_log=self.aws_call_log, retries=self.settings.aws.retries,
+                                   role_arns=list(self.settings.aws.accounts),
                                    organization=self.settings.aws.organization)
         return self._aws
 

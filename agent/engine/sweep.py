@@ -42,6 +42,7 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     refused_calls: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)  # "service.Operation" -> SDK retries behind api_calls
     llm_calls: int = 0  # the agent's own model calls in this run, and what they cost
     llm_cost_usd: Decimal = Decimal(0)
     priority: list[str] = field(default_factory=list)  # finding ids in digest order
@@ -100,16 +101,18 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
             store.close()
     calls: Counter[str] = Counter()
     refused: Counter[str] = Counter()
+    retries: Counter[str] = Counter()
     for call_log in providers.call_logs():
         calls.update(call_log.calls)
         refused.update(call_log.refused)
+        retries.update(call_log.retries)
     return SweepResult(
         run_id=run_id, dry_run=dry_run, status=final.get("status", "done"),
         findings=[Finding.from_dict(d) for d in final.get("findings", [])],
         actions=[PlannedAction.from_dict(d) for d in final.get("actions", [])],
         inventoried=final.get("inventoried", 0), errors=final.get("errors", []),
         warnings=[*final.get("warnings", []), *ctx.prices.warnings],  # e.g. the Price List API unreachable
-        api_calls=dict(calls), refused_calls=dict(refused),
+        api_calls=dict(calls), refused_calls=dict(refused), retries=dict(retries),
         priority=final.get("priority", []), insufficient=final.get("insufficient", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )
 

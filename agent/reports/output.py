@@ -43,6 +43,9 @@ def to_document(r: SweepResult) -> dict[str, Any]:
                    "agent_llm_calls": r.llm_calls, "agent_llm_cost_usd": float(r.llm_cost_usd)},
         "errors": r.errors,
         "warnings": r.warnings,
+        # the SDK's retries behind the run's calls (throttling, 5xx, connection errors), per API operation
+        "retries": [{"service": name.split(".", 1)[0], "operation": name.split(".", 1)[-1], "count": n}
+                    for name, n in sorted(r.retries.items()) if n],
     }
 
 

@@ -128,7 +128,7 @@ class Daemon:
             ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
             ("GET", "/readyz"): self._readyz,
             ("GET", "/metrics"): lambda _h, _b: Response(
-                200, render(self.store, self._counters_now(), self.state,
+                200, render(self.store, self.counters, self.state,
                             self.socket_mode.stats() if self.socket_mode is not None else None),
                 "text/plain; version=0.0.4; charset=utf-8"),
         })
@@ -168,13 +168,6 @@ class Daemon:
             return {"enabled": True, "connected": False}
         s = self.socket_mode.stats()
         return {"enabled": True, **{k: s[k] for k in ("connected", "connected_since", "reconnects", "last_error")}}
-
-    def _counters_now(self) -> ProcessCounters:
-        from costwarden.tools.aws.retry import retry_counts
-
-        self.counters.retries.clear()
-        self.counters.add("retries", retry_counts())
-        return self.counters
 
     # --- sweeps ----------------------------------------------------------------------------
     def sweep(self, policy_name: str) -> None:

@@ -18,17 +18,17 @@ from prometheus_client.registry import Collector
 from costwarden.state.store import Store
 
 
-_FIELDS = ("api_calls", "api_errors", "retries", "sweeps", "http_refusals", "otlp_requests", "otlp_spans")
+_FIELDS = ("api_calls", "api_errors", "sweeps", "http_refusals", "otlp_requests", "otlp_spans")
 
 
 class ProcessCounters:
-    """Counters of this process: cloud API calls, errors, retries, sweeps, refused HTTP requests."""
+    """Counters of this process: cloud API calls, errors, sweeps, refused HTTP requests. Cloud SDK
+    retries are counted where they happen (tools/aws/retry.py) and read at scrape time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.api_calls: Counter[str] = Counter()
         self.api_errors: Counter[str] = Counter()
-        self.retries: Counter[str] = Counter()
         self.sweeps: Counter[str] = Counter()
         self.http_refusals: Counter[str] = Counter()  # by reason: requests refused before authentication
         self.otlp_requests: Counter[str] = Counter()  # POST /v1/traces answers, by status code
@@ -97,7 +97,6 @@ class StoreCollector(Collector):
         c = self.counters.snapshot()
         for name, help_text, label in (("api_calls", "Cloud API calls made", "operation"),
                                        ("api_errors", "Cloud API errors (after retries)", "source"),
-                                       ("retries", "Cloud API calls retried", "operation"),
                                        ("sweeps", "Sweeps run by this process", "status"),
                                        ("http_refusals", "HTTP requests refused before authentication "
                                         "(malformed, too big, too slow, unsigned, another workspace)", "reason"),
@@ -108,12 +107,24 @@ class StoreCollector(Collector):
             for k, v in sorted(c[name].items()):
                 fam.add_metric([k], v)
             yield fam
+        yield cloud_retries_family()
         yield GaugeMetricFamily("costwarden_leader", "1 if this replica schedules sweeps",
                                 value=1 if self.state.get("leader") else 0)
         yield GaugeMetricFamily("costwarden_dry_run", "1 if sweeps cannot change anything",
                                 value=1 if self.state.get("dry_run") else 0)
         if self.slack_socket is not None:
             yield from socket_mode_families(self.slack_socket)
+
+
+def cloud_retries_family() -> CounterMetricFamily:
+    """`costwarden_cloud_retries_total{service,operation}`: the SDK's retries in this process, by API operation."""
+    from costwarden.tools.aws.retry import retry_counts
+
+    fam = CounterMetricFamily("costwarden_cloud_retries", "Cloud API requests the SDK resent (throttling, 5xx, "
+                              "connection errors), by service and API operation", labels=["service", "operation"])
+    for (service, operation), n in sorted(retry_counts().items()):
+        fam.add_metric([service, operation], n)
+    return fam
 
 
 def socket_mode_families(stats: dict[str, Any]) -> Iterator[Any]:

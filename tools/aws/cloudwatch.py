@@ -13,7 +13,6 @@ from botocore.parsers import ResponseParserFactory
 from botocore.utils import parse_timestamp
 
 from costwarden.state.domain import MetricRequest, Resource, Series
-from costwarden.tools.aws.retry import aws_retry
 from costwarden.tools.aws.session import AwsClients
 
 MAX_QUERIES_PER_CALL = 500  # the API's limit; moto does not enforce it, so we must
@@ -103,11 +102,6 @@ class _UtcParserFactory(ResponseParserFactory):
         self.set_parser_defaults(timestamp_parser=utc_timestamp)
 
 
-@aws_retry
-def _get_metric_data(client: Any, **kwargs: Any) -> dict[str, Any]:
-    return client.get_metric_data(**kwargs)
-
-
 def fetch_series(clients: AwsClients, region: str, resources: Iterable[Resource], requests: list[MetricRequest],
                  *, start: datetime, end: datetime,
                  catalog: dict[str, CwMetric] = EC2_METRICS) -> dict[str, dict[str, Series]]:
@@ -135,21 +129,15 @@ def fetch_series(clients: AwsClients, region: str, resources: Iterable[Resource]
                     "ReturnData": True,
                 })
     out: dict[str, dict[str, Series]] = {}
-    client = _fast_timestamps(clients.client("cloudwatch", region))
+    paginator = _fast_timestamps(clients.client("cloudwatch", region)).get_paginator("get_metric_data")
     for batch in _chunks(queries, MAX_QUERIES_PER_CALL):
-        kwargs: dict[str, Any] = {"MetricDataQueries": batch, "StartTime": start, "EndTime": end,
-                                  "ScanBy": "TimestampAscending"}
-        while True:
-            page = _get_metric_data(client, **kwargs)
+        for page in paginator.paginate(MetricDataQueries=batch, StartTime=start, EndTime=end,
+                                       ScanBy="TimestampAscending"):
             for result in page.get("MetricDataResults", []):
                 rid, name = index[result["Id"]]
                 series = out.setdefault(rid, {}).setdefault(name, Series(name))
                 series.points.extend((ts.timestamp(), float(v))
                                      for ts, v in zip(result.get("Timestamps", []), result.get("Values", [])))
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs["NextToken"] = token
     for (rid, name), stat in fanned.items():
         s = out.get(rid, {}).get(name)
         if s is not None:

@@ -9,8 +9,10 @@ detectors run unchanged on Cost Explorer data. Why it is built this way:
   most two keys, `plan_groupings` packs the key sets a collector needs into as few two-key
   requests as cover them all, and each result is kept for the rest of the collector's run. A
   question whose keys are a subset of a fetched grouping is answered by summing it locally.
-- Pages are followed through NextPageToken; throttling (CE says LimitExceededException) is
-  retried with back-off, every other error is one CostExplorerError line.
+- Pages are followed through NextPageToken by hand: botocore ships no paginator for
+  GetCostAndUsage. Throttling (CE says LimitExceededException, which botocore's standard and
+  adaptive modes treat as throttling) is retried by botocore (tools/aws/retry.py); every other
+  error is one CostExplorerError line.
 - Amounts stay Decimal and keep their Unit as the currency. FOCUS's EffectiveCost maps to
   AmortizedCost and BilledCost to UnblendedCost.
 - The window ends at the start of today (UTC): today's figures are partial and still moving.
@@ -28,9 +30,8 @@ from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from costwarden.tools.aws.retry import error_code, is_retryable
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.errors import ToolError
 
@@ -120,18 +121,6 @@ def _value(key: str, raw: str) -> str | None:
     return raw
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "LimitExceededException":
-        return True  # Cost Explorer's name for throttling
-    return is_retryable(exc)
-
-
-@retry(retry=retry_if_exception(_retryable), wait=wait_exponential_jitter(multiplier=0.5, max=20),
-       stop=stop_after_attempt(6), reraise=True)
-def _get(client: Any, **kwargs: Any) -> dict[str, Any]:
-    return client.get_cost_and_usage(**kwargs)
-
-
 def get_daily_costs(client: Any, *, start: date, end: date, keys: Sequence[str],
                     metric: str) -> tuple[list[CostCell], dict[str, str], int]:
     """Every page of one daily GetCostAndUsage: (cells, LINKED_ACCOUNT names, requests made)."""
@@ -145,7 +134,7 @@ def get_daily_costs(client: Any, *, start: date, end: date, keys: Sequence[str],
     names: dict[str, str] = {}
     requests = 0
     while True:
-        page = _get(client, **kwargs)
+        page = client.get_cost_and_usage(**kwargs)  # no paginator exists for this operation
         requests += 1
         cells.extend(parse_page(page, keys, metric))
         for attr in page.get("DimensionValueAttributes", []):

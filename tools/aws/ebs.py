@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from costwarden.state.domain import Resource
-from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.aws.session import AwsClients, scoped
 from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
@@ -31,19 +31,14 @@ def _iso(v: Any) -> str:
     return v.isoformat() if hasattr(v, "isoformat") else str(v or "")
 
 
-@aws_retry
 def _call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
     return getattr(client, op)(**kwargs)
 
 
-def _pages(client: Any, op: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        page = _call(client, op, **kwargs)
+def _pages(client: Any, op: str, key: str, *, page_size: int, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """The items under `key` of every page of `op` (boto3's paginator)."""
+    for page in client.get_paginator(op).paginate(**kwargs, PaginationConfig={"PageSize": page_size}):
         yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
 
 
 def volume_resource(v: dict[str, Any], account: str, region: str) -> Resource:
@@ -59,7 +54,7 @@ def volume_resource(v: dict[str, Any], account: str, region: str) -> Resource:
 
 def list_volumes(clients: AwsClients, account: str, region: str, *, page_size: int = 500) -> Iterator[Resource]:
     client = clients.client("ec2", region)
-    for v in _pages(client, "describe_volumes", "Volumes", MaxResults=page_size):
+    for v in _pages(client, "describe_volumes", "Volumes", page_size=page_size):
         yield volume_resource(v, account, region)
 
 
@@ -67,14 +62,14 @@ def list_snapshots(clients: AwsClients, account: str, region: str, *, page_size:
     """The account's own snapshots, each marked with whether its source volume still exists and
     which of the account's AMIs use it (those cannot be deleted while the AMI is registered)."""
     client = clients.client("ec2", region)
-    volumes = {v["VolumeId"] for v in _pages(client, "describe_volumes", "Volumes", MaxResults=500)}
+    volumes = {v["VolumeId"] for v in _pages(client, "describe_volumes", "Volumes", page_size=500)}
     ami_of: dict[str, list[str]] = {}
     for img in _call(client, "describe_images", Owners=["self"]).get("Images", []):
         for bdm in img.get("BlockDeviceMappings") or []:
             sid = (bdm.get("Ebs") or {}).get("SnapshotId")
             if sid:
                 ami_of.setdefault(sid, []).append(img["ImageId"])
-    for s in _pages(client, "describe_snapshots", "Snapshots", OwnerIds=["self"], MaxResults=page_size):
+    for s in _pages(client, "describe_snapshots", "Snapshots", OwnerIds=["self"], page_size=page_size):
         if str(s.get("OwnerId", account)) != str(account):
             continue  # some APIs (and moto) return public snapshots too; only the account's own bill it
         vol = s.get("VolumeId", "")

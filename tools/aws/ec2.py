@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from costwarden.state.domain import Resource
 from costwarden.tools import restart_resize as flow
-from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.aws.session import AwsClients, scoped
 from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
@@ -61,28 +61,16 @@ def to_resource(inst: dict[str, Any], account: str, region: str) -> Resource:
     )
 
 
-@aws_retry
-def _page(client: Any, **kwargs: Any) -> dict[str, Any]:
-    return client.describe_instances(**kwargs)
-
-
 def list_instances(clients: AwsClients, account: str, region: str, *, page_size: int = 1000) -> Iterator[Resource]:
-    """Yield instances page by page, so memory stays flat in the size of the fleet."""
-    client = clients.client("ec2", region)
-    kwargs: dict[str, Any] = {"Filters": [{"Name": "instance-state-name", "Values": LIVE_STATES}],
-                              "MaxResults": page_size}
-    while True:
-        page = _page(client, **kwargs)
+    """Yield instances page by page (boto3's paginator), so memory stays flat in the size of the fleet."""
+    pages = clients.client("ec2", region).get_paginator("describe_instances").paginate(
+        Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}], PaginationConfig={"PageSize": page_size})
+    for page in pages:
         for reservation in page.get("Reservations", []):
             for inst in reservation.get("Instances", []):
                 yield to_resource(inst, account, region)
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
 
 
-@aws_retry
 def _describe_one(client: Any, instance_id: str) -> dict[str, Any]:
     res = client.describe_instances(InstanceIds=[instance_id])
     for reservation in res.get("Reservations", []):
@@ -114,7 +102,6 @@ def observe_instance(clients: AwsClients, *, account: str, region: str, instance
     return state
 
 
-@aws_retry
 def _stop(client: Any, instance_id: str) -> dict[str, Any]:
     return client.stop_instances(InstanceIds=[instance_id])
 
@@ -154,7 +141,6 @@ def stop_instance(clients: AwsClients, *, account: str, region: str, instance_id
     return ToolOutcome(ok, after, "" if ok else f"instance still {after['state']} after StopInstances")
 
 
-@aws_retry
 def _call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
     return getattr(client, op)(**kwargs)
 

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from costwarden.state.domain import Resource
-from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.aws.session import AwsClients, scoped
 from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
@@ -16,7 +16,6 @@ from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
 RESOURCE_TYPE = "aws.elastic-ip"
 
 
-@aws_retry
 def _call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
     return getattr(client, op)(**kwargs)
 

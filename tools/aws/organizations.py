@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.aws.settings import ACCOUNT_ID, OrganizationSettings
 from costwarden.tools.errors import ToolError
 
@@ -43,24 +43,14 @@ class Discovery:
     listed: int  # every account ListAccounts returned, before selection
 
 
-@aws_retry
-def _call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
-    return getattr(client, op)(**kwargs)
-
-
 def list_accounts(client: Any, *, page_size: int = MAX_PAGE_SIZE) -> list[OrgAccount]:
-    """Every account of the organization, following NextToken; each page is retried on throttling."""
+    """Every account of the organization (boto3's paginator; botocore retries each page on throttling)."""
     out: list[OrgAccount] = []
-    kwargs: dict[str, Any] = {"MaxResults": page_size}
-    while True:
-        page = _call(client, "list_accounts", **kwargs)
+    for page in client.get_paginator("list_accounts").paginate(PaginationConfig={"PageSize": page_size}):
         for a in page.get("Accounts", []):
             out.append(OrgAccount(id=str(a["Id"]), name=str(a.get("Name", "")),
                                   status=str(a.get("State") or a.get("Status") or "").upper()))
-        token = page.get("NextToken")
-        if not token:
-            return out
-        kwargs["NextToken"] = token
+    return out
 
 
 def _matches(account: OrgAccount, selectors: Iterable[str]) -> bool:
@@ -95,7 +85,7 @@ def role_arn(account_id: str, role_name: str, partition: str = "aws") -> str:
 def discover(client: Any, settings: OrganizationSettings, *, page_size: int = MAX_PAGE_SIZE) -> Discovery:
     """DescribeOrganization (for the management account id) and ListAccounts, then the selection."""
     try:
-        org = _call(client, "describe_organization").get("Organization", {})
+        org = client.describe_organization().get("Organization", {})
         listed = list_accounts(client, page_size=page_size)
     except (ClientError, BotoCoreError) as exc:
         raise OrganizationError(f"cannot list the organization's accounts ({error_code(exc)}); "

@@ -140,18 +140,13 @@ def _rank(q: Quote) -> tuple[int, str]:
 
 
 def get_products(client: Any, service: str, filters: list[dict[str, str]]) -> Iterator[str]:
-    """Every PriceList document matching `filters`, page after page (NextToken)."""
-    kwargs: dict[str, Any] = {"ServiceCode": service, "Filters": filters, "FormatVersion": "aws_v1",
-                              "MaxResults": MAX_RESULTS}
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        page = client.get_products(**kwargs)
+    """Every PriceList document matching `filters`, page after page (boto3's paginator, which also
+    stops on a repeated NextToken); at most MAX_PAGES pages."""
+    pages = client.get_paginator("get_products").paginate(
+        ServiceCode=service, Filters=filters, FormatVersion="aws_v1",
+        PaginationConfig={"PageSize": MAX_RESULTS, "MaxItems": MAX_RESULTS * MAX_PAGES})
+    for page in pages:
         yield from page.get("PriceList") or []
-        token = page.get("NextToken")
-        if not token or token in seen:
-            return
-        seen.add(token)
-        kwargs["NextToken"] = token
 
 
 def fetch_on_demand(client: Any, service: str, region: str, types: list[str]) -> dict[str, Quote]:

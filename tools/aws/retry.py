@@ -1,48 +1,76 @@
-"""Tenacity retries for AWS throttling and transient server errors; everything else fails fast."""
+"""One retry layer for AWS: botocore's own retry modes, configured once per client, and counted.
+
+Why botocore and nothing on top: a second layer (tenacity around botocore) multiplies attempts
+(6 x 2 = 12 sends per call) and still misses every call nobody remembered to wrap, such as
+GetCallerIdentity. botocore's `standard` and `adaptive` modes retry every operation of every
+client: throttling codes of every protocol (`Throttling`, `RequestLimitExceeded`,
+`ThrottlingException`, Cost Explorer's `LimitExceededException`, ...), 500/502/503/504 and
+connection errors, with exponential back-off, jitter and a retry quota. Costwarden has no AWS
+call that botocore does not retry, so tenacity appears nowhere under tools/aws/ (it stays for
+Slack and the LLM client, whose SDKs retry differently).
+
+Retries are counted by service and API operation, from botocore's own figure
+(`ResponseMetadata.RetryAttempts` after a call; the retry context's attempt number after a
+call that failed without a response): process-wide for `/metrics`, and in the sweep's CallLog
+for the audit output. Nothing here imports botocore at module level, so /metrics stays cheap.
+"""
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 import threading
 from collections import Counter
+from typing import Any
 
-from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
-THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-              "RequestThrottled", "SlowDown", "ProvisionedThroughputExceededException"}
-TRANSIENT = {"InternalError", "InternalFailure", "ServiceUnavailable", "InternalServerError"}
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in THROTTLING | TRANSIENT
-    return isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError))
-
+from costwarden.tools.aws.settings import RetrySettings
+from costwarden.tools.calls import CallLog
 
 _lock = threading.Lock()
-RETRIES: Counter[str] = Counter()  # by function name; read by the daemon's /metrics
+_RETRIES: Counter[tuple[str, str]] = Counter()  # (service, operation) -> retries; read by /metrics
 
 
-def _count_retry(state: RetryCallState) -> None:
+def retry_config(settings: RetrySettings | None = None) -> dict[str, Any]:
+    """`botocore.config.Config(retries=...)`: the mode, and `total_max_attempts` (all sends, the
+    first included; botocore's `max_attempts` key would count retries only)."""
+    s = settings or RetrySettings()
+    return {"mode": s.mode, "total_max_attempts": s.max_attempts}
+
+
+def record_retries(service: str, operation: str, n: int, call_log: CallLog | None = None) -> None:
+    if n <= 0:
+        return
     with _lock:
-        RETRIES[getattr(state.fn, "__name__", "aws")] += 1
+        _RETRIES[(service, operation)] += n
+    if call_log is not None:
+        call_log.add_retries(f"{service}.{operation}", n)
 
 
-def retry_counts() -> dict[str, int]:
+def retry_counts() -> dict[tuple[str, str], int]:
+    """Retries made by this process since it started, by (service, operation)."""
     with _lock:
-        return dict(RETRIES)
+        return dict(_RETRIES)
 
 
-aws_retry = retry(
-    retry=retry_if_exception(is_retryable),
-    before_sleep=_count_retry,
-    wait=wait_exponential_jitter(multiplier=0.5, max=20),
-    stop=stop_after_attempt(6),
-    reraise=True,
-)
+def count_retries(client: Any, call_log: CallLog | None = None) -> None:
+    """Count this client's retries (see the module docstring) in the process and in `call_log`."""
+    service = client.meta.service_model.service_name
+
+    def after_call(parsed: Any = None, model: Any = None, **_: Any) -> None:
+        meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+        record_retries(service, model.name, int(meta.get("RetryAttempts") or 0), call_log)
+
+    def after_error(context: Any = None, model: Any = None, **kwargs: Any) -> None:
+        attempt = ((context or {}).get("retries") or {}).get("attempt", 1)
+        name = model.name if model is not None else kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        record_retries(service, name, int(attempt) - 1, call_log)
+
+    client.meta.events.register("after-call", after_call)
+    client.meta.events.register("after-call-error", after_error)
 
 
 def error_code(exc: BaseException) -> str:
+    """One line: the API's error code and message, or the exception's class and first line."""
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'ClientError')}: {err.get('Message', '')}".strip()

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from costwarden.state.domain import Resource
-from costwarden.tools.aws.retry import aws_retry, error_code
+from costwarden.tools.aws.retry import error_code
 from costwarden.tools.aws.session import AwsClients, scoped
 from costwarden.tools.errors import ToolError
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
@@ -49,7 +49,6 @@ def _not_found(exc: ClientError) -> bool:
         "could not find" in str(err.get("Message", "")).lower()
 
 
-@aws_retry
 def _call(client: Any, op: str, **kwargs: Any) -> dict[str, Any]:
     return getattr(client, op)(**kwargs)
 
@@ -83,12 +82,11 @@ def to_resource(endpoint: dict[str, Any], config: dict[str, Any], tags: dict[str
 
 
 def list_endpoints(clients: AwsClients, account: str, region: str, *, page_size: int = 100) -> Iterator[Resource]:
-    """ListEndpoints page by page; per endpoint DescribeEndpoint, DescribeEndpointConfig (cached) and ListTags."""
+    """ListEndpoints page by page (boto3's paginator); per endpoint DescribeEndpoint, DescribeEndpointConfig
+    (cached) and ListTags."""
     client = clients.client("sagemaker", region)
     configs: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"MaxResults": page_size}
-    while True:
-        page = _call(client, "list_endpoints", **kwargs)
+    for page in client.get_paginator("list_endpoints").paginate(PaginationConfig={"PageSize": page_size}):
         for summary in page.get("Endpoints", []):
             name = summary["EndpointName"]
             try:
@@ -103,10 +101,6 @@ def list_endpoints(clients: AwsClients, account: str, region: str, *, page_size:
                     continue  # deleted between the list and the describe
                 raise
             yield to_resource(endpoint, configs[cname], tags, account, region)
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
 
 
 def observe_endpoint(clients: AwsClients, *, account: str, region: str, endpoint_name: str) -> dict[str, Any]:

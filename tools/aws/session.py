@@ -3,20 +3,21 @@
 Every client gets a botocore `before-call` hook. In dry-run the hook refuses any operation
 that is not a read, so the request never leaves the process: dry-run is enforced below our
 code, not by remembering to check a flag. One boto3 Session serves all regions (a Session per
-account/region pair costs ~23 MB each); clients are cached per (service, region).
+account/region pair costs ~23 MB each); clients are cached per (service, region, role).
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
-from costwarden.tools.aws.retry import aws_retry, error_code
-from costwarden.tools.aws.settings import OrganizationSettings
+from costwarden.tools.aws.assume import AssumedRole, account_of_arn
+from costwarden.tools.aws.retry import count_retries, error_code, retry_config
+from costwarden.tools.aws.settings import OrganizationSettings, RetrySettings
 from costwarden.tools.calls import CallLog
 from costwarden.tools.errors import DryRunViolation
 
@@ -37,18 +38,39 @@ def aws_call_log() -> CallLog:
     return CallLog(lambda name: is_mutating(*name.split(".", 1)))
 
 
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def shared_models_session() -> Any:
+    """A new botocore Session whose model loader is the process's one loader.
+
+    Why: a loader parses each service's model JSON once and keeps it; a Session of its own per
+    sweep (the daemon makes one a sweep) re-parsed EC2's ~0.5 s model every time."""
+    global _LOADER
+    session = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _LOADER)
+    return session
+
+
 class AwsClients:
     """One boto3 Session for every account and region; clients cached per (service, region, role).
 
-    With `role_arns` each account is reached by an STS AssumeRole from the base credentials, and its
-    clients are created from the same Session with the assumed credentials (one Session per account
-    would cost ~23 MB each). With `organization` the accounts are listed from AWS Organizations once
-    per instance (one sweep) and a role is assumed in each. `accounts()` lists the per-account views
-    collectors iterate over.
+    With `role_arns` each account is reached by an STS AssumeRole from the base credentials. Its
+    credentials are botocore's own refreshable kind (assumed on first use, renewed by botocore
+    before they expire), held by a per-role Session that shares the base Session's model loader
+    (a Session per account with its own loader would cost ~23 MB each). With `organization` the
+    accounts are listed from AWS Organizations once per instance (one sweep) and a role is assumed
+    in each. `accounts()` lists the per-account views collectors iterate over. Every client gets
+    the same botocore retry configuration (`retries`) and counts its retries in `call_log`.
     """
 
     def __init__(self, *, dry_run: bool, endpoint_url: str | None = None, call_log: CallLog | None = None,
-                 max_attempts: int = 2, role_arns: list[str] | None = None,
+                 retries: RetrySettings | None = None, role_arns: list[str] | None = None,
                  role_session_name: str = "costwarden", organization: OrganizationSettings | None = None) -> None:
         self.dry_run = dry_run
         self.endpoint_url = endpoint_url
@@ -58,47 +80,40 @@ class AwsClients:
         self.organization = organization
         self._org_views: list[AccountClients | AwsClients | UnlistedAccounts] | None = None
         self._org_lock = threading.Lock()
-        self._session = boto3.Session()
+        self.botocore_session = shared_models_session()
+        self._session = boto3.Session(botocore_session=self.botocore_session)
         self._clients: dict[tuple[str, str, str | None], Any] = {}
-        self._creds: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self._assume_lock = threading.Lock()
-        self._config = Config(retries={"mode": "standard", "max_attempts": max_attempts},
-                              connect_timeout=5, read_timeout=60, user_agent_extra="costwarden/0.1")
+        self._roles: dict[str, AssumedRole] = {}
+        self._lock = threading.RLock()
+        self._config = Config(retries=retry_config(retries), connect_timeout=5, read_timeout=60,
+                              user_agent_extra="costwarden/0.1")
 
     def client(self, service: str, region: str, *, role_arn: str | None = None) -> Any:
-        creds = self._credentials(role_arn, region) if role_arn else None
         key = (service, region, role_arn)
+        role = self._role(role_arn, region) if role_arn else None
+        if role is not None:
+            role.credentials()  # the first AssumeRole, made before the lock below is taken
         with self._lock:
             c = self._clients.get(key)
-            if c is not None and creds is not None and c._costwarden_key_id != creds["AccessKeyId"]:
-                c = None  # the assumed credentials were refreshed: build a client with the new ones
             if c is None:
+                session = role.session if role is not None else self._session
                 kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                if creds is not None:
-                    kwargs.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                                  aws_session_token=creds["SessionToken"])
-                c = self._session.client(service, **kwargs)
-                c._costwarden_key_id = creds["AccessKeyId"] if creds else None
+                c = session.client(service, **kwargs)
                 c.meta.events.register("before-call", self._before_call)
+                count_retries(c, self.call_log)
                 self._clients[key] = c
             return c
 
-    def _credentials(self, role_arn: str, region: str) -> dict[str, Any]:
-        """Assumed-role credentials, cached until five minutes before they expire."""
-        with self._assume_lock:
-            creds = self._creds.get(role_arn)
-            if creds is not None:
-                expires = creds.get("Expiration")
-                if not isinstance(expires, datetime) or expires - datetime.now(timezone.utc) > timedelta(minutes=5):
-                    return creds
-            res = _assume(self.client("sts", region), RoleArn=role_arn, RoleSessionName=self.role_session_name)
-            creds = dict(res["Credentials"])
-            creds["Account"] = account_of_arn(res.get("AssumedRoleUser", {}).get("Arn", "")) or account_of_arn(role_arn)
-            self._creds[role_arn] = creds
-            return creds
+    def _role(self, role_arn: str, region: str) -> AssumedRole:
+        """The role's Session (built once; the role is assumed when its first client is built)."""
+        with self._lock:
+            role = self._roles.get(role_arn)
+            if role is None:
+                role = AssumedRole(self, role_arn, region)
+                self._roles[role_arn] = role
+            return role
 
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
@@ -109,6 +124,7 @@ class AwsClients:
         self.call_log.add(name)
 
     def account_id(self, region: str) -> str:
+        """GetCallerIdentity, retried by botocore like every other call."""
         return str(self.client("sts", region).get_caller_identity()["Account"])
 
     def accounts(self) -> list[AccountClients | AwsClients | UnlistedAccounts]:
@@ -135,7 +151,7 @@ class AwsClients:
         with self._org_lock:
             if self._org_views is None:
                 try:
-                    ident = _identity(self.client("sts", ORGANIZATIONS_REGION))
+                    ident = self.client("sts", ORGANIZATIONS_REGION).get_caller_identity()
                     own, partition = str(ident["Account"]), str(ident.get("Arn", "arn:aws:")).split(":")[1] or "aws"
                     found = discover(self.client("organizations", ORGANIZATIONS_REGION), self.organization)
                     self._org_views = [
@@ -180,8 +196,8 @@ class AccountClients:
         return self.parent.client(service, region, role_arn=self.role_arn)
 
     def account_id(self, region: str) -> str:
-        """Assumes the role (once; cached) and returns the account it belongs to."""
-        return str(self.parent._credentials(self.role_arn, region)["Account"])
+        """Assumes the role (once; botocore refreshes it) and returns the account it belongs to."""
+        return self.parent._role(self.role_arn, region).account()
 
     def scoped(self, account: str | None) -> AccountClients | AwsClients:
         return self.parent.scoped(account)
@@ -204,23 +220,7 @@ class UnlistedAccounts:
         raise self.error
 
 
-def account_of_arn(arn: str) -> str:
-    """'arn:aws:iam::123456789012:role/x' -> '123456789012' ('' when it is not an ARN)."""
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" else ""
-
-
 def scoped(clients: Any, account: str | None) -> Any:
     """Tools call this with the account of their args, so an action in another account uses its role."""
     fn = getattr(clients, "scoped", None)
     return fn(account) if fn is not None else clients
-
-
-@aws_retry
-def _assume(client: Any, **kwargs: Any) -> dict[str, Any]:
-    return client.assume_role(**kwargs)
-
-
-@aws_retry
-def _identity(client: Any) -> dict[str, Any]:
-    return client.get_caller_identity()

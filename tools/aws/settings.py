@@ -7,7 +7,7 @@ billing collector can take them without importing agent/, and loading a config i
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -68,3 +68,15 @@ class CostExplorerSettings(_Strict):
         if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", v):
             raise ValueError(f"not an IAM role ARN: {v!r} (arn:aws:iam::<12-digit account>:role/<name>)")
         return v
+
+
+class RetrySettings(_Strict):
+    """botocore's own retries, configured once on every boto3 client Costwarden builds. No second
+    retry layer wraps them (tools/aws/retry.py says why)."""
+
+    mode: Literal["standard", "adaptive"] = Field("standard", description=(
+        "botocore retry mode: `standard` (exponential back-off with jitter, retry quota) or `adaptive` "
+        "(standard plus a client-side rate limiter that slows down after throttling)."))
+    max_attempts: int = Field(10, ge=1, le=20, description=(
+        "Sends per API call, the first one included (botocore's `total_max_attempts`; 1 = never retry). "
+        "Throttling, transient 5xx errors and connection errors are retried."))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from costwarden.state.domain import Observation, Resource, Series
-from costwarden.tools.aws.settings import CostExplorerSettings
+from costwarden.tools.aws.settings import CostExplorerSettings, RetrySettings
 from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.focus import FocusExport
 from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
@@ -42,6 +42,7 @@ class BillingInputs:
     cost_explorer: CostExplorerSettings | None = None
     endpoint_url: str | None = None
     call_log: CallLog | None = None
+    retries: RetrySettings | None = None  # aws.retries: botocore's retry mode and attempts
 
     @property
     def uses_cost_explorer(self) -> bool:
@@ -65,6 +66,7 @@ def open_cost_explorer(inputs: BillingInputs) -> Any:
 
     ce = inputs.cost_explorer or CostExplorerSettings()
     clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url, call_log=inputs.call_log,
+                         retries=inputs.retries,
                          role_arns=[ce.role_arn] if ce.role_arn else None)
     return CostExplorer(clients.accounts()[0], cost_column=inputs.billing.cost_column,
                         tag_map=inputs.billing.tag_map)
@@ -311,7 +313,8 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
 def _source(settings: Any, providers: Any = None) -> BillingInputs:
     """The billing settings and, when Cost Explorer is read, the sweep's AWS call log to count its requests."""
     aws = getattr(settings, "aws", None)
-    inputs = BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None))
+    inputs = BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None),
+                           retries=getattr(aws, "retries", None))
     if providers is not None and inputs.uses_cost_explorer:
         inputs = replace(inputs, call_log=providers.aws_call_log)
     return inputs
