@@ -38,7 +38,7 @@ from costwarden.agent.config import Settings
 from costwarden.agent.server.leader import LeaderLock
 from costwarden.agent.server.maintenance import expire_approvals, housekeeping
 from costwarden.agent.server.metrics import ProcessCounters, render
-from costwarden.agent.engine.reconcile import reconcile_pending
+from costwarden.agent.engine.reconcile import settle_at_start
 from costwarden.agent.server.http import HttpServer, Limits, Response
 from costwarden.agent.server.job_refs import rewrite_moved_job_refs
 from costwarden.policies.errors import PolicyError
@@ -217,16 +217,12 @@ class Daemon:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from costwarden.agent.engine.context import Providers
-
         # Only the leader sweeps, so a run still `running` when leadership changes hands was cut
         # off with its process; before the lock is ours, it may be another replica's live sweep.
-        stale = self.store.interrupt_stale_runs()
-        if stale:
-            log.info("marked %d runs cut off by the previous leader as interrupted", stale)
-        counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
+        # Approved actions settle within the policies this process loaded, as they are now.
+        counts = settle_at_start(self.settings, self.store, self.policies)
         if any(counts.values()):
-            log.info("reconciled actions left pending by a previous process", extra=counts)
+            log.info("settled what a previous process left open", extra=counts)
         moved = rewrite_moved_job_refs(self.store.engine)
         if moved:
             log.info("kept %d scheduled jobs whose function moved in this release", len(moved))
@@ -359,7 +355,6 @@ class Daemon:
 
 def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
     """`costwarden run --once`: settle leftovers, one sweep of every policy, exit."""
-    from costwarden.agent.engine.context import Providers
     from costwarden.agent.engine.sweep import run_sweep
 
     store = Store(settings.db_url)
@@ -369,8 +364,7 @@ def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
 
         raise ToolError("a daemon is leading on this database; stop it or let it sweep (run --once would race it)")
     try:
-        store.interrupt_stale_runs()
-        reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
+        settle_at_start(settings, store, {lp.name: lp for lp in policies})
         r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
                       progress=lambda m: log.info(m))
     finally:
