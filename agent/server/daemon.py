@@ -117,6 +117,7 @@ class Daemon:
         self.lock = LeaderLock(self.store.engine)
         self.scheduler: Any = None
         self.socket_mode: Any = None  # agent.slack_socket.SocketModeListener, with slack.app_token
+        self.interactions: Any = None  # the HTTP route's handler: its follow-ups are joined at shutdown
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._next_expiry_check = 0.0
@@ -137,7 +138,8 @@ class Daemon:
             return lambda _h, _b: Response(503, {"error": "Slack approvals are not configured (slack.signing_secret)"})
         from costwarden.agent.server.slack_http import InteractionHandler
 
-        return InteractionHandler(self.settings, self.store, lambda: self.policies, counters=self.counters)
+        self.interactions = InteractionHandler(self.settings, self.store, lambda: self.policies, counters=self.counters)
+        return self.interactions
 
     def _start_socket_mode(self) -> None:
         if self.settings.slack.app_token is None:
@@ -336,15 +338,19 @@ class Daemon:
                 self.scheduler.shutdown(wait=True)
             done.set()
 
+        deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         threading.Thread(target=_drain, daemon=True).start()
         finished = done.wait(self.settings.shutdown_timeout_seconds)
         self.lock.release()
         if self.socket_mode is not None:
             self.socket_mode.stop()
         self.http.stop()
-        if not finished:
-            log.warning("a sweep was still running at the shutdown deadline; exiting anyway. "
-                        "Actions it left pending are reconciled at the next start.")
+        # no click can arrive now; approvals already answered finish their execution in the same budget
+        cut = sum(i.join_followups(deadline - time.monotonic()) for i in (
+            self.interactions, getattr(self.socket_mode, "interactions", None)) if i is not None)
+        if not finished or cut:
+            log.warning("work was still running at the shutdown deadline; exiting anyway. What it left approved "
+                        "or pending is settled at the next start.", extra={"sweep": not finished, "approvals": cut})
             logging.shutdown()
             sys.stderr.flush()
             os._exit(0)  # worker threads would otherwise keep the interpreter alive
