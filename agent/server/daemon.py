@@ -11,9 +11,10 @@
   MISFIRE_GRACE_S (300 s) late is skipped for the next one, an interval tick never is.
 - Several replicas may share one PostgreSQL database: only the holder of the leader lock
   schedules, the others stand by and serve HTTP.
-- Start-up settles actions a crash left `pending` (agent/engine/reconcile.py) before any sweep.
-- SIGTERM/SIGINT: no new sweeps; the sweep in flight gets `shutdown_timeout_seconds` to
-  finish, then the process exits anyway (what it left pending is reconciled next start).
+- Start-up settles what a crash left open (agent/engine/reconcile.py) before any sweep.
+- SIGTERM/SIGINT: no new sweeps or clicks; the sweep in flight and the executions of clicks
+  already answered share `shutdown_timeout_seconds`, then the process exits anyway (what they
+  left approved or pending is settled at the next start).
 - SIGHUP, or a changed policy file, reloads the policies without a restart.
 - With `slack.app_token`, Slack clicks also arrive over Socket Mode (agent/server/slack_socket.py):
   every replica holds a connection, as every replica serves the HTTP route. /readyz shows the
