@@ -62,6 +62,7 @@ class Transition(StrEnum):
     FAIL = "fail"
     WITHDRAW = "withdraw"
     REPLAN = "replan"
+    RELEASE = "release"
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ TRANSITIONS: dict[Transition, Edge] = {
                               "an approved action that may no longer run (expired, policy gone, protected)"),
     Transition.REPLAN: Edge(frozenset({S.PLANNED, S.PENDING}), frozenset({S.INTERRUPTED}),
                             "cut off before it applied; the next sweep plans it again"),
+    Transition.RELEASE: Edge(frozenset({S.PENDING}), frozenset({S.APPROVED}),
+                             "a person approved it, and it was cut off before it applied: the claim is given "
+                             "back, and it runs again (or is withdrawn) under the policies as they are now"),
 }
 
 TERMINAL: frozenset[ActionStatus] = frozenset(

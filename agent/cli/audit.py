@@ -23,6 +23,14 @@ class AuditFormat(str, Enum):
     html = "html"
 
 
+def demo_packs(demo: bool) -> list[Path]:
+    """With --demo and no policy of the user's: every pack that ships (the default pack and the AWS
+    estate pack), so the demo shows each detector at work; otherwise the loader's default."""
+    from costwarden.policies.loader import default_pack_path
+
+    return [default_pack_path().parent] if demo else []
+
+
 def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = False, state_dir: StateOpt = None,
           fmt: Annotated[AuditFormat, typer.Option("--format", "-f", help="Output format.")] = AuditFormat.table,
           output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
@@ -42,7 +50,7 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
         require_demo_extra()
     now = parse_as_of(as_of)  # None: the wall clock
     settings = cli_settings(config, state_dir, policy)
-    policies = load_policies(list(settings.policies))
+    policies = load_policies(list(settings.policies) or demo_packs(demo))
     if fmt is AuditFormat.html:
         from costwarden.agent.reports.charts import require_charts
 

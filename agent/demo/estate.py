@@ -128,12 +128,22 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in [*DEMO_ENV, "AWS_ENDPOINT_URL"]}
+    saved = {k: os.environ.get(k) for k in [*DEMO_ENV, "AWS_ENDPOINT_URL", "MOTO_EC2_LOAD_DEFAULT_AMIS"]}
     # Demo credentials and endpoint replace any real ones, so the demo can never touch a real account.
     os.environ.update(DEMO_ENV)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
+    # moto's public AMI catalogue (thousands of images a region) is read by every DescribeImages,
+    # which the snapshot inventory calls (Owners=self) to find the snapshots AMIs use: the demo's
+    # instances need no real AMI, so leaving it out saves about a second a region
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
     try:
         ids = seed_estate(endpoint, days=days)
+        import boto3
+
+        from costwarden.agent.demo.waste import seed_waste
+
+        session = boto3.Session(**{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
+        waste = seed_waste(session, endpoint, now=datetime.now(timezone.utc))  # endpoint, volume, snapshot, EIP
         import tempfile
         from pathlib import Path
 
@@ -144,7 +154,8 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir, \
                 gcp_demo_estate(days=days) as gcp:  # a GCP project and a Prometheus-scraped GPU cluster
             billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
-            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "billing": billing,
+            yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "waste": waste,
+                   "billing": billing,
                    "gcp": gcp["gcp"], "prometheus": gcp["prometheus"], "pricing": gcp["pricing"]}
     finally:
         for k, v in saved.items():

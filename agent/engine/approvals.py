@@ -29,7 +29,7 @@ from costwarden.agent.engine.checkpoints import open_checkpointer, pg_conninfo, 
 from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
 from costwarden.state.domain import PlannedAction
-from costwarden.state.lifecycle import SYSTEM_ACTOR, ActionStatus
+from costwarden.state.lifecycle import SYSTEM_ACTOR, TERMINAL, ActionStatus
 from costwarden.state.store import Store, as_utc
 from costwarden.tools.errors import ToolError
 
@@ -82,6 +82,8 @@ def execute(state: ApprovalState, runtime: Runtime[ApprovalContext]) -> dict[str
     row = ctx.store.get_action(state["action_id"])
     if row is None:
         return {"result": "unknown"}
+    if row.status in TERMINAL:  # settled already (a thread cut off after its action was recorded, then reconciled)
+        return {"result": row.status}
     guard_rows = [d for d in ctx.store.decisions(action_id=row.id) if d.stage == "guard"]
     a = PlannedAction(id=row.id, finding_id=row.finding_id, policy=row.policy, action=row.action, tool=row.tool,
                       args=row.args, projected_monthly_savings_usd=row.projected_monthly_savings_usd,
@@ -206,11 +208,17 @@ def resume_thread(settings: Settings, store: Store, action_id: str, payload: dic
     with open_checkpointer(settings) as saver:
         graph = build_approval_graph(saver)
         cfg = thread_config(action_id)
-        if not graph.get_state(cfg).interrupts:
-            # the checkpoint is gone (new volume, wiped state, another replica's SQLite file):
-            # start the thread, then resume it; the store still holds everything it needs
-            log.warning("approval thread has no checkpoint here; restarting it from the store",
-                        extra={"action_id": action_id})
+        snapshot = graph.get_state(cfg)
+        if not snapshot.interrupts:
+            # the checkpoint is gone (new volume, wiped state, another replica's SQLite file), or
+            # the thread was cut off after its decision: start it again, then resume it; the store
+            # holds everything it needs
+            if snapshot.next:
+                log.info("approval thread cut off after its decision; running it again from the store",
+                         extra={"action_id": action_id})
+            else:
+                log.warning("approval thread has no checkpoint here; restarting it from the store",
+                            extra={"action_id": action_id})
             graph.invoke({"action_id": action_id}, cfg, context=ctx)
         return graph.invoke(Command(resume=payload), cfg, context=ctx)
 
@@ -241,6 +249,42 @@ def finish_approved(settings: Settings, store: Store, action_id: str, *, actor: 
     """Run an approved action whose execution was cut off before its claim (reconcile): the same
     thread, claim -> act -> verify, and the same closing message as a click would have given."""
     return resume_thread(settings, store, action_id, {"decision": ActionStatus.APPROVED.value, "actor": actor})
+
+
+def finish_cut_threads(settings: Settings, store: Store) -> list[str]:
+    """Finish the approval threads a crash cut off after their action was settled in the store
+    (executed, or recorded as done by reconcile, or rejected/expired before the thread resumed);
+    return the action ids. They run on to `notify`, so each Slack message ends with what
+    happened; `execute` sees the settled status and calls nothing. A thread whose action still
+    waits for a person, or is approved and unsettled, is left alone."""
+    if pg_conninfo(settings.database_url) is None and not settings.checkpoint_path.exists():
+        return []
+    finished: list[str] = []
+    with open_checkpointer(settings) as saver:
+        graph = build_approval_graph(saver)
+        cut: list[tuple[str, Any]] = []
+        for thread_id in thread_ids(saver):
+            if not thread_id.startswith(THREAD_PREFIX):
+                continue
+            snapshot = graph.get_state({"configurable": {"thread_id": thread_id}})
+            if snapshot.next:
+                cut.append((thread_id.removeprefix(THREAD_PREFIX), snapshot))
+        ctx = _context(settings, store) if cut else None
+        for action_id, snapshot in cut:
+            pair = store.get_approval(action_id)
+            if pair is None or pair[1].status not in TERMINAL:
+                continue
+            approval, _action = pair
+            cfg = thread_config(action_id)
+            if snapshot.interrupts:  # the decision never reached the thread
+                payload = {"decision": str(approval.status), "actor": approval.decided_by or SYSTEM_ACTOR}
+                graph.invoke(Command(resume=payload), cfg, context=ctx)
+            else:  # cut off in `execute` or `notify`: carry on from the last checkpoint
+                graph.invoke(None, cfg, context=ctx)
+            finished.append(action_id)
+    if finished:
+        log.info("approval threads cut off by a crash closed", extra={"threads": len(finished)})
+    return finished
 
 
 def close_withdrawn(settings: Settings, store: Store, action_id: str, *, reason: str) -> None:

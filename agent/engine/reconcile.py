@@ -1,16 +1,22 @@
 """Start-up reconciliation: settle every action a crash left open.
 
 `pending` (claimed, cloud call maybe made): the resource's real state decides. If the change is
-there, the action is recorded as done (without calling the cloud again); if not, it is recorded
-as interrupted, and the next sweep re-plans it under a new id through the guard. A resumable tool
-(ToolSpec.resume: a resize that stopped an instance to change it) is instead run again, since it
-reads where it stopped and does only the rest.
+there, the action is recorded as done (without calling the cloud again). If not: an action a
+person approved gives its claim back (`approved` again, so the approval is not lost) and runs
+below like any approved one; an automatic one is recorded as interrupted, and the next sweep
+re-plans it under a new id through the guard. A resumable tool (ToolSpec.resume: a resize that
+stopped an instance to change it) is instead run again, since it reads where it stopped and does
+only the rest.
 
 `approved` (a person approved, the process died before the claim): it runs now through the same
 approval thread (claim -> act -> verify), within the policy limits as they are now; if its
 approval window has closed, its policy is gone or the resource is now protected, it is withdrawn
 with the reason recorded and shown on its Slack message. Either way nothing runs twice and
 nothing is forgotten.
+
+`settle_at_start` is what a starting leader (and `run --once`) runs before any sweep, with the
+policies it loaded: stale runs, then the above, then the approval threads a crash cut off after
+their outcome was settled (so each Slack message ends with what happened).
 """
 
 from __future__ import annotations
@@ -20,15 +26,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from costwarden.agent.engine.approvals import close_withdrawn, finish_approved
+from costwarden.agent.config import Settings
+from costwarden.agent.engine.approvals import close_withdrawn, finish_approved, finish_cut_threads
+from costwarden.agent.engine.context import Providers
 from costwarden.policies.errors import PolicyError
 from costwarden.policies.guard import protection_match
 from costwarden.policies.loader import LoadedPolicy, load_policies
 from costwarden.state.clock import utcnow
+from costwarden.state.lifecycle import ApprovalStatus
 from costwarden.state.store import Store, as_utc
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.reconcile")
+
+
+def settle_at_start(settings: Settings, store: Store, policies: Mapping[str, LoadedPolicy]) -> dict[str, int]:
+    """Everything a crash left open, settled before the first sweep, within `policies` (the ones
+    the process loaded: limits as they are now); return counts by outcome."""
+    counts = {"runs_interrupted": store.interrupt_stale_runs()}
+    counts.update(reconcile_pending(store, Providers(settings, dry_run=settings.dry_run), policies=policies))
+    counts["threads_closed"] = len(finish_cut_threads(settings, store))
+    return counts
 
 
 def reconcile_pending(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,
@@ -36,8 +54,8 @@ def reconcile_pending(store: Store, providers: Any, *, policies: Mapping[str, Lo
     """Settle claimed (`pending`) actions, then approved unclaimed ones; return counts by outcome.
 
     `policies` defaults to those of `providers.settings` (the daemon's own files)."""
-    counts = {"done": 0, "interrupted": 0, "unreadable": 0, "resumed": 0, "failed": 0, "deferred": 0,
-              "executed": 0, "withdrawn": 0, "unsettled": 0}
+    counts = {"done": 0, "interrupted": 0, "released": 0, "unreadable": 0, "resumed": 0, "failed": 0,
+              "deferred": 0, "executed": 0, "withdrawn": 0, "unsettled": 0}
     _settle_claimed(store, providers, counts)
     for outcome, n in settle_approved(store, providers, policies=policies, now=now).items():
         counts[outcome] = counts.get(outcome, 0) + n
@@ -63,11 +81,21 @@ def _settle_claimed(store: Store, providers: Any, counts: dict[str, int]) -> Non
             counts["done"] += 1
         elif spec.resume:
             counts[_resume(store, providers, spec, row, state)] += 1
+        elif _approved_by_a_person(store, row.id):
+            store.release_claim(row.id, reason="approved, claimed, and cut off before it applied; it runs again "
+                                "now, once, if the policies as they are now still allow it",
+                                run_id=row.run_id, policy=row.policy, detail={"observed": state})
+            counts["released"] += 1
         else:
             store.replan_action(row.id, reason="not applied before a restart; the next sweep re-plans it",
                                 run_id=row.run_id, policy=row.policy, detail={"observed": state})
             counts["interrupted"] += 1
         log.info("reconciled action %s", row.id, extra={"action_id": row.id, "policy": row.policy})
+
+
+def _approved_by_a_person(store: Store, action_id: str) -> bool:
+    pair = store.get_approval(action_id)
+    return pair is not None and pair[0].status == ApprovalStatus.APPROVED
 
 
 def settle_approved(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,

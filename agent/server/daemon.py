@@ -11,9 +11,10 @@
   MISFIRE_GRACE_S (300 s) late is skipped for the next one, an interval tick never is.
 - Several replicas may share one PostgreSQL database: only the holder of the leader lock
   schedules, the others stand by and serve HTTP.
-- Start-up settles actions a crash left `pending` (agent/engine/reconcile.py) before any sweep.
-- SIGTERM/SIGINT: no new sweeps; the sweep in flight gets `shutdown_timeout_seconds` to
-  finish, then the process exits anyway (what it left pending is reconciled next start).
+- Start-up settles what a crash left open (agent/engine/reconcile.py) before any sweep.
+- SIGTERM/SIGINT: no new sweeps or clicks; the sweep in flight and the executions of clicks
+  already answered share `shutdown_timeout_seconds`, then the process exits anyway (what they
+  left approved or pending is settled at the next start).
 - SIGHUP, or a changed policy file, reloads the policies without a restart.
 - With `slack.app_token`, Slack clicks also arrive over Socket Mode (agent/server/slack_socket.py):
   every replica holds a connection, as every replica serves the HTTP route. /readyz shows the
@@ -38,7 +39,7 @@ from costwarden.agent.config import Settings
 from costwarden.agent.server.leader import LeaderLock
 from costwarden.agent.server.maintenance import expire_approvals, housekeeping
 from costwarden.agent.server.metrics import ProcessCounters, render
-from costwarden.agent.engine.reconcile import reconcile_pending
+from costwarden.agent.engine.reconcile import settle_at_start
 from costwarden.agent.server.http import HttpServer, Limits, Response
 from costwarden.agent.server.job_refs import rewrite_moved_job_refs
 from costwarden.agent.server.otlp import otlp_routes
@@ -119,6 +120,7 @@ class Daemon:
         self.lock = LeaderLock(self.store.engine)
         self.scheduler: Any = None
         self.socket_mode: Any = None  # agent.slack_socket.SocketModeListener, with slack.app_token
+        self.interactions: Any = None  # the HTTP route's handler: its follow-ups are joined at shutdown
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._next_expiry_check = 0.0
@@ -139,7 +141,8 @@ class Daemon:
             return lambda _h, _b: Response(503, {"error": "Slack approvals are not configured (slack.signing_secret)"})
         from costwarden.agent.server.slack_http import InteractionHandler
 
-        return InteractionHandler(self.settings, self.store, lambda: self.policies, counters=self.counters)
+        self.interactions = InteractionHandler(self.settings, self.store, lambda: self.policies, counters=self.counters)
+        return self.interactions
 
     def _start_socket_mode(self) -> None:
         if self.settings.slack.app_token is None:
@@ -212,16 +215,12 @@ class Daemon:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from costwarden.agent.engine.context import Providers
-
         # Only the leader sweeps, so a run still `running` when leadership changes hands was cut
         # off with its process; before the lock is ours, it may be another replica's live sweep.
-        stale = self.store.interrupt_stale_runs()
-        if stale:
-            log.info("marked %d runs cut off by the previous leader as interrupted", stale)
-        counts = reconcile_pending(self.store, Providers(self.settings, dry_run=self.settings.dry_run))
+        # Approved actions settle within the policies this process loaded, as they are now.
+        counts = settle_at_start(self.settings, self.store, self.policies)
         if any(counts.values()):
-            log.info("reconciled actions left pending by a previous process", extra=counts)
+            log.info("settled what a previous process left open", extra=counts)
         moved = rewrite_moved_job_refs(self.store.engine)
         if moved:
             log.info("kept %d scheduled jobs whose function moved in this release", len(moved))
@@ -335,15 +334,19 @@ class Daemon:
                 self.scheduler.shutdown(wait=True)
             done.set()
 
+        deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         threading.Thread(target=_drain, daemon=True).start()
         finished = done.wait(self.settings.shutdown_timeout_seconds)
         self.lock.release()
         if self.socket_mode is not None:
             self.socket_mode.stop()
         self.http.stop()
-        if not finished:
-            log.warning("a sweep was still running at the shutdown deadline; exiting anyway. "
-                        "Actions it left pending are reconciled at the next start.")
+        # no click can arrive now; approvals already answered finish their execution in the same budget
+        cut = sum(i.join_followups(deadline - time.monotonic()) for i in (
+            self.interactions, getattr(self.socket_mode, "interactions", None)) if i is not None)
+        if not finished or cut:
+            log.warning("work was still running at the shutdown deadline; exiting anyway. What it left approved "
+                        "or pending is settled at the next start.", extra={"sweep": not finished, "approvals": cut})
             logging.shutdown()
             sys.stderr.flush()
             os._exit(0)  # worker threads would otherwise keep the interpreter alive
@@ -354,7 +357,6 @@ class Daemon:
 
 def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
     """`costwarden run --once`: settle leftovers, one sweep of every policy, exit."""
-    from costwarden.agent.engine.context import Providers
     from costwarden.agent.engine.sweep import run_sweep
 
     store = Store(settings.db_url)
@@ -364,8 +366,7 @@ def run_once(settings: Settings, policies: list[LoadedPolicy]) -> int:
 
         raise ToolError("a daemon is leading on this database; stop it or let it sweep (run --once would race it)")
     try:
-        store.interrupt_stale_runs()
-        reconcile_pending(store, Providers(settings, dry_run=settings.dry_run))
+        settle_at_start(settings, store, {lp.name: lp for lp in policies})
         r = run_sweep(settings, policies, dry_run=settings.dry_run, store=store, trigger="once",
                       progress=lambda m: log.info(m))
     finally:

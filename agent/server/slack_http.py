@@ -63,7 +63,8 @@ class Interactions:
         self.clock = clock
         self.background = background
         self.slack = slack_for(settings)
-        self.threads: list[threading.Thread] = []
+        self._followups: set[threading.Thread] = set()  # running follow-ups; each removes itself when done
+        self._followups_done = threading.Condition()
 
     def _refuse(self, status: int, reason: str, *, transport: str, actor: str = "unknown",
                 action_id: str | None = None) -> Response:
@@ -158,19 +159,39 @@ class Interactions:
                               "text": "Protected: Costwarden will never act on this resource again."})
 
     def _later(self, fn: Callable[[], Any]) -> None:
+        """Run the slow part after Slack has its answer, on a thread the daemon joins at shutdown
+        (`join_followups`): an approved action must not be cut off by a clean stop."""
         if not self.background:
             fn()
             return
-        t = threading.Thread(target=self._guarded, args=(fn,), daemon=True)
-        self.threads.append(t)
+        t = threading.Thread(target=self._guarded, args=(fn,), name="slack-followup", daemon=True)
+        with self._followups_done:
+            self._followups.add(t)
         t.start()
 
-    @staticmethod
-    def _guarded(fn: Callable[[], Any]) -> None:
+    def _guarded(self, fn: Callable[[], Any]) -> None:
         try:
             fn()
         except Exception:  # noqa: BLE001 - the decision is recorded; the failure must be too
             log.exception("approval follow-up failed")
+        finally:
+            with self._followups_done:
+                self._followups.discard(threading.current_thread())
+                self._followups_done.notify_all()
+
+    def followups_running(self) -> int:
+        with self._followups_done:
+            return len(self._followups)
+
+    def join_followups(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for the follow-ups in flight (resuming a thread, the cloud
+        call, the message update); return how many are still running. What a cut-off follow-up
+        leaves (`approved`, or claimed and `pending`) is settled at the next start."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._followups_done:
+            while self._followups and (left := deadline - time.monotonic()) > 0:
+                self._followups_done.wait(left)
+            return len(self._followups)
 
     def _finish(self, action_id: str, outcome: str, actor: str) -> None:
         from costwarden.agent.engine.approvals import resume_thread

@@ -120,6 +120,17 @@ class ActionRecords(Database):
                               decision=S.INTERRUPTED, reason=reason, detail=detail))
             return True
 
+    def release_claim(self, action_id: str, *, reason: str, run_id: str | None = None, policy: str | None = None,
+                      detail: dict[str, Any] | None = None) -> bool:
+        """A claimed action a person approved, found not applied after a restart: back to `approved`,
+        so the approval is not lost; only one caller wins, and the next claim is atomic again."""
+        with self.session() as s:
+            if not move(s, action_id, Transition.RELEASE):
+                return False
+            s.add(DecisionRow(run_id=run_id, action_id=action_id, policy=policy, stage="reconcile",
+                              decision="released", reason=reason, detail=detail))
+            return True
+
     def set_action_status(self, action_id: str, status: str) -> None:
         """Move an action to `status` along the one transition the table has for it (else
         IllegalTransition): for operators and tests; the engine names its transitions."""

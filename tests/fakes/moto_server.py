@@ -39,7 +39,9 @@ class RecordingApp:
         self.app = app
         self.lock = threading.Lock()
         self.calls: list[str] = []
-        self.delays: dict[str, float] = {}  # operation -> seconds to hold the response after applying it
+        self.bodies: list[tuple[str, bytes]] = []  # (operation, request body), in arrival order
+        self.delays: dict[str, tuple[float, bytes]] = {}  # operation -> (seconds to hold the answer, only if
+        # the body contains these bytes): the backend has applied the change, the caller waits
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -50,9 +52,10 @@ class RecordingApp:
             op = operation_of(environ, body)
             with self.lock:
                 self.calls.append(op)
+                self.bodies.append((op, body))
         result = self.app(environ, start_response)
-        delay = self.delays.get(op or "")
-        if delay:
+        delay, needle = self.delays.get(op or "", (0.0, b""))
+        if delay and needle in body:
             result = list(result)  # the backend has applied the change; the caller waits for the answer
             time.sleep(delay)
         return result
@@ -79,19 +82,30 @@ class RecordingMotoServer(ThreadedMotoServer):
         with self.recorder.lock:
             return list(self.recorder.calls)
 
+    def requests_for(self, operation: str) -> list[dict[str, str]]:
+        """The parameters of every `operation` request received (query protocol: EC2, STS, ...), in
+        order: `requests_for("StopInstances")` counts stops, and says which instance each named."""
+        with self.recorder.lock:
+            bodies = [b for op, b in self.recorder.bodies if op == operation]
+        return [{k: v[0] for k, v in urllib.parse.parse_qs(b.decode("utf-8", "replace")).items()} for b in bodies]
+
     def reset(self) -> None:
         req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST", data=b"")
         urllib.request.urlopen(req, timeout=10).read()
         with self.recorder.lock:
             self.recorder.calls.clear()
+            self.recorder.bodies.clear()
             self.recorder.delays.clear()
 
-    def hold(self, operation: str, seconds: float) -> None:
-        self.recorder.delays[operation] = seconds
+    def hold(self, operation: str, seconds: float, *, matching: str = "") -> None:
+        """Apply `operation`, then hold its answer `seconds` (only requests whose body contains
+        `matching`): the change is made in the "cloud" while the caller still waits."""
+        self.recorder.delays[operation] = (seconds, matching.encode())
 
     def clear_calls(self) -> None:
         with self.recorder.lock:
             self.recorder.calls.clear()
+            self.recorder.bodies.clear()
 
 
 def mutating(calls: list[str]) -> list[str]:

@@ -1,0 +1,1 @@
+"""A Costwarden process that dies on purpose (tests/test_crash_restart.py)."""

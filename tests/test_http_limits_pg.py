@@ -1,0 +1,75 @@
+"""200 concurrent signed clicks on one action with the store (and the approval checkpoints) on
+the local PostgreSQL: exactly one execution, every request answered. tests/test_http_limits.py
+has the SQLite run; here the claim races over real PostgreSQL connections from many threads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from costwarden.agent.config import AwsSettings, Settings, SlackSettings
+from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
+from costwarden.agent.engine.sweep import run_sweep
+from costwarden.agent.server.http import HttpServer
+from costwarden.agent.server.slack_http import InteractionHandler
+from costwarden.policies.loader import load_policy_file
+from costwarden.state.store import Store
+from tests.fakes.slack import TEAM_ID, interaction, sign
+from tests.test_approvals import ALICE, BOB, POLICY, SECRET, TOKEN, slack  # noqa: F401 - fixture
+from tests.test_http_limits import post
+from costwarden.tools.slack import APPROVE
+
+
+@pytest.fixture
+def pg_world(aws, slack, tmp_path: Path, no_costwarden_env) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """test_approvals' world, on a throwaway PostgreSQL database."""
+    from tests.pg import throwaway_database
+
+    with throwaway_database("cw_clicks") as url:
+        ids = seed_estate(aws.endpoint)
+        (tmp_path / "p.yml").write_text(POLICY)
+        policies = load_policy_file(tmp_path / "p.yml")
+        settings = Settings(state_dir=tmp_path / "state", database_url=url, dry_run=False,
+                            aws=AwsSettings(regions=DEMO_REGIONS),
+                            slack=SlackSettings(bot_token=TOKEN, signing_secret=SECRET, channel="#finops",
+                                                base_url=slack.base_url, team_id=TEAM_ID))
+        result = run_sweep(settings, policies, dry_run=False)
+        store = Store(settings.db_url)
+        handler = InteractionHandler(settings, store, lambda: {p.name: p for p in policies}, background=False)
+        server = HttpServer("127.0.0.1", 0, {("POST", "/slack/interactions"): handler}, counters=handler.counters)
+        server.start()
+        aws.clear_calls()
+        by_name = {ids[n]: n for n in ids}
+        try:
+            yield {"store": store, "server": server, "ids": ids,
+                   "actions": {by_name[a.args["instance_id"]]: a.id for a in result.actions}}
+        finally:
+            server.stop()
+            store.close()
+
+
+def test_200_concurrent_signed_clicks_on_postgresql_execute_exactly_once(pg_world, aws):
+    store, target, port = pg_world["store"], pg_world["actions"]["llm-finetune-01"], pg_world["server"].port
+    assert store.engine.dialect.name == "postgresql"
+
+    def one(i: int) -> tuple[int, dict[str, Any]]:
+        body = interaction(ALICE if i % 2 else BOB, APPROVE, target)
+        return post(port, body, sign(body, SECRET), timeout=60)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(200) as pool:
+        answers = list(pool.map(one, range(200)))
+    assert [s for s, _ in answers] == [200] * 200  # every request answered
+    texts = [a["text"] for _, a in answers]
+    assert sum(t.startswith("Approved") for t in texts) == 1  # one click won the vote ...
+    stops = aws.requests_for("StopInstances")
+    assert [r["InstanceId.1"] for r in stops] == [pg_world["ids"]["llm-finetune-01"]]  # ... one execution
+    assert store.get_action(target).status == "done"
+    claims = [d for d in store.decisions(action_id=target) if d.stage == "execute"]
+    assert [d.decision for d in claims] == ["claimed"]
+    assert time.monotonic() - started < 45
