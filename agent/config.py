@@ -179,6 +179,11 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP endpoints; 0 picks a free port.")
     shutdown_timeout_seconds: float = Field(30.0, gt=0, description=(
         "On SIGTERM or SIGINT, how long a sweep in flight may take to finish before the process exits anyway."))
+    claim_lease_minutes: float = Field(15.0, gt=0, le=1440, description=(
+        "On a shared (PostgreSQL) database: how long a claimed or approved action may stay open before "
+        "the leader assumes the replica that held it died and settles it (checks the resource, then runs it "
+        "once or records it). Longer than any single action takes, retries and verification included. "
+        "Not used on SQLite, where everything open at start-up was left by a dead process."))
     checkpoint_retention_days: float = Field(7.0, ge=0, le=3650, description=(
         "How long the LangGraph checkpoints of a finished approval thread (executed, rejected, expired) are kept "
         "before the daemon's hourly housekeeping deletes them; 0 deletes them at the next pass. A thread still "

@@ -17,13 +17,19 @@ nothing is forgotten.
 `settle_at_start` is what a starting leader (and `run --once`) runs before any sweep, with the
 policies it loaded: stale runs, then the above, then the approval threads a crash cut off after
 their outcome was settled (so each Slack message ends with what happened).
+
+On a shared (PostgreSQL) database another replica may be between its claim and its cloud call
+right now: a claim, or an approval, younger than `claim_lease_minutes` is left alone (counted
+`in_flight`) and settled by the leader's periodic check once the lease has passed
+(`settle_stale`). Releasing it at once would send the cloud call a second time. On SQLite the
+database belongs to one process, so everything open at start-up was left by a dead one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from costwarden.agent.config import Settings
@@ -44,26 +50,58 @@ def settle_at_start(settings: Settings, store: Store, policies: Mapping[str, Loa
     """Everything a crash left open, settled before the first sweep, within `policies` (the ones
     the process loaded: limits as they are now); return counts by outcome."""
     counts = {"runs_interrupted": store.interrupt_stale_runs()}
-    counts.update(reconcile_pending(store, Providers(settings, dry_run=settings.dry_run), policies=policies))
+    counts.update(reconcile_pending(store, Providers(settings, dry_run=settings.dry_run), policies=policies,
+                                    open_before=lease_cutoff(settings, store)))
     counts["threads_closed"] = len(finish_cut_threads(settings, store))
     return counts
 
 
+def lease_cutoff(settings: Settings, store: Store, now: datetime | None = None) -> datetime | None:
+    """Claims and approvals last touched before this instant may be settled; None: all of them
+    (a database only this process uses)."""
+    if store.engine.dialect.name == "sqlite":
+        return None
+    return (now or utcnow()) - timedelta(minutes=settings.claim_lease_minutes)
+
+
+def settle_stale(settings: Settings, store: Store, policies: Mapping[str, LoadedPolicy]) -> dict[str, int]:
+    """The leader's periodic pass on a shared database: what a replica claimed or was approved on
+    and left open for longer than the lease (it died) is settled like at start-up."""
+    cutoff = lease_cutoff(settings, store)
+    if cutoff is None:
+        return {}
+    return reconcile_pending(store, Providers(settings, dry_run=settings.dry_run), policies=policies,
+                             open_before=cutoff)
+
+
 def reconcile_pending(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,
-                      now: datetime | None = None) -> dict[str, int]:
+                      now: datetime | None = None, open_before: datetime | None = None) -> dict[str, int]:
     """Settle claimed (`pending`) actions, then approved unclaimed ones; return counts by outcome.
 
-    `policies` defaults to those of `providers.settings` (the daemon's own files)."""
+    `policies` defaults to those of `providers.settings` (the daemon's own files). With
+    `open_before`, only actions last moved before it are settled; younger ones may be another
+    replica's work in flight and are counted `in_flight`."""
     counts = {"done": 0, "interrupted": 0, "released": 0, "unreadable": 0, "resumed": 0, "failed": 0,
-              "deferred": 0, "executed": 0, "withdrawn": 0, "unsettled": 0}
-    _settle_claimed(store, providers, counts)
-    for outcome, n in settle_approved(store, providers, policies=policies, now=now).items():
+              "deferred": 0, "executed": 0, "withdrawn": 0, "unsettled": 0, "in_flight": 0}
+    released = _settle_claimed(store, providers, counts, open_before)
+    for outcome, n in settle_approved(store, providers, policies=policies, now=now, open_before=open_before,
+                                      released=released).items():
         counts[outcome] = counts.get(outcome, 0) + n
     return counts
 
 
-def _settle_claimed(store: Store, providers: Any, counts: dict[str, int]) -> None:
+def _young(row: Any, open_before: datetime | None) -> bool:
+    return open_before is not None and row.updated_at is not None and as_utc(row.updated_at) > open_before
+
+
+def _settle_claimed(store: Store, providers: Any, counts: dict[str, int],
+                    open_before: datetime | None) -> set[str]:
+    """Settle the stale claims; return the ids given back to `approved` (they run next, now)."""
+    released: set[str] = set()
     for row in store.actions_in_limbo():
+        if _young(row, open_before):
+            counts["in_flight"] += 1
+            continue
         try:
             spec = get_tool(row.tool)
             state = spec.observe(providers.clients_for(spec.provider), **row.args)
@@ -85,12 +123,14 @@ def _settle_claimed(store: Store, providers: Any, counts: dict[str, int]) -> Non
             store.release_claim(row.id, reason="approved, claimed, and cut off before it applied; it runs again "
                                 "now, once, if the policies as they are now still allow it",
                                 run_id=row.run_id, policy=row.policy, detail={"observed": state})
+            released.add(row.id)
             counts["released"] += 1
         else:
             store.replan_action(row.id, reason="not applied before a restart; the next sweep re-plans it",
                                 run_id=row.run_id, policy=row.policy, detail={"observed": state})
             counts["interrupted"] += 1
         log.info("reconciled action %s", row.id, extra={"action_id": row.id, "policy": row.policy})
+    return released
 
 
 def _approved_by_a_person(store: Store, action_id: str) -> bool:
@@ -99,10 +139,14 @@ def _approved_by_a_person(store: Store, action_id: str) -> bool:
 
 
 def settle_approved(store: Store, providers: Any, *, policies: Mapping[str, LoadedPolicy] | None = None,
-                    now: datetime | None = None) -> dict[str, int]:
-    """Execute or withdraw every approved action nobody claimed; return counts by outcome."""
-    counts = {"executed": 0, "withdrawn": 0, "deferred": 0, "unsettled": 0}
+                    now: datetime | None = None, open_before: datetime | None = None,
+                    released: set[str] = frozenset()) -> dict[str, int]:
+    """Execute or withdraw every approved action nobody claimed (approved before `open_before`,
+    if given, or `released` from a stale claim just now); return counts by outcome."""
+    counts = {"executed": 0, "withdrawn": 0, "deferred": 0, "unsettled": 0, "in_flight": 0}
     waiting = store.approved_unclaimed()
+    counts["in_flight"] = sum(1 for row, _ in waiting if row.id not in released and _young(row, open_before))
+    waiting = [(row, a) for row, a in waiting if row.id in released or not _young(row, open_before)]
     settings = getattr(providers, "settings", None)
     if not waiting or settings is None:
         return counts

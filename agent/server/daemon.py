@@ -37,7 +37,7 @@ from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.agent.server.leader import LeaderLock
-from costwarden.agent.server.maintenance import expire_approvals, housekeeping
+from costwarden.agent.server.maintenance import expire_approvals, housekeeping, settle_stale_claims
 from costwarden.agent.server.metrics import ProcessCounters, render
 from costwarden.agent.engine.reconcile import settle_at_start
 from costwarden.agent.server.http import HttpServer, Limits, Response
@@ -264,6 +264,7 @@ class Daemon:
 
     def _expire_approvals(self) -> None:
         expire_approvals(self.settings, self.store)
+        settle_stale_claims(self.settings, self.store, self.policies)
 
     def _housekeeping(self) -> None:
         housekeeping(self.settings, self.store)

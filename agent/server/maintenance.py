@@ -1,4 +1,5 @@
-"""What the leader does between sweeps: withdraw expired approvals (every poll), and hourly measure
+"""What the leader does between sweeps: withdraw expired approvals and, on a shared database, settle
+what a dead replica claimed (every minute), and hourly measure
 realized savings, prune finished approval checkpoints and post the weekly digest.
 
 Each job logs its own failure and returns: the daemon's loop must never die of a housekeeping
@@ -8,7 +9,9 @@ error, and each of these is simply tried again at its next turn.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.state.store import Store
@@ -29,6 +32,19 @@ def expire_approvals(settings: Settings, store: Store) -> None:
         return _failed("approval expiry check failed", exc)
     if expired:
         log.info("approvals withdrawn after expiry", extra={"action_ids": expired})
+
+
+def settle_stale_claims(settings: Settings, store: Store, policies: Mapping[str, Any]) -> None:
+    """On a shared database, what a dead replica claimed or was approved on, past the claim lease."""
+    from costwarden.agent.engine.reconcile import settle_stale
+
+    try:
+        counts = settle_stale(settings, store, policies)
+    except Exception as exc:  # noqa: BLE001 - tried again at the next check
+        return _failed("settling stale claims failed", exc)
+    settled = {k: v for k, v in counts.items() if v and k != "in_flight"}
+    if settled:
+        log.info("settled actions a stopped replica left open", extra=settled)
 
 
 def housekeeping(settings: Settings, store: Store) -> None:

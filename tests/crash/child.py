@@ -30,8 +30,15 @@ from costwarden.agent.config import Settings
 from costwarden.state.store import Store
 
 
+def _say(line: str) -> None:
+    """One write(2) per line: the forked processes share the pipe, and print() may split a line
+    into two writes that another process's line lands between."""
+    sys.stdout.flush()
+    os.write(1, f"{line}\n".encode())
+
+
 def stop_here(step: str) -> None:
-    print(f"reached {step}", flush=True)
+    _say(f"reached {step}")
     time.sleep(3600)  # the test kills us; if it does not, its own timeout fails the test
 
 
@@ -83,7 +90,7 @@ def click(cfg: dict[str, Any], settings: Settings, policies: dict[str, Any], ste
     body = interaction(cfg["user"], APPROVE, action_id)
     headers = {k.lower(): v for k, v in sign(body, cfg["secret"]).items()}
     response = handler(headers, body)
-    print(f"finished {step} {response.status}", flush=True)  # the test expected to kill us before this
+    _say(f"finished {step} {response.status}")  # the test expected to kill us before this
 
 
 def main(arg: str) -> int:
@@ -111,7 +118,7 @@ def main(arg: str) -> int:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        print(f"pid {step} {pid}", flush=True)
+        _say(f"pid {step} {pid}")
         pids.append(pid)
     for pid in pids:
         os.waitpid(pid, 0)
