@@ -43,6 +43,9 @@ class BillingSettings(_Strict):
         "local cache with the AWS session or GCS JSON API, so no DuckDB extension is needed)"))
     usage_paths: list[str] = Field(default_factory=list,
                                    description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
+    usage_store: str | None = Field(None, description=(
+        "A DuckDB file keeping the hourly usage rollup and the files' read positions across restarts "
+        "(default: in memory, rebuilt by the first sweep of each process)"))
     cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
         "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(

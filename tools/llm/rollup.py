@@ -1,0 +1,216 @@
+"""The hourly usage rollup: every token-usage source lands here once, and every reader queries it.
+
+Four append-only DuckDB tables hold what the detectors and reports need, at one row per hour and
+cell rather than per request:
+
+- `cells`: (hour, feature, tier, model, provider, outcome, input/output size bucket) -> requests,
+  tokens, reported cost, first/last timestamp;
+- `tenants`: the distinct tenants of each (hour, feature, tier, model, provider, outcome), so
+  distinct-user counts over any window stay exact;
+- `prompts` / `prefixes`: per (hour, feature, model, prompt or prefix hash) counts and token sums,
+  which is all the repeat (cache opportunity) arithmetic needs;
+- `seen`: a 64-bit hash of every span / request id, so a span delivered twice counts once.
+
+Files are read from watermarks (tools/llm/tail.py), so a sweep reads only what was appended;
+`add_aggregates` takes rows a source already aggregated (LiteLLM's daily tables) under its own
+text watermark. Rows are appended per ingest and re-grouped by the queries; `compact()` folds
+them when they pile up. In memory by default; give a file to keep it across restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from costwarden.tools.duckdb_sql import connect, first_line
+from costwarden.tools.errors import BillingInputError
+from costwarden.tools.llm import tail
+from costwarden.tools.llm.fields import UsageAggregate
+from costwarden.tools.llm.formats import batch_sql
+from costwarden.tools.llm.locate import first_problem
+
+KEYS = "hour, feature, tier, model, provider, outcome"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS cells (source VARCHAR, hour TIMESTAMP, feature VARCHAR, tier VARCHAR, model VARCHAR,
+    provider VARCHAR, outcome VARCHAR, in_le INTEGER, out_le INTEGER, requests BIGINT, input_tokens BIGINT,
+    output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, reported_cost DOUBLE,
+    tenants BIGINT, min_ts TIMESTAMP, max_ts TIMESTAMP);
+CREATE TABLE IF NOT EXISTS tenants (hour TIMESTAMP, feature VARCHAR, tier VARCHAR, model VARCHAR,
+    provider VARCHAR, outcome VARCHAR, tenant VARCHAR);
+CREATE TABLE IF NOT EXISTS prompts (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
+    input_tokens BIGINT, output_tokens BIGINT);
+CREATE TABLE IF NOT EXISTS prefixes (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
+    prefix_tokens BIGINT);
+CREATE TABLE IF NOT EXISTS seen (id UBIGINT);
+CREATE TABLE IF NOT EXISTS files (path VARCHAR PRIMARY KEY, dev UBIGINT, ino UBIGINT, size BIGINT,
+    mtime_ns BIGINT, "offset" BIGINT, head VARCHAR);
+CREATE TABLE IF NOT EXISTS marks (source VARCHAR PRIMARY KEY, watermark VARCHAR);
+"""
+_FOLD = {
+    "cells": f"SELECT source, {KEYS}, in_le, out_le, SUM(requests), SUM(input_tokens), SUM(output_tokens), "
+             f"SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), SUM(tenants), MIN(min_ts), "
+             f"MAX(max_ts) FROM cells GROUP BY ALL",
+    "tenants": "SELECT DISTINCT * FROM tenants",
+    "prompts": "SELECT hour, feature, model, hash, SUM(n), SUM(input_tokens), SUM(output_tokens) FROM prompts "
+               "GROUP BY ALL",
+    "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes GROUP BY ALL",
+}
+
+
+class UsageRollup:
+    """One process's rollup over a set of usage files (and any aggregate sources added to it)."""
+
+    def __init__(self, store: str | None = None) -> None:
+        self.lock = threading.RLock()
+        if store:
+            import duckdb
+
+            try:
+                self.con = duckdb.connect(store)
+            except Exception as exc:  # noqa: BLE001
+                raise BillingInputError(f"billing.usage_store {store}: cannot open: {first_line(exc)}") from None
+            self.con.execute("SET TimeZone='UTC'")
+        else:
+            self.con = connect()
+        self.con.execute(_SCHEMA)
+        self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
+        self._folded = self._rows()
+
+    # -- files --------------------------------------------------------------------------------
+    def sync(self, files: Sequence[str]) -> None:
+        """Read what each file gained since its watermark; a bad file is one BillingInputError."""
+        with self.lock:
+            marks = {r[0]: tail.FileMark(*r) for r in self.con.execute("SELECT * FROM files").fetchall()}
+            by_inode = {(m.dev, m.ino): m for m in marks.values()}
+            workdir = None
+            try:
+                for path in files:
+                    st = os.stat(path)
+                    mark = marks.get(path)
+                    if tail.unchanged(st, mark):
+                        continue
+                    moved = by_inode.get((st.st_dev, st.st_ino))  # renamed by rotation: keep its place
+                    if (mark is None or (mark.dev, mark.ino) != (st.st_dev, st.st_ino)) and moved is not None \
+                            and moved.path != path and moved.path not in files:
+                        mark = moved
+                    offset = tail.resume_offset(path, st, mark)
+                    workdir = workdir or tail.make_workdir()
+                    for chunk in tail.chunks(path, offset, workdir):
+                        self._ingest(chunk, st)
+                    if mark is not None and mark.path != path:
+                        self.con.execute("DELETE FROM files WHERE path = ?", [mark.path])
+            finally:
+                if workdir:
+                    tail.remove_workdir(workdir)
+            if self._rows() > 2 * self._folded + 100_000:
+                self.compact()
+
+    def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
+        con = self.con
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {batch_sql(chunk.path)}")
+        except Exception as exc:  # noqa: BLE001 - DuckDB's parse and type errors
+            self._raise_located(chunk, f"cannot read: {first_line(exc)}")
+        bad = con.execute("SELECT problem, COUNT(*) FROM batch WHERE problem IS NOT NULL GROUP BY 1 "
+                          "ORDER BY 2 DESC LIMIT 1").fetchone()
+        if bad:
+            self._raise_located(chunk, f"{bad[1]} records with {bad[0]}")
+        con.execute("BEGIN")
+        try:
+            con.execute("""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
+                WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = b.id)
+                QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""")
+            con.execute("INSERT INTO seen SELECT id FROM fresh WHERE id IS NOT NULL")
+            self._append(chunk.source)
+            mark = tail.mark_after(chunk.source, st, chunk.end)
+            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [mark.path, mark.dev, mark.ino, mark.size, mark.mtime_ns, mark.offset, mark.head])
+            self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute("DROP TABLE IF EXISTS batch; DROP TABLE IF EXISTS fresh")
+
+    def _append(self, source: str) -> None:
+        con = self.con
+        con.execute(f"""INSERT INTO cells SELECT ?, {KEYS}, in_le, out_le, COUNT(*), SUM(input_tokens),
+            SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), NULL,
+            MIN(ts), MAX(ts) FROM fresh GROUP BY ALL""", [source])
+        con.execute(f"INSERT INTO tenants SELECT DISTINCT {KEYS}, tenant FROM fresh WHERE tenant IS NOT NULL")
+        con.execute("INSERT INTO prompts SELECT hour, feature, model, prompt_hash, COUNT(*), SUM(input_tokens), "
+                    "SUM(output_tokens) FROM fresh WHERE prompt_hash IS NOT NULL GROUP BY ALL")
+        con.execute("INSERT INTO prefixes SELECT hour, feature, model, prefix_hash, COUNT(*), MIN(prefix_tokens) "
+                    "FROM fresh WHERE prefix_hash IS NOT NULL GROUP BY ALL")
+
+    def _raise_located(self, chunk: tail.Chunk, fallback: str) -> None:
+        """A one-line error naming the file and, when it can be found, the line."""
+        base = tail.lines_before(chunk.source, chunk.start) if chunk.start else 0
+        with open(chunk.path, "rb") as fh:
+            found = first_problem(fh, base + 1)
+        raise BillingInputError(f"{chunk.source}:{found[0]}: {found[1]}" if found else f"{chunk.source}: {fallback}")
+
+    # -- other sources ------------------------------------------------------------------------
+    def add_aggregates(self, source: str, rows: list[UsageAggregate], watermark: str) -> None:
+        """Rows a source aggregated itself. They replace the source's earlier rows of the same hours
+        (re-reading an unfinished day is idempotent), and `watermark` is stored in one transaction."""
+        with self.lock:
+            con = self.con
+            con.execute("BEGIN")
+            try:
+                hours = sorted({r.hour.replace(tzinfo=None) for r in rows})
+                if hours:
+                    con.execute("DELETE FROM cells WHERE source = ? AND list_contains(?, hour)", [source, hours])
+                data = [(source, r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome,
+                         None, None, r.requests, r.input_tokens, r.output_tokens, r.cache_read_tokens,
+                         r.cache_write_tokens, r.reported_cost, r.tenants, r.hour.replace(tzinfo=None),
+                         r.hour.replace(tzinfo=None)) for r in rows]
+                if data:
+                    con.executemany("INSERT INTO cells VALUES (" + ", ".join("?" * 18) + ")", data)
+                con.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [source, watermark])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def watermark(self, source: str) -> str | None:
+        """The text watermark `add_aggregates` last stored for `source` (None: never read)."""
+        with self.lock:
+            row = self.con.execute("SELECT watermark FROM marks WHERE source = ?", [source]).fetchone()
+        return None if row is None else row[0]
+
+    def file_marks(self) -> dict[str, tail.FileMark]:
+        with self.lock:
+            return {r[0]: tail.FileMark(*r) for r in self.con.execute("SELECT * FROM files").fetchall()}
+
+    # -- upkeep -------------------------------------------------------------------------------
+    def _rows(self) -> int:
+        return sum(int(self.con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _FOLD)
+
+    def compact(self) -> None:
+        """Fold appended partial aggregates into one row per key (same answers, fewer rows)."""
+        with self.lock:
+            con = self.con
+            con.execute("BEGIN")
+            try:
+                for table, sql in _FOLD.items():
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE folded AS {sql}")
+                    con.execute(f"DELETE FROM {table}")
+                    con.execute(f"INSERT INTO {table} SELECT * FROM folded")
+                con.execute("DROP TABLE folded")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._folded = self._rows()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.con.execute(sql, params or []).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.con.close()
