@@ -92,15 +92,15 @@ class UsageRollup:
                     if tail.unchanged(st, mark):
                         continue
                     moved = by_inode.get((st.st_dev, st.st_ino))  # renamed by rotation: keep its place
-                    if (mark is None or (mark.dev, mark.ino) != (st.st_dev, st.st_ino)) and moved is not None \
-                            and moved.path != path and moved.path not in files:
+                    if (mark is None or (mark.dev, mark.ino) != (st.st_dev, st.st_ino)) and moved is not None:
                         mark = moved
                     offset = tail.resume_offset(path, st, mark)
                     workdir = workdir or tail.make_workdir()
                     for chunk in tail.chunks(path, offset, workdir):
                         self._ingest(chunk, st)
-                    if mark is not None and mark.path != path:
-                        self.con.execute("DELETE FROM files WHERE path = ?", [mark.path])
+                    if mark is not None and mark.path != path:  # the old name now holds another file, or none
+                        self.con.execute("DELETE FROM files WHERE path = ? AND dev = ? AND ino = ?",
+                                         [mark.path, mark.dev, mark.ino])
             finally:
                 if workdir:
                     tail.remove_workdir(workdir)
