@@ -96,8 +96,8 @@ def _flat_select() -> str:
               "cache_read_tokens": _flat("cache_read_tokens"), "cache_write_tokens": _flat("cache_write_tokens"),
               "prefix_tokens": _flat("prefix_tokens")}
     return f"""
-    SELECT CASE WHEN spanId IS NOT NULL THEN md5_number_lower(COALESCE(traceId, '') || ':' || spanId)
-                WHEN request_id IS NOT NULL THEN md5_number_lower('litellm:' || request_id) END AS id,
+    SELECT CASE WHEN spanId IS NOT NULL THEN hash(COALESCE(traceId, '') || ':' || spanId)
+                WHEN request_id IS NOT NULL THEN hash('litellm:' || request_id) END AS id,
       {_ts(_first('"startTimeUnixNano"', 'attributes."startTimeUnixNano"'), raw_ts)} AS ts,
       {model} AS model,
       {_first(_flat("provider"), "custom_llm_provider")} AS provider,
@@ -118,7 +118,7 @@ def _otlp_select() -> str:
     outcome = _first(_otlp("outcome"), f"CASE WHEN {_otlp('error_type')} IS NOT NULL THEN 'failure' END",
                      f"CASE WHEN {status} IN ('2', 'STATUS_CODE_ERROR') THEN 'failure' END", "'unknown'")
     return f"""
-    SELECT md5_number_lower(COALESCE(span.traceId, '') || ':' || span.spanId) AS id,
+    SELECT CASE WHEN span.spanId IS NOT NULL THEN hash(COALESCE(span.traceId, '') || ':' || span.spanId) END AS id,
       {_ts("span.startTimeUnixNano", "NULL")} AS ts, {model} AS model, {_otlp("provider")} AS provider,
       {", ".join(f"{_otlp(n)} AS {n}" for n in TOKEN_FIELDS)},
       {_first(_otlp("feature"), "'unattributed'")} AS feature, {_otlp("tenant")} AS tenant,
@@ -134,24 +134,35 @@ def _bucket(col: str, edges: tuple[int, ...]) -> str:
     return "CASE " + " ".join(f"WHEN {col} <= {e} THEN {e}" for e in edges) + f" ELSE {BEYOND} END"
 
 
+def model_sql(col: str) -> str:
+    """The model name without a provider prefix (`openai/gpt-4o` -> `gpt-4o`); applied to grouped rows."""
+    return f"regexp_replace(TRIM({col}), '^(?i:{'|'.join(PROVIDER_PREFIXES)})/', '')"
+
+
+def provider_sql(provider: str, model: str) -> str:
+    """The provider as reported, else the model's prefix, lower-cased; applied to grouped rows."""
+    return (f"lower(COALESCE({provider}, CASE WHEN contains({model}, '/') THEN split_part({model}, '/', 1) END, "
+            f"'unknown'))")
+
+
 def batch_sql(path: str) -> str:
-    """Canonical rows of one file, with `problem` naming the first thing wrong with a row (or NULL)."""
+    """Canonical rows of one file, with `problem` naming the first thing wrong with a row (or NULL).
+
+    Model, provider and outcome stay as written: they are normalised after grouping
+    (tools/llm/rollup.py), on thousands of cells rather than millions of rows."""
+    n = {f: f"n_{f}" for f in TOKEN_FIELDS}
     checks = [("model IS NULL", "no model"), ("ts IS NULL", "no readable time")]
-    checks += [(f"{n} IS NOT NULL AND (TRY_CAST({n} AS BIGINT) IS NULL OR TRY_CAST({n} AS BIGINT) < 0)",
-                f"{n.replace('_', ' ')} is not a non-negative integer") for n in TOKEN_FIELDS]
+    checks += [(f"{f} IS NOT NULL AND ({n[f]} IS NULL OR {n[f]} < 0)", f"{f.replace('_', ' ')} is not a non-negative integer")
+               for f in TOKEN_FIELDS]
     problem = "CASE " + " ".join(f"WHEN {c} THEN {sql_str(p)}" for c, p in checks) + " END"
-    tokens = ", ".join(f"COALESCE(TRY_CAST({n} AS BIGINT), 0) AS {n}" for n in TOKEN_FIELDS)
-    prefixes = "|".join(PROVIDER_PREFIXES)
     return f"""
     WITH src AS (SELECT * FROM {read_json_sql(path)}),
-    rows AS ({_flat_select()} UNION ALL BY NAME {_otlp_select()})
-    SELECT id, ts, date_trunc('hour', ts) AS hour,
-      regexp_replace(TRIM(model), '^(?i:{prefixes})/', '') AS model,
-      lower(COALESCE(provider, CASE WHEN contains(model, '/') THEN split_part(model, '/', 1) END, 'unknown'))
-          AS provider,
-      {tokens}, feature, tenant, tier, lower(outcome) AS outcome, prompt_hash, prefix_hash,
-      TRY_CAST(reported_cost AS DOUBLE) AS reported_cost,
-      {_bucket("COALESCE(TRY_CAST(input_tokens AS BIGINT), 0)", INPUT_BUCKETS)} AS in_le,
-      {_bucket("COALESCE(TRY_CAST(output_tokens AS BIGINT), 0)", OUTPUT_BUCKETS)} AS out_le,
+    rows AS ({_flat_select()} UNION ALL BY NAME {_otlp_select()}),
+    typed AS (SELECT *, {", ".join(f"TRY_CAST({f} AS BIGINT) AS {n[f]}" for f in TOKEN_FIELDS)} FROM rows)
+    SELECT id, ts, date_trunc('hour', ts) AS hour, model, provider,
+      {", ".join(f"COALESCE({n[f]}, 0) AS {f}" for f in TOKEN_FIELDS)},
+      feature, tenant, tier, outcome, prompt_hash, prefix_hash, TRY_CAST(reported_cost AS DOUBLE) AS reported_cost,
+      {_bucket(f"COALESCE({n['input_tokens']}, 0)", INPUT_BUCKETS)} AS in_le,
+      {_bucket(f"COALESCE({n['output_tokens']}, 0)", OUTPUT_BUCKETS)} AS out_le,
       {problem} AS problem
-    FROM rows"""
+    FROM typed"""

@@ -28,7 +28,7 @@ from costwarden.tools.duckdb_sql import connect, first_line
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm import tail
 from costwarden.tools.llm.fields import UsageAggregate
-from costwarden.tools.llm.formats import batch_sql
+from costwarden.tools.llm.formats import batch_sql, model_sql, provider_sql
 from costwarden.tools.llm.locate import first_problem
 
 KEYS = "hour, feature, tier, model, provider, outcome"
@@ -96,8 +96,12 @@ class UsageRollup:
                         mark = moved
                     offset = tail.resume_offset(path, st, mark)
                     workdir = workdir or tail.make_workdir()
+                    ingested = False
                     for chunk in tail.chunks(path, offset, workdir):
                         self._ingest(chunk, st)
+                        ingested = True
+                    if not ingested:  # nothing whole was added (or a renamed file): its mark moves on anyway
+                        self._save_mark(tail.mark_after(path, st, offset))
                     if mark is not None and mark.path != path:  # the old name now holds another file, or none
                         self.con.execute("DELETE FROM files WHERE path = ? AND dev = ? AND ino = ?",
                                          [mark.path, mark.dev, mark.ino])
@@ -117,16 +121,20 @@ class UsageRollup:
                           "ORDER BY 2 DESC LIMIT 1").fetchone()
         if bad:
             self._raise_located(chunk, f"{bad[1]} records with {bad[0]}")
+        # a span seen before (in this chunk or any earlier one) counts once; the usual chunk has no
+        # repeat, and then the batch is used as it is instead of being copied
+        repeats = con.execute("SELECT (SELECT COUNT(id) - COUNT(DISTINCT id) FROM batch) + "
+                              "(SELECT COUNT(*) FROM batch b SEMI JOIN seen s ON s.id = b.id)").fetchone()[0]
         con.execute("BEGIN")
         try:
-            con.execute("""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
-                WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = b.id)
-                QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""")
-            con.execute("INSERT INTO seen SELECT id FROM fresh WHERE id IS NOT NULL")
-            self._append(chunk.source)
-            mark = tail.mark_after(chunk.source, st, chunk.end)
-            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [mark.path, mark.dev, mark.ino, mark.size, mark.mtime_ns, mark.offset, mark.head])
+            if repeats:
+                con.execute("""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
+                    WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = b.id)
+                    QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""")
+            table = "fresh" if repeats else "batch"
+            con.execute(f"INSERT INTO seen SELECT id FROM {table} WHERE id IS NOT NULL")
+            self._append(chunk.source, table)
+            self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
             self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
             con.execute("COMMIT")
         except BaseException:
@@ -135,16 +143,33 @@ class UsageRollup:
         finally:
             con.execute("DROP TABLE IF EXISTS batch; DROP TABLE IF EXISTS fresh")
 
-    def _append(self, source: str) -> None:
+    def _save_mark(self, mark: tail.FileMark) -> None:
+        self.con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [mark.path, mark.dev, mark.ino, mark.size, mark.mtime_ns, mark.offset, mark.head])
+
+    def _append(self, source: str, table: str) -> None:
+        """Group the new rows on their keys as written, then normalise model and provider names on the
+        (much smaller) grouped result and group once more."""
         con = self.con
-        con.execute(f"""INSERT INTO cells SELECT ?, {KEYS}, in_le, out_le, COUNT(*), SUM(input_tokens),
-            SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), NULL,
-            MIN(ts), MAX(ts) FROM fresh GROUP BY ALL""", [source])
-        con.execute(f"INSERT INTO tenants SELECT DISTINCT {KEYS}, tenant FROM fresh WHERE tenant IS NOT NULL")
-        con.execute("INSERT INTO prompts SELECT hour, feature, model, prompt_hash, COUNT(*), SUM(input_tokens), "
-                    "SUM(output_tokens) FROM fresh WHERE prompt_hash IS NOT NULL GROUP BY ALL")
-        con.execute("INSERT INTO prefixes SELECT hour, feature, model, prefix_hash, COUNT(*), MIN(prefix_tokens) "
-                    "FROM fresh WHERE prefix_hash IS NOT NULL GROUP BY ALL")
+        norm = f"{model_sql('model')} AS model, {provider_sql('provider', 'model')} AS provider"
+        keys = "hour, feature, tier, model, provider, lower(outcome) AS outcome"
+        con.execute(f"""INSERT INTO cells SELECT ?, hour, feature, tier, model, provider, outcome, in_le, out_le,
+            SUM(n), SUM(i), SUM(o), SUM(cr), SUM(cw), SUM(rc), NULL, MIN(lo), MAX(hi)
+            FROM (SELECT hour, feature, tier, {norm}, outcome, in_le, out_le, n, i, o, cr, cw, rc, lo, hi
+                  FROM (SELECT {keys}, in_le, out_le, COUNT(*) n, SUM(input_tokens) i, SUM(output_tokens) o,
+                               SUM(cache_read_tokens) cr, SUM(cache_write_tokens) cw, SUM(reported_cost) rc,
+                               MIN(ts) lo, MAX(ts) hi FROM {table} GROUP BY ALL))
+            GROUP BY ALL""", [source])
+        con.execute(f"""INSERT INTO tenants SELECT DISTINCT hour, feature, tier, {norm}, outcome, tenant
+            FROM (SELECT DISTINCT {keys}, tenant FROM {table} WHERE tenant IS NOT NULL)""")
+        con.execute(f"""INSERT INTO prompts SELECT hour, feature, model, hash, SUM(n), SUM(i), SUM(o)
+            FROM (SELECT hour, feature, {model_sql('model')} AS model, prompt_hash AS hash, COUNT(*) n,
+                         SUM(input_tokens) i, SUM(output_tokens) o
+                  FROM {table} WHERE prompt_hash IS NOT NULL GROUP BY ALL) GROUP BY ALL""")
+        con.execute(f"""INSERT INTO prefixes SELECT hour, feature, model, hash, SUM(n), MIN(p)
+            FROM (SELECT hour, feature, {model_sql('model')} AS model, prefix_hash AS hash, COUNT(*) n,
+                         MIN(prefix_tokens) p
+                  FROM {table} WHERE prefix_hash IS NOT NULL GROUP BY ALL) GROUP BY ALL""")
 
     def _raise_located(self, chunk: tail.Chunk, fallback: str) -> None:
         """A one-line error naming the file and, when it can be found, the line."""
