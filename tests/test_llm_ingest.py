@@ -253,3 +253,29 @@ def test_size_histogram_and_repeats_survive_incremental_reads(tmp_path):
     assert (r.hashed_requests, r.repeat_requests, r.repeat_input_tokens, r.repeat_prefix_tokens) == (5, 4, 400, 320)
     assert Counter({(c.input_le, c.output_le): c.requests for c in log.size_cells()}) == {(128, 64): 5, (8192, 1024): 1}
     assert os.path.getsize(path) == log.rollup.file_marks()[str(path)].offset
+
+
+def test_small_chunks_and_compaction_give_the_same_answers(tmp_path):
+    """A file read in many chunks (each a transaction of its own), then folded, answers as one read."""
+    from costwarden.tools.llm import tail
+
+    spans = [span(i, feature=("a", "b")[i % 2], inp=i * 37 % 5000, tenant=f"t{i % 7}", t=T0 + 600 * i,
+                  **{"costwarden.prompt_hash": f"h{i % 3}"}) for i in range(300)]
+    path = tmp_path / "u.jsonl.gz"
+    append(path, [flat_line(s) for s in spans])
+    rollup = UsageRollup()
+    marks = []
+    for chunk in tail.chunks(str(path), 0, str(tmp_path), chunk=2000):
+        rollup._ingest(chunk, os.stat(path))  # noqa: SLF001 - drive the chunk loop with tiny chunks
+        marks.append(chunk.end)
+    assert len(marks) > 10 and rollup.records_read == 300
+    assert marks[-1] == len(gzip.decompress(path.read_bytes()))
+    whole = UsageLog([path])
+    before = (whole.groups(), whole.repeats(), whole.size_cells())
+    view = UsageLog.__new__(UsageLog)  # the same queries over the chunk-by-chunk rollup
+    view.rollup, view.files = rollup, [str(path)]
+    assert (view.groups(), view.repeats(), view.size_cells()) == before
+    rows = rollup.query("SELECT COUNT(*) FROM cells")[0][0]
+    rollup.compact()
+    assert rollup.query("SELECT COUNT(*) FROM cells")[0][0] < rows
+    assert (view.groups(), view.repeats(), view.size_cells()) == before

@@ -76,7 +76,7 @@ class UsageRollup:
             self.con = connect()
         self.con.execute(_SCHEMA)
         self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
-        self._folded = self._rows()
+        self._appends = 0
 
     # -- files --------------------------------------------------------------------------------
     def sync(self, files: Sequence[str]) -> None:
@@ -108,7 +108,7 @@ class UsageRollup:
             finally:
                 if workdir:
                     tail.remove_workdir(workdir)
-            if self._rows() > 2 * self._folded + 100_000:
+            if self._appends >= 64:  # each ingest appends its own partial rows; fold them now and then
                 self.compact()
 
     def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
@@ -134,6 +134,7 @@ class UsageRollup:
             table = "fresh" if repeats else "batch"
             con.execute(f"INSERT INTO seen SELECT id FROM {table} WHERE id IS NOT NULL")
             self._append(chunk.source, table)
+            self._appends += 1
             self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
             self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
             con.execute("COMMIT")
@@ -212,9 +213,6 @@ class UsageRollup:
             return {r[0]: tail.FileMark(*r) for r in self.con.execute("SELECT * FROM files").fetchall()}
 
     # -- upkeep -------------------------------------------------------------------------------
-    def _rows(self) -> int:
-        return sum(int(self.con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _FOLD)
-
     def compact(self) -> None:
         """Fold appended partial aggregates into one row per key (same answers, fewer rows)."""
         with self.lock:
@@ -230,7 +228,7 @@ class UsageRollup:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            self._folded = self._rows()
+            self._appends = 0
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:

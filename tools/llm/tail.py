@@ -98,29 +98,32 @@ def chunks(path: str, offset: int, workdir: str, chunk: int = CHUNK) -> Iterator
             return
     with _open(path) as fh:
         _skip(fh, offset, gz)
-        pos, carry = offset, b""
-        while True:
-            block = fh.read(chunk)
-            data = carry + block
-            if not data:
-                return
-            if block:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0 and len(data) < 4 * chunk:
-                    carry = data
-                    continue
-                cut = cut or len(data)
-            else:  # end of file: the last line without a newline
-                cut = len(data) if _complete_tail(data) else 0
-                if cut == 0:
-                    return
+        pos, pending, eof = offset, b"", False
+        while not eof:
             copy = os.path.join(workdir, "chunk.jsonl")
-            with open(copy, "wb") as out:
-                out.write(data[:cut])
-            yield Chunk(path, copy, pos, pos + cut)
-            pos, carry = pos + cut, data[cut:]
-            if not block:
-                return
+            n, tail = 0, b""  # bytes copied; the bytes after the last newline copied
+            with open(copy, "wb") as out:  # in 1 MB pieces: memory stays flat whatever the chunk size
+                while True:
+                    block, pending = pending or fh.read(1 << 20), b""
+                    if not block:
+                        eof = True
+                        break
+                    if n + len(block) >= chunk:
+                        cut = block.find(b"\n", max(0, chunk - n)) + 1
+                        if cut:
+                            out.write(block[:cut])
+                            n, tail, pending = n + cut, b"", block[cut:]
+                            break
+                    out.write(block)
+                    n += len(block)
+                    nl = block.rfind(b"\n")
+                    tail = block[nl + 1:] if nl >= 0 else tail + block
+                if eof and tail and not _complete_tail(tail):
+                    n -= len(tail)  # a line still being written: left for the next sweep
+                    out.truncate(n)
+            if n:
+                yield Chunk(path, copy, pos, pos + n)
+                pos += n
 
 
 def _skip(fh: IO[bytes], offset: int, gz: bool) -> None:
