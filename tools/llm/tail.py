@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 HEAD = 4096  # bytes hashed to recognise a file whose inode was reused or whose start was rewritten
-CHUNK = 256 * 1024 * 1024  # bytes of lines per ingest step
+CHUNK = 128 * 1024 * 1024  # bytes of lines per ingest step (bounds the batch DuckDB holds)
 
 
 @dataclass(frozen=True)

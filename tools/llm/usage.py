@@ -33,6 +33,7 @@ Costwarden's own attributes (OTel) or their LiteLLM equivalents:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ class RepeatStats:
     cache_read_tokens: int  # tokens the provider already served from its prompt cache
 
 
+_log = logging.getLogger(__name__)
 _ROLLUPS: OrderedDict[tuple[str, ...], UsageRollup] = OrderedDict()
 _ROLLUPS_LOCK = threading.Lock()
 _KEEP = 8  # rollups kept per process (one per configured set of paths; tests make many)
@@ -103,7 +105,12 @@ def shared_rollup(paths: Sequence[str | Path], store: str | None = None) -> Usag
     with _ROLLUPS_LOCK:
         rollup = _ROLLUPS.get(key)
         if rollup is None:
-            rollup = _ROLLUPS[key] = UsageRollup(str(store) if store else None)
+            try:
+                rollup = UsageRollup(str(store) if store else None)
+            except BillingInputError as exc:  # another process holds the store: work from memory
+                _log.warning("%s; this process keeps its usage rollup in memory", exc)
+                rollup = UsageRollup(None)
+            _ROLLUPS[key] = rollup
             while len(_ROLLUPS) > _KEEP:
                 _ROLLUPS.popitem(last=False)  # dropped, not closed: a UsageLog may still hold it
         _ROLLUPS.move_to_end(key)
