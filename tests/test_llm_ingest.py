@@ -279,3 +279,24 @@ def test_small_chunks_and_compaction_give_the_same_answers(tmp_path):
     rollup.compact()
     assert rollup.query("SELECT COUNT(*) FROM cells")[0][0] < rows
     assert (view.groups(), view.repeats(), view.size_cells()) == before
+
+
+def test_usage_store_setting_survives_a_new_process_and_litellm_ids_dedupe(tmp_path):
+    import costwarden.tools.llm.usage as usage
+    from costwarden.tools.billing.settings import BillingSettings
+
+    path = tmp_path / "spend.jsonl"
+    log_line = {"request_id": "r1", "model": "openai/gpt-4o-mini", "prompt_tokens": 40, "completion_tokens": 2,
+                "startTime": "2025-12-01T10:00:00", "status": "success", "end_user": "u1"}
+    append(path, [json.dumps(log_line), json.dumps(log_line), json.dumps({**log_line, "request_id": "r2"})])
+    billing = BillingSettings(usage_paths=[str(path)], usage_store=str(tmp_path / "usage.duckdb"))
+    log = UsageLog(billing.usage_paths, store=billing.usage_store)
+    assert (log.count(), log.rollup.records_read) == (2, 3)
+    log.rollup.close()
+    usage._ROLLUPS.clear()  # noqa: SLF001 - what a restart does to the process's rollups
+    again = UsageLog(billing.usage_paths, store=billing.usage_store)
+    assert (again.count(), again.rollup.records_read) == (2, 0)
+    (g,) = again.groups()
+    assert (g.model, g.provider, g.input_tokens, g.users) == ("gpt-4o-mini", "openai", 80, 1)
+    again.rollup.close()
+    usage._ROLLUPS.clear()  # noqa: SLF001
