@@ -111,16 +111,17 @@ def test_span_attributes_win_over_resource_and_new_spellings_over_old(tmp_path):
 
 def test_appending_reads_only_the_new_lines(tmp_path):
     path = tmp_path / "spool-1.jsonl"
+    paths = [path, str(tmp_path / "spool-*.jsonl")]  # one file named twice: read once
     first = [span(i) for i in range(50)]
     append(path, [flat_line(s) for s in first])
-    log = UsageLog([path])
+    log = UsageLog(paths)
     read = log.rollup.records_read
     assert read == 50
-    UsageLog([path])  # nothing appended: nothing parsed
-    assert log.rollup.records_read == read
+    assert UsageLog(paths).rollup is log.rollup  # one rollup per process for these paths
+    assert log.rollup.records_read == read  # nothing appended: nothing parsed
     more = [span(i, feature="search") for i in range(50, 57)]
     append(path, [flat_line(s) for s in more])
-    log = UsageLog([path])
+    log = UsageLog(paths)
     assert log.rollup.records_read - read == 7
     assert totals(log) == expected(first + more)
 

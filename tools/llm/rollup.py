@@ -86,7 +86,7 @@ class UsageRollup:
             by_inode = {(m.dev, m.ino): m for m in marks.values()}
             workdir = None
             try:
-                for path in files:
+                for path in dict.fromkeys(files):  # a file two globs both match is read once
                     st = os.stat(path)
                     mark = marks.get(path)
                     if tail.unchanged(st, mark):
