@@ -6,7 +6,9 @@ cell rather than per request:
 - `cells`: (hour, feature, tier, model, provider, outcome, input/output size bucket) -> requests,
   tokens, reported cost, first/last timestamp;
 - `tenants`: the distinct tenants of each (hour, feature, tier, model, provider, outcome), so
-  distinct-user counts over any window stay exact;
+  distinct-user counts over any window stay exact; stored as 64-bit hashes of the cell
+  (`cell_names` maps it back) and of the tenant, 24 bytes a row, since this table grows with
+  tenants x cells x hours;
 - `prompts` / `prefixes`: per (hour, feature, model, prompt or prefix hash) counts and token sums,
   which is all the repeat (cache opportunity) arithmetic needs;
 - `seen`: a 64-bit hash of every span / request id, so a span delivered twice counts once.
@@ -32,13 +34,15 @@ from costwarden.tools.llm.formats import batch_sql, model_sql, provider_sql
 from costwarden.tools.llm.locate import first_problem
 
 KEYS = "hour, feature, tier, model, provider, outcome"
+CELL = "hash(feature, tier, model, provider, outcome)"  # the tenants table's key of a cell
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cells (source VARCHAR, hour TIMESTAMP, feature VARCHAR, tier VARCHAR, model VARCHAR,
     provider VARCHAR, outcome VARCHAR, in_le INTEGER, out_le INTEGER, requests BIGINT, input_tokens BIGINT,
     output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, reported_cost DOUBLE,
     tenants BIGINT, min_ts TIMESTAMP, max_ts TIMESTAMP);
-CREATE TABLE IF NOT EXISTS tenants (hour TIMESTAMP, feature VARCHAR, tier VARCHAR, model VARCHAR,
-    provider VARCHAR, outcome VARCHAR, tenant VARCHAR);
+CREATE TABLE IF NOT EXISTS tenants (hour TIMESTAMP, cell UBIGINT, tenant UBIGINT);
+CREATE TABLE IF NOT EXISTS cell_names (cell UBIGINT, feature VARCHAR, tier VARCHAR, model VARCHAR, provider VARCHAR,
+    outcome VARCHAR);
 CREATE TABLE IF NOT EXISTS prompts (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
     input_tokens BIGINT, output_tokens BIGINT);
 CREATE TABLE IF NOT EXISTS prefixes (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
@@ -53,6 +57,7 @@ _FOLD = {
              f"SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), SUM(tenants), MIN(min_ts), "
              f"MAX(max_ts) FROM cells GROUP BY ALL",
     "tenants": "SELECT DISTINCT * FROM tenants",
+    "cell_names": "SELECT DISTINCT * FROM cell_names",
     "prompts": "SELECT hour, feature, model, hash, SUM(n), SUM(input_tokens), SUM(output_tokens) FROM prompts "
                "GROUP BY ALL",
     "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes GROUP BY ALL",
@@ -161,8 +166,12 @@ class UsageRollup:
                                SUM(cache_read_tokens) cr, SUM(cache_write_tokens) cw, SUM(reported_cost) rc,
                                MIN(ts) lo, MAX(ts) hi FROM {table} GROUP BY ALL))
             GROUP BY ALL""", [source])
-        con.execute(f"""INSERT INTO tenants SELECT DISTINCT hour, feature, tier, {norm}, outcome, tenant
-            FROM (SELECT DISTINCT {keys}, tenant FROM {table} WHERE tenant IS NOT NULL)""")
+        con.execute(f"""INSERT INTO tenants SELECT DISTINCT hour, {CELL}, hash(tenant)
+            FROM (SELECT hour, feature, tier, {norm}, outcome, tenant
+                  FROM (SELECT DISTINCT {keys}, tenant FROM {table} WHERE tenant IS NOT NULL))""")
+        con.execute(f"""INSERT INTO cell_names SELECT * FROM (
+                SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome FROM cells WHERE source = ?) c
+            WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""", [source])
         con.execute(f"""INSERT INTO prompts SELECT hour, feature, model, hash, SUM(n), SUM(i), SUM(o)
             FROM (SELECT hour, feature, {model_sql('model')} AS model, prompt_hash AS hash, COUNT(*) n,
                          SUM(input_tokens) i, SUM(output_tokens) o

@@ -155,7 +155,8 @@ class UsageLog:
         rows = self.rollup.query(
             f"WITH c AS (SELECT {keys}, SUM(requests) n, SUM(input_tokens) i, SUM(output_tokens) o, "
             f"SUM(cache_read_tokens) cr, SUM(tenants) ta FROM cells WHERE {where} GROUP BY ALL), "
-            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants WHERE {where} GROUP BY ALL) "
+            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants JOIN cell_names USING (cell) "
+            f"WHERE {where} GROUP BY ALL) "
             f"SELECT {keys}, n, COALESCE(u, 0) + COALESCE(ta, 0), i, o, cr FROM c LEFT JOIN t USING ({keys}) "
             f"ORDER BY ALL", params + params)
         out = []
@@ -172,7 +173,8 @@ class UsageLog:
         where, params = self._where(start, end)
         return self.rollup.query(
             f"WITH c AS (SELECT {keys}, SUM(tenants) ta FROM cells WHERE {where} GROUP BY ALL), "
-            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants WHERE {where} GROUP BY ALL) "
+            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants JOIN cell_names USING (cell) "
+            f"WHERE {where} GROUP BY ALL) "
             f"SELECT {keys}, COALESCE(u, 0) + COALESCE(ta, 0) FROM c LEFT JOIN t USING ({keys})", params + params)
 
     def tier_users(self, start: datetime | date | None = None, end: datetime | date | None = None) -> dict[str, int]:
