@@ -11,7 +11,9 @@ cell rather than per request:
   tenants x cells x hours;
 - `prompts` / `prefixes`: per (hour, feature, model, prompt or prefix hash) counts and token sums,
   which is all the repeat (cache opportunity) arithmetic needs;
-- `seen`: a 64-bit hash of every span / request id, so a span delivered twice counts once.
+- `seen`: a 64-bit hash of every span / request id with its hour, so a span delivered twice counts
+  once (a retry carries the span's own start time, so looking in the batch's hours suffices, and
+  zone maps keep that lookup proportional to the batch, not to everything seen).
 
 Files are read from watermarks (tools/llm/tail.py), so a sweep reads only what was appended;
 `add_aggregates` takes rows a source already aggregated (LiteLLM's daily tables) under its own
@@ -47,7 +49,7 @@ CREATE TABLE IF NOT EXISTS prompts (hour TIMESTAMP, feature VARCHAR, model VARCH
     input_tokens BIGINT, output_tokens BIGINT);
 CREATE TABLE IF NOT EXISTS prefixes (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
     prefix_tokens BIGINT);
-CREATE TABLE IF NOT EXISTS seen (id UBIGINT);
+CREATE TABLE IF NOT EXISTS seen (hour TIMESTAMP, id UBIGINT);
 CREATE TABLE IF NOT EXISTS files (path VARCHAR PRIMARY KEY, dev UBIGINT, ino UBIGINT, size BIGINT,
     mtime_ns BIGINT, "offset" BIGINT, head VARCHAR);
 CREATE TABLE IF NOT EXISTS marks (source VARCHAR PRIMARY KEY, watermark VARCHAR);
@@ -132,16 +134,19 @@ class UsageRollup:
             self._raise_located(chunk, f"{bad[1]} records with {bad[0]}")
         # a span seen before (in this chunk or any earlier one) counts once; the usual chunk has no
         # repeat, and then the batch is used as it is instead of being copied
-        repeats = con.execute("SELECT (SELECT COUNT(id) - COUNT(DISTINCT id) FROM batch) + "
-                              "(SELECT COUNT(*) FROM batch b SEMI JOIN seen s ON s.id = b.id)").fetchone()[0]
+        lo, hi = con.execute("SELECT MIN(hour), MAX(hour) FROM batch").fetchone()
+        seen = "(SELECT hour, id FROM seen WHERE hour BETWEEN ? AND ?)"
+        repeats = con.execute(f"SELECT (SELECT COUNT(id) - COUNT(DISTINCT id) FROM batch) + (SELECT COUNT(*) "
+                              f"FROM batch b SEMI JOIN {seen} s ON s.id = b.id AND s.hour = b.hour)",
+                              [lo, hi]).fetchone()[0]
         con.execute("BEGIN")
         try:
             if repeats:
-                con.execute("""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
-                    WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = b.id)
-                    QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""")
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
+                    WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM {seen} s WHERE s.id = b.id AND s.hour = b.hour)
+                    QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""", [lo, hi])
             table = "fresh" if repeats else "batch"
-            con.execute(f"INSERT INTO seen SELECT id FROM {table} WHERE id IS NOT NULL")
+            con.execute(f"INSERT INTO seen SELECT hour, id FROM {table} WHERE id IS NOT NULL")
             self._append(chunk.source, table)
             self._appends += 1
             self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
@@ -174,8 +179,10 @@ class UsageRollup:
             FROM (SELECT hour, feature, tier, {norm}, outcome, tenant
                   FROM (SELECT DISTINCT {keys}, tenant FROM {table} WHERE tenant IS NOT NULL))""")
         con.execute(f"""INSERT INTO cell_names SELECT * FROM (
-                SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome FROM cells WHERE source = ?) c
-            WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""", [source])
+                SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome
+                FROM (SELECT feature, tier, {norm}, outcome
+                      FROM (SELECT DISTINCT feature, tier, model, provider, lower(outcome) AS outcome FROM {table}))) c
+            WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""")
         con.execute(f"""INSERT INTO prompts SELECT hour, feature, model, hash, SUM(n), SUM(i), SUM(o)
             FROM (SELECT hour, feature, {model_sql('model')} AS model, prompt_hash AS hash, COUNT(*) n,
                          SUM(input_tokens) i, SUM(output_tokens) o
