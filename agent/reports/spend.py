@@ -94,7 +94,7 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
         fx.close()
     if billing.usage_paths:
         prices = PriceMap(billing.price_overrides)
-        log = UsageLog(billing.usage_paths)
+        log = UsageLog(billing.usage_paths, store=billing.usage_store)
         groups = log.groups(window_start, naive_now, prices=prices)
         days = covered_days(log, window_start, naive_now)
         unpriced = sorted({g.model for g in groups if g.cost_usd is None})

@@ -228,7 +228,7 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
     it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
         if "usage" not in cache:
-            cache["usage"] = UsageLog(billing.usage_paths)
+            cache["usage"] = UsageLog(billing.usage_paths, store=billing.usage_store)
         log: UsageLog = cache["usage"]
         prices = cache.setdefault("prices", PriceMap(billing.price_overrides))
         daily: dict[float, float] = defaultdict(float)

@@ -50,6 +50,9 @@ class BillingSettings(_Strict):
     litellm_database_source: Literal["auto", "daily", "spend_logs"] = Field("auto", description=(
         "'auto': LiteLLM_DailyUserSpend/DailyTagSpend when they hold rows (daily cells, feature tags), else "
         "LiteLLM_SpendLogs (hourly cells with feature and tier tags, tenants and outcomes)."))
+    usage_store: str | None = Field(None, description=(
+        "A DuckDB file keeping the hourly usage rollup and the files' read positions across restarts "
+        "(default: in memory, rebuilt by the first sweep of each process)"))
     cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
         "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(

@@ -40,7 +40,7 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
     if not billing.usage_paths:
         return
     try:
-        log = UsageLog(billing.usage_paths)
+        log = UsageLog(billing.usage_paths, store=billing.usage_store)
     except BillingInputError as exc:
         report.errors.append(f"llm usage: {exc}")
         return
