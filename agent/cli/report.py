@@ -161,11 +161,11 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
             from costwarden.agent.cli.demo import demo_billing
 
             billing = demo_billing(billing, Path(tmp), now)
-        if not billing.focus_paths and not billing.usage_paths and since_t is None:
+        if not billing.focus_paths and not billing.has_usage and since_t is None:
             from costwarden.tools.errors import ToolError
 
             raise ToolError("nothing to report: set billing.focus_paths and/or billing.usage_paths (or use --demo)")
-        doc = build_report(billing, now, since=since_t) if billing.focus_paths or billing.usage_paths else \
+        doc = build_report(billing, now, since=since_t) if billing.focus_paths or billing.has_usage else \
             {"generated_at": now.isoformat(), "warnings": []}
         if since_t is not None:
             from costwarden.state.store import Store

@@ -110,7 +110,7 @@ def build_sections(result: SweepResult, billing: Any = None, *, now: datetime | 
             sections["gpu_utilization_by_hour"].append({
                 "resource_id": f.resource_id, "name": f.tags.get("Name", ""), "resource_type": f.resource_type,
                 "instance_type": ev.get("instance_type", ""), "profile": ev[PROFILE_KEY]})
-    if billing is not None and (billing.focus_paths or billing.usage_paths):
+    if billing is not None and (billing.focus_paths or billing.has_usage):
         from costwarden.agent.reports.spend import build_report
         from costwarden.tools.errors import ToolError
 

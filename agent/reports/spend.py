@@ -58,7 +58,7 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
     from costwarden.tools.billing.focus import FocusExport
     from costwarden.tools.collectors import CollectPlan, CollectReport, Scope
     from costwarden.tools.llm.collect import collect_llm_features, covered_days
-    from costwarden.tools.llm.usage import UsageLog
+    from costwarden.tools.llm.usage import UsageLog, open_usage
     from costwarden.tools.llm_prices import PriceMap
 
     doc: dict[str, Any] = {"generated_at": now.isoformat(), "cost_column": billing.cost_column, "warnings": []}
@@ -92,9 +92,9 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
         billed_by_provider = {str(r.keys["provider"]): r.cost
                               for r in fx.spend_by(["provider"], window_start, naive_now)}
         fx.close()
-    if billing.usage_paths:
+    if billing.has_usage:
         prices = PriceMap(billing.price_overrides)
-        log = UsageLog(billing.usage_paths, store=billing.usage_store)
+        log = open_usage(billing)
         groups = log.groups(window_start, naive_now, prices=prices)
         days = covered_days(log, window_start, naive_now)
         unpriced = sorted({g.model for g in groups if g.cost_usd is None})

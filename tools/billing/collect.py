@@ -26,7 +26,7 @@ from costwarden.tools.calls import CallLog
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError, ToolError
 from costwarden.tools.llm.collect import day_epoch
-from costwarden.tools.llm.usage import UsageLog
+from costwarden.tools.llm.usage import UsageLog, open_usage
 from costwarden.tools.llm_prices import PriceMap
 
 _FOCUS_DIM = {"account": "sub_account", "service": "service", "feature": "feature", "team": "team", "env": "env"}
@@ -228,7 +228,7 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
     it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
         if "usage" not in cache:
-            cache["usage"] = UsageLog(billing.usage_paths, store=billing.usage_store)
+            cache["usage"] = open_usage(billing)
         log: UsageLog = cache["usage"]
         prices = cache.setdefault("prices", PriceMap(billing.price_overrides))
         daily: dict[float, float] = defaultdict(float)
@@ -278,7 +278,7 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             report.errors.append(f"budgets: cost explorer: {exc}")
             ce_failed = True
     for b in billing.budgets:
-        paths = billing.usage_paths if b.source == "llm" else billing.focus_paths
+        paths = billing.has_usage if b.source == "llm" else billing.focus_paths
         if b.source == "focus" and inputs.uses_cost_explorer:
             if ce_failed:
                 continue  # reported once above

@@ -70,3 +70,8 @@ class BillingSettings(_Strict):
     budgets: list[BudgetSpec] = Field(default_factory=list, description="Monthly budgets the budget filter forecasts.")
     price_overrides: dict[str, ModelPriceOverride] = Field(default_factory=dict,
                                                            description="negotiated prices by model, USD per 1M tokens")
+
+    @property
+    def has_usage(self) -> bool:
+        """Token usage is configured: files, LiteLLM's database, or both."""
+        return bool(self.usage_paths or self.litellm_database_url)

@@ -18,7 +18,7 @@ from costwarden.state.domain import Observation, Resource, Series
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError
-from costwarden.tools.llm.usage import UsageLog
+from costwarden.tools.llm.usage import UsageLog, open_usage
 from costwarden.tools.llm_prices import PriceMap
 
 
@@ -37,10 +37,10 @@ def covered_days(log: UsageLog, start: datetime, end: datetime) -> float:
 
 def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPlan,
                          report: CollectReport) -> Iterator[Observation]:
-    if not billing.usage_paths:
+    if not billing.has_usage:
         return
     try:
-        log = UsageLog(billing.usage_paths, store=billing.usage_store)
+        log = open_usage(billing)
     except BillingInputError as exc:
         report.errors.append(f"llm usage: {exc}")
         return

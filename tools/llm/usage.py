@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costwarden.state.usage import UsageGroup
 from costwarden.tools.billing.paths import expand_paths
@@ -48,6 +48,9 @@ from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.formats import BEYOND, INPUT_BUCKETS, OUTPUT_BUCKETS
 from costwarden.tools.llm.rollup import UsageRollup
 from costwarden.tools.llm_prices import PriceMap, normalise_model
+
+if TYPE_CHECKING:
+    from costwarden.tools.billing.settings import BillingSettings
 
 __all__ = ["INPUT_BUCKETS", "OUTPUT_BUCKETS", "ModelDay", "RepeatStats", "SizeCell", "UsageLog", "shared_rollup"]
 
@@ -117,18 +120,57 @@ def shared_rollup(paths: Sequence[str | Path], store: str | None = None) -> Usag
         return rollup
 
 
+def open_usage(billing: BillingSettings) -> UsageLog:
+    """The token usage a configuration names: its files and, when set, LiteLLM's database, in the
+    one rollup of this process (BillingInputError if it names none, or one cannot be read)."""
+    url = billing.litellm_database_url.get_secret_value() if billing.litellm_database_url else None
+    return UsageLog(billing.usage_paths, store=billing.usage_store, litellm_url=url,
+                    litellm_source=billing.litellm_database_source)
+
+
+def litellm_source_key(url: str) -> str:
+    """The rollup's name for a LiteLLM database: its URL without the password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return "litellm:" + make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - LiteLLMDatabase reports a bad URL in one line
+        return "litellm:(unparsed url)"
+
+
+def sync_litellm(rollup: UsageRollup, source: str, url: str, mode: str) -> int:
+    """Bring the rollup up to date with LiteLLM's database: only the whole periods since the
+    stored watermark are read (each once), and they land with their new watermark in one
+    transaction; return the number of cells read."""
+    from costwarden.tools.llm.litellm_db import LiteLLMDatabase
+
+    mark = rollup.watermark(source)
+    db = LiteLLMDatabase(url, source=mode)  # type: ignore[arg-type]
+    try:
+        rows, upto = db.read(datetime.fromisoformat(mark) if mark else None)
+    finally:
+        db.close()
+    rollup.add_aggregates(source, rows, upto.isoformat())
+    return len(rows)
+
+
 class UsageLog:
     """The usage in `paths`, synced into the shared rollup; all methods return small aggregates."""
 
-    def __init__(self, paths: Sequence[str | Path], store: str | None = None) -> None:
-        self.files = expand_paths(None, paths)
-        if not self.files:
+    def __init__(self, paths: Sequence[str | Path], store: str | None = None, *,
+                 litellm_url: str | None = None, litellm_source: str = "auto") -> None:
+        self.files = expand_paths(None, paths) if paths else []
+        if not self.files and not litellm_url:
             raise BillingInputError("no usage files given")
-        self.rollup = shared_rollup(paths, store)
+        source = litellm_source_key(litellm_url) if litellm_url else None
+        self.rollup = shared_rollup([*map(str, paths), *([source] if source else [])], store)
         try:
-            self.rollup.sync(self.files)
+            if self.files:
+                self.rollup.sync(self.files)
         except OSError as exc:
             raise BillingInputError(f"{exc.filename or ', '.join(self.files)}: cannot read: {exc.strerror}") from None
+        if litellm_url and source:
+            sync_litellm(self.rollup, source, litellm_url, litellm_source)
 
     def _where(self, start: datetime | date | None, end: datetime | date | None) -> tuple[str, list[Any]]:
         clauses, params = ["TRUE"], []
