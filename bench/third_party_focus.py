@@ -2,7 +2,7 @@
 
 The exports come from `focus-data-toolkit` 0.14.1 (the `dev` extra): AWS, Azure and GCP, with
 credits, one file per provider, moved to end at today's midnight so the wall-clock windows see
-them (tests/third_party_exports.py; past 50,000 rows per provider a file is several toolkit runs
+them, or left in May 2026 and judged with `--as-of 2026-05-31` (`--original-month`) (tests/third_party_exports.py; past 50,000 rows per provider a file is several toolkit runs
 with derived seeds). For each size, the commands run as a user runs them, each in a fresh process
 (imports included):
 
@@ -16,7 +16,7 @@ budgets' month-to-date spend per sub-account equal the exact `Decimal` sums to t
 audit's monthly waste against the monthly bill. The 1,000,000-row run is for people (a few
 minutes), not CI.
 
-    python bench/third_party_focus.py [--rows 10000 1000000] [--seed 7] [--keep DIR]
+    python bench/third_party_focus.py [--rows 10000 1000000] [--seed 7] [--keep DIR] [--original-month]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from tests.third_party_exports import Expected, shift_days_to_end_at, write_exports  # noqa: E402
 
 CENT = Decimal("0.005") + Decimal("1e-9")
+MAY_END = date(2026, 5, 31)  # the toolkit's month
 POLICIES = {"policies": [
     {"name": "billing-anomalies", "resource": "billing.focus", "mode": "report", "filters": [{"type": "spend-anomaly"}]},
     {"name": "budgets", "resource": "billing.budget", "mode": "report", "filters": [{"type": "budget"}]},
@@ -62,17 +63,21 @@ def close(reported: float | None, exact: Decimal) -> bool:
     return reported is not None and abs(Decimal(str(reported)) - exact) <= CENT
 
 
-def bench(rows: int, seed: int, work: Path) -> None:
+def bench(rows: int, seed: int, work: Path, original: bool = False) -> None:
+    """One size: exports moved to end today (wall-clock windows), or left in May 2026 (`--as-of`)."""
     exe = str(Path(sys.executable).parent / "costwarden")
     now = datetime.now(timezone.utc)
+    as_of = ["--as-of", MAY_END.isoformat()] if original else []
+    first, last = (MAY_END.replace(day=1), MAY_END) if original else (now.date().replace(day=1), now.date())
     t0 = time.perf_counter()
-    paths = write_exports(work / "exports", rows, seed, shift_days=shift_days_to_end_at(now))
+    paths = write_exports(work / "exports", rows, seed, shift_days=0 if original else shift_days_to_end_at(now))
     gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     exp = Expected.of(paths)
     exact_s = time.perf_counter() - t0
     size_mb = sum(p.stat().st_size for p in paths) / 1e6
-    print(f"\n== {rows:,} rows, seed {seed}: {size_mb:,.0f} MB of CSV in {len(paths)} files; generated in "
+    print(f"\n== {rows:,} rows, seed {seed}, {'May 2026, --as-of ' + str(MAY_END) if original else 'ending today'}: "
+          f"{size_mb:,.0f} MB of CSV in {len(paths)} files; generated in "
           f"{gen:,.1f} s, exact Decimal sums in {exact_s:,.1f} s")
     subs = sorted({sub for sub, _day in exp.by_sub_account_day["EffectiveCost"]})
     budgets = [{"name": f"acct-{i}", "scope": "account", "value": s, "monthly_usd": 0.01} for i, s in enumerate(subs)]
@@ -81,7 +86,7 @@ def bench(rows: int, seed: int, work: Path) -> None:
         cfg = work / f"{col}.yml"
         cfg.write_text(yaml.safe_dump({"billing": {"focus_paths": [str(p) for p in paths], "cost_column": col,
                                                    "usage_window_days": 62, "budgets": budgets}}))
-        code, out, wall, rss = timed([exe, "report", "-c", str(cfg), "-f", "json"], work)
+        code, out, wall, rss = timed([exe, "report", "-c", str(cfg), "-f", "json", *as_of], work)
         doc = json.loads(out)
         total = doc["billing"]["total"].get("USD")
         ok = close(total, exp.total[col]) and doc["billing"]["rows"] == exp.rows
@@ -90,9 +95,9 @@ def bench(rows: int, seed: int, work: Path) -> None:
         if col != "EffectiveCost":
             continue
         code, out, wall, rss = timed([exe, "audit", "-c", str(cfg), "-p", str(work / "policies.yml"), "-f", "json",
-                                      "-q", "--state-dir", str(work / "state")], work)
+                                      "-q", "--state-dir", str(work / "state"), *as_of], work)
         doc = json.loads(out)
-        month = exp.sub_account_spend(col, now.date().replace(day=1), now.date())
+        month = exp.sub_account_spend(col, first, last)
         seen = {f["evidence"]["value"]: f["evidence"]["month_to_date_usd"] for f in doc["findings"]
                 if f["detector"] == "budget"}
         ok = set(seen) == set(month) and all(close(seen[s], month[s]) for s in month)
@@ -109,14 +114,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", type=Path, help="Write the exports here and keep them.")
+    ap.add_argument("--original-month", action="store_true",
+                    help="Leave the exports in May 2026 and run with --as-of 2026-05-31.")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     for rows in args.rows:
         if args.keep:
-            bench(rows, args.seed, args.keep / str(rows))
+            bench(rows, args.seed, args.keep / str(rows), args.original_month)
         else:
             with tempfile.TemporaryDirectory(prefix="cw-third-party-") as tmp:
-                bench(rows, args.seed, Path(tmp))
+                bench(rows, args.seed, Path(tmp), args.original_month)
 
 
 if __name__ == "__main__":
