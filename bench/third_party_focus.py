@@ -2,8 +2,9 @@
 
 The exports come from `focus-data-toolkit` 0.14.1 (the `dev` extra): AWS, Azure and GCP, with
 credits, one file per provider, moved to end at today's midnight so the wall-clock windows see
-them, or left in May 2026 and judged with `--as-of 2026-05-31` (`--original-month`) (tests/third_party_exports.py; past 50,000 rows per provider a file is several toolkit runs
-with derived seeds). For each size, the commands run as a user runs them, each in a fresh process
+them, or left in May 2026 and judged with `--as-of 2026-05-31` (`--original-month`); see
+tests/third_party_exports.py (past 50,000 rows per provider a file is several toolkit runs with
+derived seeds). For each size, the commands run as a user runs them, each in a fresh process
 (imports included):
 
 - `costwarden report -f json` once per cost column (EffectiveCost, BilledCost), window 62 days;
