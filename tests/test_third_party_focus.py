@@ -84,6 +84,8 @@ def _check_audit(code: int, doc: dict, exp: Expected, col: str, month: tuple[dat
     assert set(budgets) == set(exact)
     for sub, ev in budgets.items():
         assert _close(ev["month_to_date_usd"], exact[sub]), (sub, ev["month_to_date_usd"], exact[sub])
+        # the export covers the budget month from its 1st: nothing estimated
+        assert ev["data_start"] == exp.first_start.date().isoformat() and ev["unseen_days_estimated"] == 0
     everything = [f["evidence"] for f in doc["findings"] if f["detector"] == "budget" and f["evidence"]["scope"] == "total"]
     assert len(everything) == 1 and _close(everything[0]["month_to_date_usd"], sum(exact.values(), Decimal(0)))
     # the monthly bill: the export is one month (31 days) of spend; waste is per month of 730 hours

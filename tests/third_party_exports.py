@@ -85,6 +85,7 @@ class Expected:
     by_sub_account_day: dict[str, dict[tuple[str, date], Decimal]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(Decimal)))
     currencies: set[str] = field(default_factory=set)
+    first_start: datetime | None = None
     last_end: datetime | None = None
 
     @classmethod
@@ -100,6 +101,7 @@ class Expected:
         self.rows += 1
         self.currencies.add(row["BillingCurrency"])
         start, end = parse_ts(row["ChargePeriodStart"]), parse_ts(row["ChargePeriodEnd"])
+        self.first_start = start if self.first_start is None else min(self.first_start, start)
         self.last_end = end if self.last_end is None else max(self.last_end, end)
         days = _days(start, end)
         for col in COST_COLUMNS:
