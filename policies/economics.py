@@ -78,12 +78,21 @@ def unit_costs_by(groups: Iterable[UsageGroup], key: Callable[[UsageGroup], str]
 
 @dataclass(frozen=True)
 class TierMargin:
+    """A tier's month. With unpriced requests, the cost is priced usage only (a lower bound), so the
+    margin is an upper bound: `incomplete` says so, and the reports print "at most"."""
+
     tier: str
     users: int
     revenue_usd_month: Decimal | None  # None: no price for this tier in config
-    cost_usd_month: Decimal
+    cost_usd_month: Decimal  # priced usage only
     margin_usd_month: Decimal | None
     cost_per_user_month: Decimal | None
+    requests: int = 0
+    unpriced_requests: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_requests > 0
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,16 @@ def monthly(amount: Decimal, window_days: float) -> Decimal:
 
 def tier_margins(groups: Iterable[UsageGroup], tier_users: dict[str, int], tier_revenue: dict[str, float],
                  window_days: float) -> list[TierMargin]:
-    """Revenue (users x monthly price) against monthly LLM cost, per tier."""
+    """Revenue (users x monthly price) against monthly LLM cost, per tier; the requests no price
+    covers are counted, never priced at $0."""
     cost: dict[str, Decimal] = {}
+    requests: dict[str, int] = {}
+    unpriced: dict[str, int] = {}
     for g in groups:
         cost[g.tier] = cost.get(g.tier, Decimal(0)) + (g.cost_usd or Decimal(0))
+        requests[g.tier] = requests.get(g.tier, 0) + g.requests
+        if g.cost_usd is None:
+            unpriced[g.tier] = unpriced.get(g.tier, 0) + g.requests
     out = []
     for tier in sorted(set(cost) | set(tier_revenue)):
         users = tier_users.get(tier, 0)
@@ -116,7 +131,7 @@ def tier_margins(groups: Iterable[UsageGroup], tier_users: dict[str, int], tier_
         price = tier_revenue.get(tier)
         revenue = Decimal(str(price)) * users if price is not None else None
         out.append(TierMargin(tier, users, revenue, c, revenue - c if revenue is not None else None,
-                              c / users if users else None))
+                              c / users if users else None, requests.get(tier, 0), unpriced.get(tier, 0)))
     return out
 
 

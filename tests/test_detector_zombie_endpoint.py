@@ -73,3 +73,35 @@ def test_wants_only_billed_instance_endpoints_and_unpriced_types_warn():
     f = d.detect(Observation(endpoint([("A", "ml.x9.mega", 1)]), {}), c)
     assert f is not None and f.evidence["price_source"] == "unpriced" and f.monthly_waste_usd == 0
     assert c.warnings and "ml.x9.mega" in c.warnings[0]
+
+
+def test_missing_invocations_count_as_zero_only_for_an_endpoint_shown_to_run():
+    """No Invocations datapoint is no traffic only for an endpoint older than the window that is
+    InService or published CPU/GPU metrics; otherwise it is insufficient data, never a zombie."""
+    variants = [("AllTraffic", "ml.g5.xlarge", 1)]
+    busy_cpu = {"cpu_utilization": Series("cpu_utilization", [(i * 3600.0, 3.0) for i in range(168)])}
+    for state, series, fires in [("InService", {}, True), ("Updating", {}, False), ("OutOfService", {}, False),
+                                 ("Updating", busy_cpu, True),
+                                 ("Updating", {"invocations": Series("invocations", [])}, False)]:
+        c = ctx()
+        f = detector().detect(Observation(endpoint(variants, state=state), series), c)
+        assert (f is not None) == fires, (state, series)
+        assert len(c.insufficient) == (0 if fires else 1)
+        if not fires:
+            x = c.insufficient[0]
+            assert x["detector"] == "zombie-endpoint" and x["metric"] == "invocations" and x["coverage"] == 0
+            assert state in x["reason"] and "no CPU or GPU metrics" in x["reason"]
+    # a series of explicit zeros is data: judged whatever the state
+    c = ctx()
+    assert detector().detect(Observation(endpoint(variants, state="Updating"), invocations([0.0] * 168)), c) is not None
+    assert c.insufficient == []
+
+
+def test_a_young_endpoint_without_traffic_is_insufficient_data_not_silence():
+    c = ctx()
+    young = endpoint([("AllTraffic", "ml.g5.xlarge", 1)], age_days=2)
+    assert detector(lookback_days=7).detect(Observation(young, {}), c) is None
+    assert len(c.insufficient) == 1 and "too young" in c.insufficient[0]["reason"]
+    c = ctx()  # a young endpoint with traffic is simply not a zombie
+    assert detector(lookback_days=7).detect(Observation(young, invocations([5.0] * 48)), c) is None
+    assert c.insufficient == []

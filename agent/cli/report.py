@@ -43,10 +43,30 @@ def cell(row: dict[str, Any], column: str) -> str:
         currency = str(row.get("currency") or "USD")
         amount = f"{abs(v):,.2f}" if v == 0 or abs(v) >= 1 else f"{abs(v):.4g}"
         sign = "-" if v < 0 else ""
-        return f"{sign}${amount}" if currency == "USD" else f"{sign}{amount} {currency}"
+        money = f"{sign}${amount}" if currency == "USD" else f"{sign}{amount} {currency}"
+        return unpriced_aware(row, column, money)
     if isinstance(v, int):
         return f"{v:,}"
     return f"{v:,.2f}"
+
+
+def unpriced_aware(row: dict[str, Any], column: str, money: str) -> str:
+    """Usage money where some requests have no price: the priced cost is a lower bound and a margin
+    an upper one, and a cost with nothing priced is "unpriced", never $0.00 (as in the HTML report)."""
+    n = row.get("unpriced_requests") or 0
+    if not n or column in _PRICED_ELSEWHERE:
+        return money
+    if column.startswith("margin"):
+        return f"at most {money}, incomplete"
+    if n >= (row.get("requests") or 0):
+        return f"unpriced ({n:,} requests)" if column in _USAGE_COSTS else "unpriced"
+    if column.startswith("cost_per_user"):
+        return f"at least {money}, incomplete"
+    return f"{money} + {n:,} unpriced requests" if column in _USAGE_COSTS else money
+
+
+_USAGE_COSTS = ("cost_usd", "llm_cost_usd_month")
+_PRICED_ELSEWHERE = ("revenue_usd_month", "tier_price_month")  # the tier's price: known whatever the tokens
 
 
 def render(doc: dict[str, Any], console: Console) -> None:

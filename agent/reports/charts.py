@@ -14,6 +14,7 @@ from typing import Any
 
 _CHART_TEXT = "#1f2933"
 _ACCENT, _RED, _MUTED = "#2563eb", "#dc2626", "#9aa5b1"
+TOP_BARS = 12  # bars of a bar chart, the last one "other (N)" when there are more
 
 
 def require_charts() -> None:
@@ -81,8 +82,11 @@ def chart_daily_spend(daily: dict[str, Any], anomalies: list[dict[str, Any]]) ->
 
 
 def chart_bars(rows: list[dict[str, Any]], label: str, title: str, salt: str) -> str:
-    """Monthly waste per category, largest on top."""
-    rows = [r for r in rows if r["monthly_waste_usd"] > 0][:12]
+    """Monthly waste per category, largest on top; past TOP_BARS the rest is one "other (N)" bar,
+    so the bars add up to the total waste."""
+    from costwarden.agent.reports.rest import top_with_rest
+
+    rows = top_with_rest([r for r in rows if r["monthly_waste_usd"] > 0], TOP_BARS, label, ["monthly_waste_usd"])
     fig = _figure(5, 0.45 * max(len(rows), 2) + 0.8)
     ax = fig.add_subplot()
     names = [str(r[label]) for r in rows][::-1]
@@ -120,10 +124,13 @@ def chart_gpu_heatmap(rows: list[dict[str, Any]]) -> str:
 
 
 def chart_savings(rows: list[dict[str, Any]]) -> str:
-    """Projected against realized monthly savings, per executed action."""
+    """Projected against realized monthly savings, per executed action; past TOP_BARS the rest is one
+    "other (N)" pair of bars, so the chart sums to the totals."""
     import numpy as np
 
-    rows = rows[:15]
+    from costwarden.agent.reports.rest import top_with_rest
+
+    rows = top_with_rest(rows, TOP_BARS, "resource", ["projected_monthly_usd", "realized_monthly_usd"])
     fig = _figure(10, 0.45 * len(rows) + 1.2)
     ax = fig.add_subplot()
     y = np.arange(len(rows))

@@ -19,8 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from costwarden.agent.engine.sweep import SweepResult
+from costwarden.agent.reports.rest import other_label, top_with_rest
 
 TOP_N = 5
+SECTION_CHARS = 2900  # Slack caps a section's text at 3,000 characters
 DEFAULT_TEAM_KEYS = ("team", "owner")
 
 
@@ -80,8 +82,15 @@ def digest_from_store(store: Any, *, since: datetime, now: datetime,
             "actions_by_decision": decisions, "realized_monthly_usd": w["totals"]["realized_monthly_usd"]}
 
 
+def _cut(line: str, room: int) -> str:
+    return line if len(line) <= room else line[:room - 1] + "…"
+
+
 def digest_blocks(digest: dict[str, Any], *, team: str | None = None, top_n: int = TOP_N) -> tuple[str, list[dict[str, Any]]]:
-    """Block Kit for the digest (optionally one team's share of it) and its plain-text fallback."""
+    """Block Kit for the digest (optionally one team's share of it) and its plain-text fallback.
+
+    The top `top_n` findings are listed, then one "other (N)" line with the waste of the rest, so
+    the lines add up to the monthly waste the message states (a sixth finding is listed itself)."""
     findings = [f for f in digest["findings"] if team is None or f["team"] == team]
     findings.sort(key=lambda f: -f["monthly_waste_usd"])
     waste = sum(f["monthly_waste_usd"] for f in findings)
@@ -101,9 +110,13 @@ def digest_blocks(digest: dict[str, Any], *, team: str | None = None, top_n: int
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in facts]},
     ]
     if findings:
-        lines = [f"{i}. *{f['resource']}* ({f['detector']}): ${f['monthly_waste_usd']:,.2f}/month. {f['summary']}"
-                 for i, f in enumerate(findings[:top_n], 1)]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ("*Top findings*\n" + "\n".join(lines))[:2900]}})
+        shown = top_with_rest(findings, top_n + 1, "resource", ["monthly_waste_usd"])
+        room = (SECTION_CHARS - 20) // len(shown)  # each line is cut to its share, so the last line always shows
+        lines = [_cut(f"{i}. *{f['resource']}* ({f['detector']}): ${f['monthly_waste_usd']:,.2f}/month. {f['summary']}"
+                      if "other" not in f else
+                      f"{i}. {other_label(f['other'])} findings: ${f['monthly_waste_usd']:,.2f}/month", room)
+                 for i, f in enumerate(shown, 1)]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Top findings*\n" + "\n".join(lines)}})
     else:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No waste found this week."}})
     return text, blocks

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from costwarden.agent.engine.sweep import SweepResult
 
-# (key, header, kind) with kind "" (text), "usd", "num", "cost" (usage cost, unpriced aware) or "unit" (per-unit)
+# (key, header, kind) with kind "" (text), "usd", "num", "cost" (usage cost, unpriced aware), "unit" (per-unit),
+# "atmost" / "atleast" (an amount that unpriced requests make an upper / lower bound)
 Column = tuple[str, str, str]
 EVIDENCE_CHARS = 400  # an evidence value longer than this is cut in the page (the JSON keeps it whole)
 
@@ -82,8 +83,23 @@ def unit_cell(row: dict[str, Any], key: str) -> str:
     return "unpriced" if all_unpriced(row) else unit_usd(row.get(key))
 
 
+def bound_cell(row: dict[str, Any], key: str, bound: str) -> str:
+    """An amount that unpriced requests make a bound: a margin is `at most $9,990.66, incomplete`
+    (the unpriced requests cost something, so the true margin is lower), a cost per user `at least
+    $1.87, incomplete`; a cost with nothing priced is `unpriced`, never $0.00."""
+    text = usd(row.get(key))
+    if not row.get("unpriced_requests") or row.get(key) is None:
+        return text
+    if bound == "at least" and all_unpriced(row):
+        return "unpriced"
+    return f"{bound} {text}, incomplete"
+
+
 def cell(v: Any, kind: str, row: dict[str, Any] | None = None, key: str = "") -> str:
-    """One table cell's text by the column's kind ("cost" and "unit" read the row's unpriced count)."""
+    """One table cell's text by the column's kind ("cost", "unit", "atmost" and "atleast" read the
+    row's unpriced count)."""
+    if kind in ("atmost", "atleast"):
+        return bound_cell(row or {key: v}, key, "at most" if kind == "atmost" else "at least")
     if kind == "usd":
         return usd(v)
     if kind == "num":
@@ -103,7 +119,7 @@ def md_cells(row: dict[str, Any], cols: list[Column]) -> list[str]:
 def negative(row: dict[str, Any], cols: list[Column]) -> bool:
     """Whether an amount in the row is below zero (a tier losing money, a credit): shown in red."""
     return any(isinstance(row.get(k), (int, float)) and row[k] < 0 for k, _, kind in cols
-               if kind in ("usd", "cost", "unit"))
+               if kind in ("usd", "cost", "unit", "atmost", "atleast"))
 
 
 def evidence_items(ev: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from costwarden.policies.economics import TierMargin
 from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.settings import BillingSettings
 
@@ -42,6 +43,15 @@ def top_with_other(rows: list[SpendRow], top: int, label: str) -> list[dict[str,
             other[label] = f"other ({len(rest)})"
             out.append({**other, "currency": currency, "cost": rounded(sum((r.cost for r in rest), Decimal(0)))})
     return out
+
+
+def margin_row(m: TierMargin) -> dict[str, Any]:
+    """A tier's margin as the documents carry it; with unpriced requests the cost is priced usage
+    only and the margin an upper bound (`incomplete`), which the renderers print as "at most"."""
+    return {"tier": m.tier, "users": m.users, "revenue_usd_month": rounded(m.revenue_usd_month),
+            "llm_cost_usd_month": rounded(m.cost_usd_month), "margin_usd_month": rounded(m.margin_usd_month),
+            "cost_per_user_month": rounded(m.cost_per_user_month), "requests": m.requests,
+            "unpriced_requests": m.unpriced_requests, "incomplete": m.incomplete}
 
 
 def build_report(billing: BillingSettings, now: datetime, *, since: datetime | None = None,
@@ -107,11 +117,8 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
             "by_model": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.model)],
             "by_tier": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.tier)],
             "unpriced_models": unpriced,
-            "tier_margins": [{"tier": m.tier, "users": m.users, "revenue_usd_month": rounded(m.revenue_usd_month),
-                              "llm_cost_usd_month": rounded(m.cost_usd_month),
-                              "margin_usd_month": rounded(m.margin_usd_month),
-                              "cost_per_user_month": rounded(m.cost_per_user_month)}
-                             for m in tier_margins(groups, log.tier_users(window_start, naive_now), revenue, days)],
+            "tier_margins": [margin_row(m) for m in
+                             tier_margins(groups, log.tier_users(window_start, naive_now), revenue, days)],
             "features_costing_more_than_the_tier_pays": [
                 {"feature": o.feature, "tier": o.tier, "users": o.users,
                  "cost_per_user_month": rounded(o.cost_per_user_month), "tier_price_month": rounded(o.tier_price_month),

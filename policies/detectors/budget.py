@@ -34,12 +34,26 @@ def budget_month(now: datetime) -> date:
     return (now - timedelta(microseconds=1)).date().replace(day=1)
 
 
-def forecast_month_end(daily: dict[date, float], now: datetime, trailing_days: int) -> tuple[float, float, int]:
+def unseen_days(now: datetime, data_start: date | None) -> list[date]:
+    """The complete days of the budget month before the data starts (an export that begins on the
+    10th): unknown, not $0, so the forecast estimates them at the burn rate."""
+    if data_start is None:
+        return []
+    month_start = budget_month(now)
+    month_end = month_start + timedelta(days=calendar.monthrange(month_start.year, month_start.month)[1])
+    stop = min(data_start, now.date(), month_end)
+    return [date.fromordinal(o) for o in range(month_start.toordinal(), stop.toordinal())]
+
+
+def forecast_month_end(daily: dict[date, float], now: datetime, trailing_days: int,
+                       data_start: date | None = None) -> tuple[float, float, int]:
     """(month-to-date, forecast, trailing days the rate is the mean of) for the budget month of `now`.
 
     The burn rate is the mean of the last `trailing_days` complete days whichever month they fall
     in (not before the series' first day), so a runaway scope is forecast from the 1st of the month
     on, not only once the month has a few days of its own.
+    Days of the month before `data_start` are forecast at the burn rate like the days left: the
+    month-to-date counts only what was seen.
     """
     month_start = budget_month(now)
     days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
@@ -52,7 +66,7 @@ def forecast_month_end(daily: dict[date, float], now: datetime, trailing_days: i
     done = sum(daily.get(d, 0.0) for d in complete)
     mtd = done + (daily.get(today, 0.0) if today < month_end else 0.0)
     rate = sum(daily.get(d, 0.0) for d in trailing) / len(trailing) if trailing else 0.0
-    left = days_in_month - len(complete)  # today counts as left: it is not complete
+    left = days_in_month - len(complete) + len(unseen_days(now, data_start))  # today is not complete: left
     return mtd, done + rate * left, len(trailing)
 
 
@@ -77,7 +91,9 @@ class Budget(Detector):
         month = budget_month(now)
         today = min(now.date(), month.replace(day=calendar.monthrange(month.year, month.month)[1]))
         daily = {datetime.fromtimestamp(t, tz=timezone.utc).date(): v for t, v in series.points}
-        mtd, forecast, elapsed = forecast_month_end(daily, now, p.trailing_days)
+        start = date.fromisoformat(str(attrs["data_start"])) if attrs.get("data_start") else None
+        mtd, forecast, elapsed = forecast_month_end(daily, now, p.trailing_days, start)
+        unseen = unseen_days(now, start)
         if elapsed < p.min_days_elapsed or forecast < budget * p.alert_at_pct / 100:
             return None
         evidence = {
@@ -90,6 +106,12 @@ class Budget(Detector):
             "method": f"month-to-date + mean of the last {p.trailing_days} complete days (whichever month) "
                       f"x days left",
         }
+        if start is not None:
+            evidence["data_start"] = start.isoformat()
+            evidence["unseen_days_estimated"] = len(unseen)
+        if unseen:
+            evidence["method"] += (f"; the {len(unseen)} day{'s' if len(unseen) != 1 else ''} of {month:%B} before "
+                                   f"the data starts ({start}) estimated at the same rate")
         for k in ("requests", "input_tokens", "output_tokens"):
             if k in attrs:
                 evidence[f"month_to_date_{k}"] = attrs[k]
@@ -101,5 +123,7 @@ class Budget(Detector):
         f.severity = severity_for(overrun)
         f.rationale = f.evidence["summary"] = (f"budget {obs.resource.resource_id} ({_scope(attrs)}): "
                        f"${mtd:,.2f} spent by {today.isoformat()}, forecast ${forecast:,.2f} for "
-                       f"{month.strftime('%B')} against ${budget:,.2f}.")
+                       f"{month.strftime('%B')} against ${budget:,.2f}"
+                       + (f" ({len(unseen)} unseen day{'s' if len(unseen) != 1 else ''} before the data starts on "
+                          f"{start} estimated at the burn rate)." if unseen else "."))
         return f

@@ -2,8 +2,12 @@
 
 Its instances bill every hour it exists, traffic or not: the waste is the hourly price of each
 production variant's instance type x its running instance count x 730. CloudWatch publishes no
-Invocations datapoint for an hour without traffic, so missing data counts as zero; an endpoint
-younger than the window is not judged (it may not have been wired up yet).
+Invocations datapoint for an hour without traffic, so a missing series counts as zero, but only
+for an endpoint that is older than the window and either InService or reporting CPU/GPU metrics
+(so it demonstrably ran). Otherwise a missing series is "insufficient data", like every other
+detector's missing metric: an endpoint that is updating, failing over or newly created may simply
+not have been reachable. An endpoint younger than the window is not judged on zero traffic (it
+may not have been wired up yet): insufficient data too.
 """
 
 from __future__ import annotations
@@ -45,19 +49,35 @@ class ZombieEndpoint(Detector):
             v.get("instance_type") and v.get("instance_count", 0) > 0 for v in resource.attrs.get("variants", []))
 
     def metrics(self) -> list[MetricRequest]:
-        return [MetricRequest("invocations", "Sum")]
+        # CPU/GPU: an endpoint not InService proves it ran (so a missing Invocations series is zero)
+        return [MetricRequest("invocations", "Sum"), MetricRequest("cpu_utilization"),
+                MetricRequest("gpu_utilization")]
+
+    def _missing_is_zero(self, obs: Observation) -> bool:
+        """Whether an absent Invocations series can be read as no traffic: the endpoint is InService,
+        or its instances published CPU or GPU utilization over the window."""
+        return obs.resource.state == "InService" or any(
+            (s := obs.series.get(m)) is not None and bool(s.points) for m in ("cpu_utilization", "gpu_utilization"))
 
     def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:
         p = self.params
         r = obs.resource
         min_age = timedelta(days=p.lookback_days if p.min_age_days is None else p.min_age_days)
         created = parse_time(r.attrs.get("creation_time", ""))
-        if created is None or (created.tzinfo and ctx.now - created < min_age):
-            return None
         inv = obs.series.get("invocations")
-        total = sum(inv.values) if inv is not None else 0.0
+        missing = inv is None or not inv.points
+        total = 0.0 if missing or inv is None else sum(inv.values)
         if total > p.max_invocations:
             return None
+        cover = {"invocations": self.coverage(obs, "invocations")}
+        if created is None or (created.tzinfo and ctx.now - created < min_age):
+            return self.insufficient(obs, ctx, cover, required=1.0, reason=(
+                f"created {r.attrs.get('creation_time') or 'at an unknown time'}, less than "
+                f"{min_age.total_seconds() / 86400:g} days before: too young to judge on its traffic"))
+        if missing and not self._missing_is_zero(obs):
+            return self.insufficient(obs, ctx, cover, required=1.0, reason=(
+                f"invocations missing while the endpoint is {r.state} with no CPU or GPU metrics: "
+                f"no sign it ran, so no datapoint is not read as no traffic"))
         hourly_total = Decimal(0)
         variants, sources, unpriced = [], set(), []
         for v in r.attrs.get("variants", []):

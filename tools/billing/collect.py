@@ -14,7 +14,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from costwarden.state.domain import Observation, Resource, Series
@@ -253,6 +253,23 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}
 
 
+def _data_start(b: BudgetSpec, cache: dict[str, Any]) -> date | None:
+    """The first day the budget's source has data for (the whole export or usage log, not the scope:
+    a quiet scope's empty days are real zeros), so the budget can tell unseen days from $0 days.
+    None for Cost Explorer, which has every day."""
+    key = f"start:{b.source}"
+    if key not in cache:
+        source = cache.get("usage" if b.source == "llm" else "focus")
+        if isinstance(source, FocusExport):
+            cache[key] = source.data_start()
+        elif isinstance(source, UsageLog):
+            span = source.span()
+            cache[key] = None if span is None else span[0].date()
+        else:
+            cache[key] = None
+    return cache[key]
+
+
 def _budget_filters(b: BudgetSpec) -> dict[str, str]:
     return {} if b.scope == "total" else {_FOCUS_DIM[b.scope]: str(b.value)}
 
@@ -298,10 +315,12 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             report.errors.append(f"budget {b.name}: {exc}")
             continue
         report.inventoried += 1
+        start = _data_start(b, cache)
         resource = Resource(provider="billing", account=str(b.value if b.scope == "account" else "-"),
                             region="global", resource_type="billing.budget", resource_id=b.name, kind=b.scope,
                             state="active", attrs={"scope": b.scope, "value": b.value, "source": b.source,
-                                                   "monthly_budget_usd": b.monthly_usd, **volumes})
+                                                   "monthly_budget_usd": b.monthly_usd, **volumes,
+                                                   **({"data_start": start.isoformat()} if start else {})})
         if plan.wants(resource):
             report.candidates += 1
             yield Observation(resource, {"cost_usd": Series("cost_usd", sorted(daily.items()))})

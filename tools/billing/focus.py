@@ -283,6 +283,13 @@ class FocusExport:
         end = period[1]
         return datetime(end.year, end.month, end.day)
 
+    def data_start(self) -> date | None:
+        """The export's first UTC day (of its earliest ChargePeriodStart), read from the daily cube, so
+        it costs no scan of the files: budgets estimate the days of the month before it."""
+        self._cube.ensure()
+        first = self._run("SELECT MIN(first_day) FROM cube", [])[0][0]
+        return None if first is None else date.fromordinal(date(1970, 1, 1).toordinal() + int(first))
+
     def row_count(self) -> int:
         self._cube.ensure()
         return int(self._run("SELECT COALESCE(SUM(n), 0) FROM cube", [])[0][0])
