@@ -59,13 +59,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is logged, not the one it was created with:
+    a command run in-process (tests, an embedding program) may swap and close stderr, and a
+    background thread logging later must not hit the closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "urllib3", "apscheduler.executors.default", "werkzeug", "httpx", "LiteLLM"):
+    for noisy in ("botocore", "urllib3", "apscheduler.executors.default", "werkzeug", "httpx", "LiteLLM", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
