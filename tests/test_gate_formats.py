@@ -1,0 +1,223 @@
+"""The gate reads every place a cost is configured (issue 22): CloudFormation/SAM/CDK templates,
+Kubernetes manifests, Helm values, Karpenter NodePools, plain settings and Python calls.
+
+The corpus is tests/data/gate/ (small files written for these tests, with the layout of real ones).
+Prices are computed here from the shipped tables, never hard-coded.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from costwarden.agent.cli.main import main
+from costwarden.policies.gate import extract
+from costwarden.tools.pricing import price_table
+from tests.test_gate import Git
+
+DATA = Path(__file__).resolve().parent / "data" / "gate"
+
+
+def corpus(rel: str) -> str:
+    return (DATA / rel).read_text()
+
+
+def found(rel: str, text: str | None = None) -> dict[str, tuple[str, str, int]]:
+    settings, warnings = extract(rel, corpus(rel) if text is None else text)
+    assert warnings == []
+    return {s.key: (s.kind, s.value, s.count) for s in settings}
+
+
+def hourly(kind: str, provider: str = "aws") -> Decimal:
+    return Decimal(str(price_table(provider, kind)["regions"]["us-east-1"][kind]))
+
+
+def monthly(kind: str, n: int) -> float:
+    return round(float(hourly(kind) * 730 * n), 2)
+
+
+# -- what is read in each format ---------------------------------------------------------------------
+def test_cloudformation_yaml_with_short_form_intrinsics():
+    assert found("cloudformation/inference.yaml") == {
+        "Resources.GpuWorker": ("instance", "g5.xlarge", 1),
+        "Resources.BatchBox": ("instance", "c5.large", 1),  # !Ref to a parameter: its Default
+        "Resources.LlmEndpointConfig.ProductionVariants[primary]": ("instance", "ml.g5.xlarge", 2),
+        "Resources.WebTemplate": ("instance", "m5.xlarge", 3),  # x the group's DesiredCapacity
+    }  # DynamicBox (!If) is decided at deploy time: left out, like a Terraform variable
+
+
+def test_cdk_synthesised_json_template():
+    assert found("cdk.out/InferenceStack.template.json") == {
+        "Resources.TrainerInstance3E1A2C41": ("instance", "g5.xlarge", 1),
+        "Resources.EndpointConfig7F9E8D6C.ProductionVariants[AllTraffic]": ("instance", "ml.g5.xlarge", 1),
+    }
+
+
+def test_launch_configuration_counts_min_size_and_says_when_no_group_is_found():
+    tpl = '''Resources:
+  Lc: {Type: AWS::AutoScaling::LaunchConfiguration, Properties: {InstanceType: c5.xlarge, ImageId: !Ref Ami}}
+  Asg: {Type: AWS::AutoScaling::AutoScalingGroup, Properties: {LaunchConfigurationName: !Ref Lc, MinSize: 5, MaxSize: 9}}
+  Lone: {Type: AWS::EC2::LaunchTemplate, Properties: {LaunchTemplateData: {InstanceType: r5.large}}}
+'''
+    settings, _ = extract("stack.yml", tpl)
+    by_key = {s.key: s for s in settings}
+    assert (by_key["Resources.Lc"].value, by_key["Resources.Lc"].count) == ("c5.xlarge", 5)
+    assert "`MinSize`" in by_key["Resources.Lc"].notes[-1]
+    assert by_key["Resources.Lone"].count == 1
+    assert "no instance count given; 1 assumed" in by_key["Resources.Lone"].notes
+
+
+def test_helm_values_node_selectors_affinity_and_gpus():
+    assert found("helm/values.yaml") == {
+        "inference.nodeSelector.node.kubernetes.io/instance-type": ("instance", "g5.xlarge", 2),
+        "embedder.resources": ("gpu", "g5.12xlarge", 6),  # 2 GPUs x 3 replicas, node type from the beta label
+        "batch.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[node.kubernetes.io/instance-type]": ("instance", "c5.2xlarge", 1),
+    }
+
+
+def test_kubernetes_manifests_and_karpenter_nodepool():
+    got = found("k8s/gpu-pool.yaml")
+    assert got["NodePool/gpu.spec.template.spec.requirements[node.kubernetes.io/instance-type]"] == (
+        "instance", "g5.xlarge", 1)
+    api = [v for k, v in got.items() if k.startswith("Deployment/api.")]
+    assert api == [("instance", "m5.xlarge", 4)]  # required node affinity x replicas
+    assert got["Job/finetune"] == ("gpu", "g5.12xlarge", 8)  # 4 GPUs x parallelism 2; node label not counted twice
+    assert len(got) == 3
+
+
+def test_plain_settings_toml_and_env():
+    assert found("config/training.toml") == {
+        "training.instance_type": ("instance", "ml.g5.xlarge", 2),
+        "notebook.instanceType": ("instance", "ml.t3.medium", 1),
+        "gce.machine_type": ("instance", "n1-standard-8", 1),
+    }
+    assert found("config/batch.env") == {"BATCH_INSTANCE_TYPE": ("instance", "c5.2xlarge", 1),
+                                         "WORKER_MACHINE_TYPE": ("instance", "e2-standard-4", 1)}
+    settings, _ = extract("config/batch.env", corpus("config/batch.env"))
+    assert {s.provider for s in settings} == {"aws", "gcp"}
+    assert all("no instance count given; 1 assumed" in s.notes for s in settings)
+
+
+def test_python_calls_read_with_ast():
+    assert found("python/launch.py") == {
+        "launch_workers.run_instances.InstanceType#1": ("instance", "g5.xlarge", 2),  # MaxCount
+        "create_endpoint.create_endpoint_config.ProductionVariants[primary]#1": ("instance", "ml.g5.xlarge", 2),
+        "train.Estimator.instance_type#1": ("instance", "ml.g5.xlarge", 4),  # module constant resolved
+        "train.deploy.instance_type#1": ("instance", "ml.g5.xlarge", 1),
+        "gce_vm.machine_type#1": ("instance", "g2-standard-4", 1),  # the machineTypes/ URL's tail
+    }  # the commented-out run_instances and the InstanceType in a string are not settings
+
+
+def test_python_that_does_not_parse_or_builds_types_at_run_time_has_no_instance():
+    assert found("a.py", 'ec2.run_instances(InstanceType="p4d.24xlarge"\n') == {}  # syntax error: skipped
+    assert found("b.py", 'ec2.run_instances(InstanceType=pick(), MaxCount=2)\nt = "x"\nt = "y"\n'
+                         'ec2.run_instances(InstanceType=t)\n') == {}
+    assert found("c.py", 'ec2.run_instances(InstanceType="p5.48xlarge", MaxCount=n)\n') == {
+        "run_instances.InstanceType#1": ("instance", "p5.48xlarge", 1)}
+    settings, _ = extract("c.py", 'ec2.run_instances(InstanceType="p5.48xlarge", MaxCount=n)\n')
+    assert "MaxCount is not a literal" in settings[0].notes
+
+
+# -- one pull request, four places ---------------------------------------------------------------------
+FOUR = {"infra/inference.yaml": "cloudformation/inference.yaml", "charts/llm/values.yaml": "helm/values.yaml",
+        "jobs/launch.py": "python/launch.py"}
+
+
+def _pr(text: str, rel: str) -> str:
+    """The issue's pull request: the workload moves from g5.xlarge to p4d.24xlarge."""
+    if rel.endswith("inference.yaml"):  # the EC2 instance and the SageMaker variant
+        return text.replace("InstanceType: g5.xlarge", "InstanceType: p4d.24xlarge").replace(
+            "ml.g5.xlarge", "ml.p4d.24xlarge")
+    if rel.endswith("values.yaml"):
+        return text.replace("instance-type: g5.xlarge", "instance-type: p4d.24xlarge")
+    return text.replace('InstanceType="g5.xlarge"', 'InstanceType="p4d.24xlarge"')
+
+
+def _gate(g: Git, capsys: pytest.CaptureFixture) -> tuple[int, dict]:
+    code = main(["gate", "--repo", str(g.path), "--base", "HEAD~1", "--head", "HEAD", "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_one_pr_moves_a_workload_in_four_places_and_every_one_is_priced(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    g.commit({dst: corpus(src) for dst, src in FOUR.items()}, "base")
+    g.commit({dst: _pr(corpus(src), dst) for dst, src in FOUR.items()}, "move to p4d")
+
+    code, doc = _gate(g, capsys)
+
+    got = {(c["file"], c["key"]): c for c in doc["changes"]}
+    expected = {  # (file, key): (old type, new type, count)
+        ("infra/inference.yaml", "Resources.GpuWorker"): ("g5.xlarge", "p4d.24xlarge", 1),
+        ("infra/inference.yaml", "Resources.LlmEndpointConfig.ProductionVariants[primary]"):
+            ("ml.g5.xlarge", "ml.p4d.24xlarge", 2),
+        ("charts/llm/values.yaml", "inference.nodeSelector.node.kubernetes.io/instance-type"):
+            ("g5.xlarge", "p4d.24xlarge", 2),
+        ("jobs/launch.py", "launch_workers.run_instances.InstanceType#1"): ("g5.xlarge", "p4d.24xlarge", 2),
+    }
+    assert set(got) == set(expected)
+    total = Decimal(0)
+    for where, (old, new, n) in expected.items():
+        c = got[where]
+        assert (c["old"], c["new"], c["old_count"], c["new_count"], c["priced"]) == (old, new, n, n, True), where
+        assert c["old_monthly_usd"] == monthly(old, n) and c["new_monthly_usd"] == monthly(new, n), where
+        total += (hourly(new) - hourly(old)) * 730 * n
+    assert doc["totals"]["delta_monthly_usd"] == round(float(total), 2)
+    assert doc["unpriced"] == 0 and code == 1
+    helm = got[("charts/llm/values.yaml", "inference.nodeSelector.node.kubernetes.io/instance-type")]
+    assert any("one node per replica" in n for n in helm["notes"])
+    assert any("`replicaCount`" in n for n in helm["notes"])
+
+
+def test_renames_and_comments_are_not_changes(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    files = {dst: corpus(src) for dst, src in FOUR.items()}
+    g.commit(files, "base")
+    head = {
+        "infra/inference.yaml": files["infra/inference.yaml"].replace("GpuWorker", "InferenceBox").replace(
+            "      InstanceType: g5.xlarge", "      # the same box, renamed\n      InstanceType: g5.xlarge  # A10G"),
+        "charts/llm/values.yaml": "# a comment on top\n" + files["charts/llm/values.yaml"].replace(
+            "inference:", "server:  # renamed component"),
+        "jobs/launch.py": files["jobs/launch.py"].replace("def launch_workers", "def start_workers").replace(
+            "        MinCount=1,\n        MaxCount=2,\n", "        MaxCount=2,  # reordered\n        MinCount=1,\n"),
+    }
+    g.commit(head, "rename and comment")
+
+    code, doc = _gate(g, capsys)
+
+    assert doc["changes"] == [] and code == 0
+
+
+def test_counts_the_change_carries_are_priced(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    files = {dst: corpus(src) for dst, src in FOUR.items()}
+    g.commit(files, "base")
+    g.commit({"infra/inference.yaml": files["infra/inference.yaml"].replace(
+        "InitialInstanceCount: 2", "InitialInstanceCount: 5").replace('DesiredCapacity: "3"', 'DesiredCapacity: "4"'),
+        "charts/llm/values.yaml": files["charts/llm/values.yaml"].replace("replicaCount: 3", "replicaCount: 4")},
+        "scale out")
+
+    code, doc = _gate(g, capsys)
+
+    got = {c["key"]: c for c in doc["changes"]}
+    sm = got["Resources.LlmEndpointConfig.ProductionVariants[primary]"]
+    assert (sm["old_count"], sm["new_count"]) == (2, 5)
+    assert sm["delta_monthly_usd"] == monthly("ml.g5.xlarge", 3)
+    assert got["Resources.WebTemplate"]["delta_monthly_usd"] == monthly("m5.xlarge", 1)
+    gpu = got["embedder.resources"]
+    assert (gpu["kind"], gpu["old_count"], gpu["new_count"]) == ("gpu", 6, 8)
+    assert gpu["delta_monthly_usd"] == round(float(hourly("g5.12xlarge") / 4 * 2 * 730), 2)
+    assert len(got) == 3 and code == 1
+
+
+def test_the_assumed_count_is_said_in_the_comment(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    g.commit({"cfg/train.yaml": "training:\n  instance_type: ml.g5.xlarge\n"}, "base")
+    g.commit({"cfg/train.yaml": "training:\n  instance_type: ml.p4d.24xlarge\n"}, "head")
+    code = main(["gate", "--repo", str(g.path), "--base", "HEAD~1"])
+    md = capsys.readouterr().out
+    assert code == 1 and "no instance count given; 1 assumed" in md
+    assert f"${monthly('ml.p4d.24xlarge', 1):,.2f}" in md
