@@ -12,9 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costwarden.agent.cli.main import main
-from costwarden.policies.gate import extract
+from costwarden.policies.gate import diff_settings, extract
 from costwarden.tools.pricing import price_table
 from tests.test_gate import Git
 
@@ -221,3 +223,30 @@ def test_the_assumed_count_is_said_in_the_comment(tmp_path, capsys):
     md = capsys.readouterr().out
     assert code == 1 and "no instance count given; 1 assumed" in md
     assert f"${monthly('ml.p4d.24xlarge', 1):,.2f}" in md
+
+
+def test_helm_template_that_does_not_parse_is_line_scanned_for_instance_types():
+    tpl = ('spec:\n  template:\n    spec:\n      nodeSelector:\n'
+           '        node.kubernetes.io/instance-type: p4d.24xlarge\n'
+           '      containers:\n        - image: "{{ .Values.image }}"\n          {{- toYaml .Values.x | nindent 10 }}\n')
+    settings, warnings = extract("charts/llm/templates/deploy.yaml", tpl)
+    assert "line scan" in warnings[0]
+    assert [(s.kind, s.key, s.value, s.count) for s in settings] == [
+        ("instance", "node.kubernetes.io/instance-type#1", "p4d.24xlarge", 1)]
+    assert "no instance count given; 1 assumed" in settings[0].notes
+
+
+@given(st.data())
+@settings(max_examples=40, deadline=None)
+def test_comment_lines_anywhere_never_change_what_is_found(data):
+    """Invariant: a comment-only change gives no finding, whatever lines the comments land on."""
+    for rel, mark in (("python/launch.py", "#"), ("helm/values.yaml", "#"), ("config/training.toml", "#"),
+                      ("k8s/gpu-pool.yaml", "#")):
+        lines = corpus(rel).splitlines()
+        at = sorted(data.draw(st.lists(st.integers(0, len(lines)), max_size=5), label=rel), reverse=True)
+        for i in at:
+            indent = " " * data.draw(st.integers(0, 8))
+            lines.insert(i, f"{indent}{mark} InstanceType: p5.48xlarge  instance_type='p5.48xlarge'")
+        before, _ = extract(rel, corpus(rel))
+        after, _ = extract(rel, "\n".join(lines) + "\n")
+        assert diff_settings(rel, before, after) == [], rel

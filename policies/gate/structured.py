@@ -3,7 +3,8 @@
 
 - A model id is keyed by its path in the document (`llm.summarize.model`); list items are keyed
   by their `name` (or `model_name`) when they have one, since their order can change.
-- YAML that does not parse (a Helm template, say) is still scanned line by line for model keys.
+- YAML that does not parse (a Helm template, say) is still scanned line by line for model and
+  instance-type keys (a count is not known there: 1 is assumed and said).
 - YAML is loaded with cfn.LOADER, which reads CloudFormation's `!Ref`-style tags as opaque values
   (any other YAML file is unaffected by it).
 - Kubernetes workloads: GPUs per pod (`nvidia.com/gpu` limits/requests) x replicas; the node's
@@ -23,7 +24,7 @@ import yaml
 
 from costwarden.policies.gate.cfn import LOADER, is_template, template_settings
 from costwarden.policies.gate.instances import GPU_RESOURCE, gpus_per_pod, instance_settings, pod_node_type
-from costwarden.policies.gate.setting import Setting, is_model_key, looks_like_model, to_int
+from costwarden.policies.gate.setting import Setting, instance, is_instance_key, is_model_key, looks_like_model, to_int
 
 
 class _Lines:
@@ -56,7 +57,7 @@ def structured_settings(fmt: str, path: str, text: str, warnings: list[str]) -> 
         if fmt != "yaml":
             warnings.append(f"{path}: not valid {fmt.upper()} ({str(exc).splitlines()[0]}); skipped")
             return []
-        warnings.append(f"{path}: not valid YAML (a template?); model keys found by a line scan")
+        warnings.append(f"{path}: not valid YAML (a template?); model and instance-type keys found by a line scan")
         return list(_yaml_lines(text))
     lines = _Lines(text)
     out: list[Setting] = []
@@ -104,16 +105,24 @@ def _walk(node: Any, path: str, lines: _Lines) -> Iterator[Setting]:
             yield from _walk(item, f"{path}[{label}]", lines)
 
 
-_YAML_LINE_RE = re.compile(r"^\s*(?:-\s+)?[\"']?([\w.-]+)[\"']?\s*:\s*[\"']?([^\"'#\s{}]+)[\"']?\s*(?:#.*)?$")
+_YAML_LINE_RE = re.compile(r"^\s*(?:-\s+)?[\"']?([\w./-]+)[\"']?\s*:\s*[\"']?([^\"'#\s{}]+)[\"']?\s*(?:#.*)?$")
 
 
 def _yaml_lines(text: str) -> Iterator[Setting]:
     seen: dict[str, int] = {}
     for i, line in enumerate(text.splitlines(), 1):
         m = _YAML_LINE_RE.match(line)
-        if m and is_model_key(m.group(1)) and looks_like_model(m.group(2)):
-            seen[m.group(1)] = seen.get(m.group(1), 0) + 1
-            yield Setting("model", f"{m.group(1)}#{seen[m.group(1)]}", m.group(2), line=i)
+        if not m:
+            continue
+        key = m.group(1)
+        if is_model_key(key) and looks_like_model(m.group(2)):
+            seen[key] = seen.get(key, 0) + 1
+            yield Setting("model", f"{key}#{seen[key]}", m.group(2), line=i)
+        elif is_instance_key(key):  # a Helm template's `node.kubernetes.io/instance-type: p4d.24xlarge`
+            s = instance(f"{key}#{seen.get(key, 0) + 1}", m.group(2), None, i)
+            if s is not None:
+                seen[key] = seen.get(key, 0) + 1
+                yield s
 
 
 def _get(d: Any, *keys: str) -> Any:
