@@ -250,3 +250,16 @@ def test_comment_lines_anywhere_never_change_what_is_found(data):
         before, _ = extract(rel, corpus(rel))
         after, _ = extract(rel, "\n".join(lines) + "\n")
         assert diff_settings(rel, before, after) == [], rel
+
+
+def test_comment_shows_where_a_count_came_from_under_the_row(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    g.commit({"charts/llm/values.yaml": corpus("helm/values.yaml")}, "base")
+    g.commit({"charts/llm/values.yaml": _pr(corpus("helm/values.yaml"), "values.yaml")}, "head")
+    code = main(["gate", "--repo", str(g.path), "--base", "HEAD~1"])
+    md = capsys.readouterr().out
+    row = next(line for line in md.splitlines() if line.startswith("| `charts/llm/values.yaml:9`"))
+    assert "2 x `g5.xlarge` -> 2 x `p4d.24xlarge`" in row and "count 2 from `replicaCount`" in row
+    warnings = md.split("**Warnings**", 1)[1]
+    assert "one node per replica assumed" in warnings and "count 2 from" not in warnings
+    assert code == 1
