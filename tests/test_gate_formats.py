@@ -120,6 +120,12 @@ def test_python_that_does_not_parse_or_builds_types_at_run_time_has_no_instance(
                          'ec2.run_instances(InstanceType=t)\n') == {}
     assert found("c.py", 'ec2.run_instances(InstanceType="p5.48xlarge", MaxCount=n)\n') == {
         "run_instances.InstanceType#1": ("instance", "p5.48xlarge", 1)}
+    assert found("d.py", 'import os\nTYPE = os.environ.get("TRAIN_TYPE", "ml.p4d.24xlarge")\n'
+                         'Estimator(instance_type=TYPE, instance_count=2)\n'
+                         'm.deploy(instance_type=os.getenv("SERVE_TYPE", "ml.g5.xlarge"), initial_instance_count=1)\n'
+                         'Estimator(instance_type=os.getenv("OTHER_TYPE"), instance_count=1)\n') == {
+        "Estimator.instance_type#1": ("instance", "ml.p4d.24xlarge", 2),
+        "deploy.instance_type#1": ("instance", "ml.g5.xlarge", 1)}  # a lookup without a default is left out
     settings, _ = extract("c.py", 'ec2.run_instances(InstanceType="p5.48xlarge", MaxCount=n)\n')
     assert "MaxCount is not a literal" in settings[0].notes
 

@@ -14,7 +14,8 @@ count, and a count (`MaxCount=`, `instance_count=`) belongs to the same call as 
   tail is literal; provider GCP;
 - a dict literal with an `"InstanceType"` key (a `LaunchTemplateData`, say).
 A plain name is resolved when the file assigns it one string or integer literal
-(`INSTANCE_TYPE = "p4d.24xlarge"`); anything else is decided at run time and left out. Settings are
+(`INSTANCE_TYPE = "p4d.24xlarge"`), an environment lookup to its literal default
+(`os.getenv("TYPE", "ml.g5.xlarge")`, `os.environ.get(...)`); anything else is decided at run time and left out. Settings are
 keyed `scope.callee.argument#n` (scope: enclosing class/function), so edits elsewhere in the file
 do not re-pair them. Model ids in Python stay with code.py's scan.
 """
@@ -30,16 +31,24 @@ _COUNT_ARGS = {"InstanceType": ("MaxCount", "MinCount"), "instance_type": ("inst
                "machine_type": ()}
 
 
+def _literal(node: ast.expr | None) -> Any:
+    """A literal, or the literal default of an environment lookup (`os.getenv("T", "ml.g5.xlarge")`)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if (isinstance(node, ast.Call) and _callee(node.func) in ("getenv", "get") and len(node.args) == 2
+            and isinstance(node.args[1], ast.Constant)):
+        return node.args[1].value  # the default ships in the code
+    return None
+
+
 def _constants(tree: ast.AST) -> dict[str, Any]:
     """Names bound to exactly one str/int literal in the file (anything rebound is unknown)."""
     seen: dict[str, list[Any]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            value = node.value.value if isinstance(node.value, ast.Constant) else None
-            seen.setdefault(node.targets[0].id, []).append(value)
+            seen.setdefault(node.targets[0].id, []).append(_literal(node.value))
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            value = node.value.value if isinstance(node.value, ast.Constant) else None
-            seen.setdefault(node.target.id, []).append(value)
+            seen.setdefault(node.target.id, []).append(_literal(node.value))
     return {k: v[0] for k, v in seen.items() if len(v) == 1 and isinstance(v[0], (str, int))}
 
 
@@ -59,10 +68,10 @@ class _Finder(ast.NodeVisitor):
         self.out: list[Setting] = []
 
     def value(self, node: ast.expr | None) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
         if isinstance(node, ast.Name):
             return self.consts.get(node.id)
+        if _literal(node) is not None:
+            return _literal(node)
         if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[-1], ast.Constant):
             tail = str(node.values[-1].value)  # f"zones/{zone}/machineTypes/n2-standard-8"
             return tail if "machineTypes/" in tail else None
