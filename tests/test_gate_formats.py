@@ -269,3 +269,30 @@ def test_comment_shows_where_a_count_came_from_under_the_row(tmp_path, capsys):
     warnings = md.split("**Warnings**", 1)[1]
     assert "one node per replica assumed" in warnings and "count 2 from" not in warnings
     assert code == 1
+
+
+# -- public examples, trimmed (sources cited in the files) -----------------------------------------------
+def test_public_cloudformation_sample_prices_the_parameter_default(tmp_path, capsys):
+    rel = "public/EC2InstanceWithSecurityGroupSample.yaml"
+    settings, warnings = extract(rel, corpus(rel))
+    assert warnings == [] and [(s.key, s.value, s.count) for s in settings] == [("Resources.EC2Instance", "t3.small", 1)]
+    assert "the default of parameter `InstanceType`" in settings[0].notes
+    g = Git(tmp_path / "repo")
+    g.commit({"stack.yaml": corpus(rel)}, "base")
+    reordered = corpus(rel).replace("      - t3.small\n      - m5.xlarge\n", "      - m5.xlarge\n      - t3.small\n")
+    g.commit({"stack.yaml": reordered.replace("# Trimmed", "# A comment\n# Trimmed")}, "reorder allowed values")
+    assert _gate(g, capsys)[1]["changes"] == []
+    g.commit({"stack.yaml": reordered.replace("Default: t3.small", "Default: g5.xlarge")}, "bigger default")
+    code, doc = _gate(g, capsys)
+    [c] = doc["changes"]  # t3.small is not in the shipped table: listed, unpriced, never $0
+    assert (c["old"], c["new"], c["priced"], c["old_monthly_usd"]) == ("t3.small", "g5.xlarge", False, None)
+    assert any("`t3.small`" in w for w in doc["warnings"]) and code == 0
+    g.commit({"stack.yaml": reordered.replace("Default: t3.small", "Default: p4d.24xlarge")}, "biggest default")
+    code, doc = _gate(g, capsys)
+    [c] = doc["changes"]
+    assert (c["old"], c["new"]) == ("g5.xlarge", "p4d.24xlarge")
+    assert c["delta_monthly_usd"] == round(monthly("p4d.24xlarge", 1) - monthly("g5.xlarge", 1), 2) and code == 1
+
+
+def test_public_karpenter_nodepool_without_a_type_requirement_has_no_finding():
+    assert found("public/karpenter-large-instances.yaml") == {}
