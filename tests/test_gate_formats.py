@@ -58,6 +58,15 @@ def test_cdk_synthesised_json_template():
     }
 
 
+def test_dot_template_files_are_read_as_yaml_or_json():
+    assert found("stacks/web.template", corpus("cdk.out/InferenceStack.template.json"))[
+        "Resources.TrainerInstance3E1A2C41"] == ("instance", "g5.xlarge", 1)
+    tabbed = corpus("cdk.out/InferenceStack.template.json").replace("  ", "\t")
+    assert found("stacks/web.template", tabbed)["Resources.TrainerInstance3E1A2C41"] == ("instance", "g5.xlarge", 1)
+    assert found("stacks/web.template", corpus("cloudformation/inference.yaml"))["Resources.GpuWorker"] == (
+        "instance", "g5.xlarge", 1)
+
+
 def test_launch_configuration_counts_min_size_and_says_when_no_group_is_found():
     tpl = '''Resources:
   Lc: {Type: AWS::AutoScaling::LaunchConfiguration, Properties: {InstanceType: c5.xlarge, ImageId: !Ref Ami}}

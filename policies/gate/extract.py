@@ -37,7 +37,7 @@ def file_format(path: str) -> str | None:
         return "env"
     if name.endswith((".tf", ".tfvars")):
         return "terraform"
-    if name.endswith((".yaml", ".yml")):
+    if name.endswith((".yaml", ".yml", ".template")):  # `*.template`: CloudFormation's old suffix, YAML or JSON
         return "yaml"
     if name.endswith(".json"):
         return "json"

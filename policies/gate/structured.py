@@ -47,7 +47,9 @@ class _Lines:
 def structured_settings(fmt: str, path: str, text: str, warnings: list[str]) -> list[Setting]:
     """The settings of a YAML (all documents), JSON or TOML text; a parse failure is a warning."""
     try:
-        if fmt == "yaml":
+        if fmt == "yaml" and path.endswith(".template") and text.lstrip().startswith("{"):
+            docs = [json.loads(text)]  # a JSON CloudFormation template (tabs are not YAML)
+        elif fmt == "yaml":
             docs = [d for d in yaml.load_all(text, Loader=LOADER) if d is not None]
         elif fmt == "json":
             docs = [json.loads(text)] if text.strip() else []
