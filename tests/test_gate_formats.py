@@ -123,6 +123,26 @@ def test_python_calls_read_with_ast():
     }  # the commented-out run_instances and the InstanceType in a string are not settings
 
 
+def test_python_parameter_defaults_and_request_dicts():
+    py = ('def deploy(model, instance_type: str = "ml.g5.xlarge", *, count=1, machine_type="n2-standard-8"):\n'
+          '    pass\n\n\ndef launch(ec2):\n'
+          '    params = {"ImageId": "ami-1", "InstanceType": "g5.xlarge", "MinCount": 1, "MaxCount": 3}\n'
+          '    return ec2.run_instances(**params)\n')
+    assert found("svc.py", py) == {
+        "deploy.instance_type#1": ("instance", "ml.g5.xlarge", 1),
+        "deploy.machine_type#1": ("instance", "n2-standard-8", 1),
+        "launch.InstanceType#1": ("instance", "g5.xlarge", 3),
+    }
+
+
+def test_eks_nodegroup_types_and_desired_size():
+    tpl = ('Resources:\n  Gpu:\n    Type: AWS::EKS::Nodegroup\n    Properties:\n      ClusterName: !Ref Cluster\n'
+           '      InstanceTypes: [g5.xlarge, g5.2xlarge]\n      ScalingConfig: {MinSize: 1, DesiredSize: 3, MaxSize: 6}\n')
+    settings, _ = extract("eks.yaml", tpl)
+    assert [(s.key, s.value, s.count) for s in settings] == [("Resources.Gpu", "g5.xlarge", 3)]
+    assert any("priced as the first" in n for n in settings[0].notes)
+
+
 def test_python_that_does_not_parse_or_builds_types_at_run_time_has_no_instance():
     assert found("a.py", 'ec2.run_instances(InstanceType="p4d.24xlarge"\n') == {}  # syntax error: skipped
     assert found("b.py", 'ec2.run_instances(InstanceType=pick(), MaxCount=2)\nt = "x"\nt = "y"\n'

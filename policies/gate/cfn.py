@@ -10,6 +10,7 @@ type and count is no change):
 - `AWS::EC2::Instance` `InstanceType` (one instance);
 - `AWS::SageMaker::EndpointConfig` `ProductionVariants[]` `InstanceType` x `InitialInstanceCount`;
 - `AWS::SageMaker::NotebookInstance` `InstanceType`;
+- `AWS::EKS::Nodegroup` `InstanceTypes` (the first) x `ScalingConfig.DesiredSize` (else `MinSize`);
 - `AWS::AutoScaling::LaunchConfiguration` `InstanceType` and `AWS::EC2::LaunchTemplate`
   `LaunchTemplateData.InstanceType`, x the `DesiredCapacity` (else `MinSize`) of the
   `AWS::AutoScaling::AutoScalingGroup` that refers to it.
@@ -140,6 +141,15 @@ def template_settings(doc: dict[str, Any], find_line: Callable[..., int]) -> lis
                 n, notes = count_of(v.get("InitialInstanceCount"), "InitialInstanceCount")
                 add(f"{key}.ProductionVariants[{label}]", v.get("InstanceType"), n,
                     "`InitialInstanceCount`" if n is not None else "", notes)
+        elif rtype == "AWS::EKS::Nodegroup":
+            types = props.get("InstanceTypes")
+            types = [t for t in types if isinstance(t, str)] if isinstance(types, list) else []
+            scaling = props.get("ScalingConfig") if isinstance(props.get("ScalingConfig"), dict) else {}
+            attr = next((a for a in ("DesiredSize", "MinSize") if a in scaling), "DesiredSize")
+            n, notes = count_of(scaling.get(attr), attr)
+            more = (f"{len(types)} instance types allowed ({', '.join(types)}); priced as the first",) if len(types) > 1 else ()
+            if types:
+                add(key, types[0], n, f"`ScalingConfig.{attr}`" if n is not None else "", (*notes, *more))
         elif rtype in ("AWS::AutoScaling::LaunchConfiguration", "AWS::EC2::LaunchTemplate"):
             value = (props.get("InstanceType") if rtype.endswith("LaunchConfiguration")
                      else (props.get("LaunchTemplateData") or {}).get("InstanceType"))

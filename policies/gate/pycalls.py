@@ -12,7 +12,9 @@ count, and a count (`MaxCount=`, `instance_count=`) belongs to the same call as 
 - `machine_type="..."` as a keyword or an attribute assignment (`instance.machine_type = ...`,
   google-cloud-compute), also in its `zones/ZONE/machineTypes/NAME` form and as an f-string whose
   tail is literal; provider GCP;
-- a dict literal with an `"InstanceType"` key (a `LaunchTemplateData`, say).
+- a dict literal with an `"InstanceType"` key (a `LaunchTemplateData`, `run_instances(**params)`),
+  counted by its `MaxCount` / `MinCount`;
+- the default of a function parameter named like an instance type (`def deploy(instance_type="ml.g5.xlarge")`).
 A plain name is resolved when the file assigns it one string or integer literal
 (`INSTANCE_TYPE = "p4d.24xlarge"`), an environment lookup to its literal default
 (`os.getenv("TYPE", "ml.g5.xlarge")`, `os.environ.get(...)`); anything else is decided at run time and left out. Settings are
@@ -99,10 +101,23 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
         self.scope.pop()
 
+    def defaults(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        """`def deploy(instance_type: str = "ml.g5.xlarge")`: the default is what callers get."""
+        positional = [*node.args.posonlyargs, *node.args.args]
+        pairs = [*zip(positional[len(positional) - len(node.args.defaults):], node.args.defaults),
+                 *((a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None)]
+        self.scope.append(node.name)
+        for arg, default in pairs:
+            if is_instance_key(arg.arg):
+                self.emit(arg.arg, default, None, "")
+        self.scope.pop()
+
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.defaults(node)
         self.scoped(node, node.name)
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.defaults(node)
         self.scoped(node, node.name)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -130,7 +145,9 @@ class _Finder(ast.NodeVisitor):
     def visit_Dict(self, node: ast.Dict) -> None:
         for k, v in zip(node.keys, node.values):
             if isinstance(k, ast.Constant) and k.value == "InstanceType" and not self._in_variant(node):
-                self.emit("InstanceType", v, None, "")
+                d = {key.value: val for key, val in zip(node.keys, node.values) if isinstance(key, ast.Constant)}
+                name = next((c for c in ("MaxCount", "MinCount") if c in d), "MaxCount")
+                self.emit("InstanceType", v, d.get(name), name)  # run_instances(**params)
         self.generic_visit(node)
 
     def _in_variant(self, node: ast.Dict) -> bool:
