@@ -100,6 +100,14 @@ def test_kubernetes_manifests_and_karpenter_nodepool():
     assert len(got) == 3
 
 
+def test_gpus_of_a_custom_resource_are_counted_with_its_replica_floor():
+    isvc = ('apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: llama\nspec:\n'
+            '  predictor:\n    minReplicas: 2\n    nodeSelector:\n      node.kubernetes.io/instance-type: g5.12xlarge\n'
+            '    model:\n      modelFormat: {name: huggingface}\n'
+            '      resources:\n        limits: {nvidia.com/gpu: "4"}\n')
+    assert found("isvc.yaml", isvc) == {"InferenceService/llama.spec.predictor.resources": ("gpu", "g5.12xlarge", 8)}
+
+
 def test_plain_settings_toml_and_env():
     assert found("config/training.toml") == {
         "training.instance_type": ("instance", "ml.g5.xlarge", 2),

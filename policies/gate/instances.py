@@ -11,8 +11,9 @@ What counts as an instance type here, and why:
 The count is the nearest count the document carries for it: a count key in the same mapping or an
 enclosing one (`replicas`, `replicaCount`, `instance_count`, `desired_capacity`, ...). A pinned
 workload is counted as one node per replica (bin-packing is unknown; said in a note). When a
-mapping also requests `nvidia.com/gpu`, the GPU request is the setting (priced per GPU of the
-pinned node type) and the node label is not counted again.
+mapping also requests `nvidia.com/gpu` (Helm values, or a custom resource such as a KServe
+InferenceService whose pods the standard workload reader does not see), the GPU request is the
+setting (priced per GPU of the pinned node type) and the node label is not counted again.
 """
 
 from __future__ import annotations
@@ -87,12 +88,25 @@ def instance_settings(doc: Any, prefix: str, find_line: Callable[..., int], *, c
     yield from _walk(doc, prefix, find_line, count, kubernetes)
 
 
-def _walk(node: Any, path: str, find_line: Callable[..., int], count: Count, k8s: bool) -> Iterator[Setting]:
+def _pod_gpus(node: dict[str, Any]) -> int:
+    """GPUs a pod-like mapping requests: its own `resources`, else (when it pins a node type, as a
+    KServe predictor does) those of its direct children and `containers`."""
+    gpus = _resources_gpus(node)
+    if gpus or not ("nodeSelector" in node or "affinity" in node):
+        return gpus
+    for v in node.values():
+        items = v if isinstance(v, list) else [v]
+        gpus += sum(_resources_gpus(x) for x in items if isinstance(x, dict))
+    return gpus
+
+
+def _walk(node: Any, path: str, find_line: Callable[..., int], count: Count, k8s: bool,
+          gpu_done: bool = False) -> Iterator[Setting]:
     if isinstance(node, list):
         for i, item in enumerate(node):
             label = next((item[k] for k in ("name", "key") if isinstance(item, dict)
                           and isinstance(item.get(k), str)), i)
-            yield from _walk(item, f"{path}[{label}]", find_line, count, k8s)
+            yield from _walk(item, f"{path}[{label}]", find_line, count, k8s, gpu_done)
         return
     if not isinstance(node, dict):
         return
@@ -106,20 +120,19 @@ def _walk(node: Any, path: str, find_line: Callable[..., int], count: Count, k8s
         if s:
             yield s
         return
-    gpus = _resources_gpus(node) if not k8s else 0
-    skip_selector = False
-    if gpus:  # Helm values: {replicaCount, nodeSelector, resources: {limits: {nvidia.com/gpu: n}}}
+    gpus = 0 if gpu_done else _pod_gpus(node)
+    if gpus:  # Helm values {replicaCount, nodeSelector, resources: {limits: {nvidia.com/gpu: n}}}, a KServe predictor
         node_type = pod_node_type(node)
         n = count[0] if count[0] is not None else 1
-        notes = () if count[0] is not None else ("no replica count given; 1 assumed",)
+        notes = (f"count {n} from {count[1]} (x {gpus} GPUs each)",) if count[0] is not None else (
+            "no replica count given; 1 assumed",)
         yield Setting("gpu", f"{path}.resources" if path else "resources", node_type, count=gpus * n,
                       line=find_line(GPU_RESOURCE), provider="aws" if node_type else "", notes=notes)
-        skip_selector = True
     for k, v in node.items():
         key = str(k)
         sub = f"{path}.{key}" if path else key
-        if skip_selector and key in ("nodeSelector", "affinity"):
-            continue
+        if gpus and key in ("nodeSelector", "affinity"):
+            continue  # the GPU request prices the node type it pins
         if is_instance_key(key) and isinstance(v, str):
             s = instance(sub, v, count[0], find_line(key, v), _pinned(k8s or key in NODE_TYPE_LABELS, sub), count[1])
             if s:
@@ -130,7 +143,7 @@ def _walk(node: Any, path: str, find_line: Callable[..., int], count: Count, k8s
                 if s:
                     yield s
         elif isinstance(v, (dict, list)):
-            yield from _walk(v, sub, find_line, count, k8s)
+            yield from _walk(v, sub, find_line, count, k8s, gpu_done or bool(gpus))
 
 
 def _pinned(applies: bool, path: str) -> tuple[str, ...]:

@@ -70,7 +70,7 @@ _AWS_TYPE_RE = re.compile(r"(?:[a-z]+\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|me
 _GCP_TYPE_RE = re.compile(r"[a-z][a-z0-9]*-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|ultramem|megamem|"
                           r"hypermem|micro|small|medium|custom)(?:-[0-9a-z-]+)?")
 _COUNT_KEYS = frozenset({"replicas", "replicacount", "instancecount", "initialinstancecount", "desiredcapacity",
-                         "desiredsize", "nodecount", "numnodes", "numinstances", "count"})
+                         "desiredsize", "nodecount", "numnodes", "numinstances", "count", "minreplicas"})
 
 
 def is_instance_key(key: str) -> bool:
