@@ -1,8 +1,9 @@
 """Benchmark: the pull-request gate on a large repository.
 
-Builds a git repository of 5,000 files (Python, TypeScript, YAML, JSON, Terraform, Markdown;
-about a third carry model ids or instance types), commits it, changes ten files on a branch
-(model swaps, an instance type, a count, a GPU request, plus files with no cost-relevant
+Builds a git repository of 5,000 files (Python with boto3 calls, TypeScript, YAML Helm-style
+values, JSON settings and CloudFormation templates, Terraform, Markdown; about half carry model
+ids or instance types), commits it, changes ten files on a branch (model swaps, instance types in
+Python, Helm values, CloudFormation and Terraform, a count, plus files with no cost-relevant
 change) and times `costwarden gate` as a user runs it: a fresh process, imports included.
 Target (issue 9): < 2 s wall time. Also prints the in-process time of the gate itself.
 
@@ -40,8 +41,11 @@ def body(i: int, changed: bool = False) -> tuple[str, str]:
     kind = i % 6
     if kind == 0:
         new = "gpt-4-turbo" if changed else m
+        box = "p4d.24xlarge" if changed else TYPES[i % len(TYPES)]
         return f"{d}/client_{i}.py", (f'"""Service {i}."""\n\n\ndef call(client, text):\n'
                                       f'    return client.chat.completions.create(model="{new}", messages=[text])\n'
+                                      f'\n\ndef worker(ec2):\n    return ec2.run_instances(ImageId="ami-1", '
+                                      f'InstanceType="{box}", MinCount=1, MaxCount=2)\n'
                                       + "".join(f"\n\ndef helper_{j}(x):\n    return x + {j}\n" for j in range(20)))
     if kind == 1:
         new = "gpt-4o" if changed else m
@@ -49,13 +53,22 @@ def body(i: int, changed: bool = False) -> tuple[str, str]:
                                     + "".join(f"export const f{j} = (x: number) => x * {j};\n" for j in range(30)))
     if kind == 2:
         new = "o3" if changed else m
+        node = "p4d.24xlarge" if changed else TYPES[i % len(TYPES)]
         return f"{d}/llm_{i}.yaml", (f"feature: f{i}\nllm:\n  model: {new}\n  temperature: 0.{i % 9}\n"
+                                     f"server:\n  replicaCount: 2\n  nodeSelector:\n"
+                                     f"    node.kubernetes.io/instance-type: {node}\n"
                                      + "".join(f"option_{j}: value {j}\n" for j in range(30)))
     if kind == 3:
         t = "p4d.24xlarge" if changed else TYPES[i % len(TYPES)]
         return f"infra/{d}/main_{i}.tf", (f'resource "aws_instance" "box_{i}" {{\n  ami = "ami-{i:08d}"\n'
                                           f'  instance_type = "{t}"\n  count = {3 if changed else 1}\n'
                                           f'  tags = {{\n    Name = "box-{i}"\n  }}\n}}\n')
+    if kind == 4 and (i // 6) % 4 == 0:  # a synthesised CloudFormation template (cdk.out)
+        t = "p4d.24xlarge" if changed else TYPES[i % len(TYPES)]
+        return f"cdk.out/{d}/Stack{i}.template.json", json.dumps({"Resources": {
+            f"Box{i}": {"Type": "AWS::EC2::Instance", "Properties": {"InstanceType": t, "ImageId": {"Ref": "Ami"}}},
+            f"Cfg{i}": {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {"ProductionVariants": [
+                {"VariantName": "main", "InstanceType": "ml." + t, "InitialInstanceCount": 2}]}}}}, indent=1)
     if kind == 4:
         return f"{d}/settings_{i}.json", json.dumps({"name": f"s{i}", "retries": 3 + (1 if changed else 0),
                                                      "items": list(range(40))}, indent=2)

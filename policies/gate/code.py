@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from costwarden.policies.gate.setting import Setting, is_model_key, looks_like_model
+from costwarden.policies.gate.setting import Setting, instance, is_instance_key, is_model_key, looks_like_model
 
 
 def env_settings(text: str) -> Iterator[Setting]:
-    """`KEY=value` lines (quoted or not, `export` allowed) whose key names a model; keyed by the variable."""
+    """`KEY=value` lines (quoted or not, `export` allowed) whose key names a model or an instance
+    type (`TRAIN_INSTANCE_TYPE=ml.g5.xlarge`); keyed by the variable."""
     for i, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
@@ -28,6 +29,10 @@ def env_settings(text: str) -> Iterator[Setting]:
             value = value.split(" #", 1)[0].strip()
         if is_model_key(key.strip()) and looks_like_model(value):
             yield Setting("model", key.strip(), value, line=i)
+        elif is_instance_key(key):
+            s = instance(key.strip(), value, None, i)
+            if s is not None:
+                yield s
 
 
 _CODE_RE = re.compile(r"""

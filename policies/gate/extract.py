@@ -4,8 +4,10 @@ Kubernetes GPU requests.
 Pure functions over (path, text): no IO, no prices. The gate calls them on the base and head
 version of each changed file and diffs the results (policies.gate.diff), so the rules decide what a
 pull request can change without being noticed. Each format has its reader and its reasons:
-setting.py (what a model id is), code.py (.env, Python, TypeScript), structured.py (YAML, JSON,
-TOML, Kubernetes), terraform.py.
+setting.py (what a model id and an instance type are), code.py (.env, Python, TypeScript model
+ids), pycalls.py (instance types in boto3 / SageMaker SDK / google-cloud-compute calls, via `ast`),
+structured.py (YAML, JSON, TOML; with cfn.py for CloudFormation/SAM/CDK templates and instances.py
+for Kubernetes, Helm values, Karpenter and plain settings), terraform.py.
 
 A `costwarden.feature: NAME` (or `=NAME`) annotation anywhere in the file (comment or data)
 names the product feature of every setting below it, up to the next annotation.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 
 from costwarden.policies.gate.code import env_settings, script_settings
+from costwarden.policies.gate.pycalls import python_instance_settings
 from costwarden.policies.gate.setting import Setting
 from costwarden.policies.gate.structured import structured_settings
 from costwarden.policies.gate.terraform import terraform_settings
@@ -24,6 +27,7 @@ __all__ = ["Setting", "annotations", "extract", "file_format"]
 
 _ANNOTATION_RE = re.compile(r"costwarden\.feature[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9][\w.-]*)")
 _SCRIPT_EXT = (".py", ".pyi", ".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs")
+_PY_INSTANCE_WORDS = ("InstanceType", "instance_type", "machine_type")  # parse only files that can hold one
 
 
 def file_format(path: str) -> str | None:
@@ -33,7 +37,7 @@ def file_format(path: str) -> str | None:
         return "env"
     if name.endswith((".tf", ".tfvars")):
         return "terraform"
-    if name.endswith((".yaml", ".yml")):
+    if name.endswith((".yaml", ".yml", ".template")):  # `*.template`: CloudFormation's old suffix, YAML or JSON
         return "yaml"
     if name.endswith(".json"):
         return "json"
@@ -69,6 +73,8 @@ def extract(path: str, text: str) -> tuple[list[Setting], list[str]]:
         found = list(env_settings(text))
     elif fmt == "script":
         found = list(script_settings(text))
+        if path.endswith((".py", ".pyi")) and any(w in text for w in _PY_INSTANCE_WORDS):
+            found += python_instance_settings(text)
     elif fmt == "terraform":
         found = terraform_settings(text)
     else:

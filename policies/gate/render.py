@@ -23,6 +23,11 @@ def _num(v: float) -> str:
     return f"{v:,.0f}" if v == int(v) else f"{v:,g}"
 
 
+def _is_count_source(note: str) -> bool:
+    """"count 3 from `replicaCount`" explains a figure (shown under it), it does not warn."""
+    return note.startswith("count ") and " from " in note
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -46,14 +51,15 @@ def render_markdown(report: GateReport) -> str:
             where = f"`{c.file}:{c.line}`" if c.line else f"`{c.file}`"
             if c.old_file and c.old_file != c.file:
                 where += f"<br><sub>renamed from `{c.old_file}`</sub>"
-            what = c.summary + (f"<br><sub>{c.basis}</sub>" if c.basis else "")
+            basis = "; ".join([*(n for n in c.notes if _is_count_source(n)), *([c.basis] if c.basis else [])])
+            what = c.summary + (f"<br><sub>{basis}</sub>" if basis else "")
             if not c.priced:
                 what += "<br><sub>**unpriced**</sub>"
             lines.append(f"| {_cell(where)} | {_cell(what)} | {_usd(c.old_monthly_usd)} | {_usd(c.new_monthly_usd)} | "
                          f"{_delta(c.delta_monthly_usd)} | {fmt_pct(c.delta_pct) if c.priced else '?'} |")
         lines.append(f"| **Total (priced)** | | **{_usd(t.old_monthly_usd)}** | **{_usd(t.new_monthly_usd)}** | "
                      f"**{_delta(t.delta_monthly_usd)}** | **{fmt_pct(t.delta_pct)}** |")
-    notes = [f"`{c.file}`: {n}" for c in report.changes for n in c.notes]
+    notes = [f"`{c.file}`: {n}" for c in report.changes for n in c.notes if not _is_count_source(n)]
     if report.warnings or notes:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in report.warnings + notes]
     lines += ["", "<details><summary>Assumptions</summary>", ""] + [f"- {a}" for a in report.assumptions]

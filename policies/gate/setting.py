@@ -63,3 +63,55 @@ def to_int(value: Any) -> int | None:
     except ValueError:
         return None
 
+
+
+# -- instance and machine types ------------------------------------------------------------------------
+_AWS_TYPE_RE = re.compile(r"(?:[a-z]+\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|large|\d*xlarge|metal(?:-\d+xl)?)")
+_GCP_TYPE_RE = re.compile(r"[a-z][a-z0-9]*-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|ultramem|megamem|"
+                          r"hypermem|micro|small|medium|custom)(?:-[0-9a-z-]+)?")
+_COUNT_KEYS = frozenset({"replicas", "replicacount", "instancecount", "initialinstancecount", "desiredcapacity",
+                         "desiredsize", "nodecount", "numnodes", "numinstances", "count", "minreplicas"})
+
+
+def is_instance_key(key: str) -> bool:
+    """`instance_type`, `instanceType`, `InstanceType`, `TRAIN_INSTANCE_TYPE`, `machine_type`,
+    `node.kubernetes.io/instance-type`: the key names an instance or machine type."""
+    k = re.sub(r"[-_\s]", "", key.strip().strip("\"'`")).lower()
+    return k.endswith(("instancetype", "machinetype"))
+
+
+def is_count_key(key: str) -> bool:
+    """`replicas`, `replicaCount`, `instance_count`, `InitialInstanceCount`, `desired_capacity`, ..."""
+    return re.sub(r"[-_\s]", "", key).lower() in _COUNT_KEYS
+
+
+def instance_provider(value: str) -> str | None:
+    """"aws" for an EC2/SageMaker-style type (`p4d.24xlarge`, `ml.g5.xlarge`), "gcp" for a GCE
+    machine type (`n1-standard-4`, `a2-highgpu-1g`, also as a `.../machineTypes/NAME` URL), None
+    for anything else (a variable reference, an ARN, free text)."""
+    v = machine_type_name(value.strip())
+    if _AWS_TYPE_RE.fullmatch(v):
+        return "aws"
+    if _GCP_TYPE_RE.fullmatch(v):
+        return "gcp"
+    return None
+
+
+def machine_type_name(value: str) -> str:
+    """`zones/us-central1-a/machineTypes/n1-standard-4` -> `n1-standard-4` (GCE APIs take the URL form)."""
+    return value.rsplit("machineTypes/", 1)[-1] if "machineTypes/" in value else value
+
+
+def instance(key: str, value: str, count: int | None, line: int, notes: tuple[str, ...] = (),
+             count_from: str = "") -> Setting | None:
+    """An instance setting, or None when `value` is not an instance type. A missing count is
+    counted as 1 and said so; `count_from` names where a given count came from."""
+    provider = instance_provider(value) if isinstance(value, str) else None
+    if provider is None:
+        return None
+    if count is None:
+        notes = (*notes, "no instance count given; 1 assumed")
+    elif count_from:
+        notes = (*notes, f"count {count} from {count_from}")
+    return Setting("instance", key, machine_type_name(value.strip()), 1 if count is None else count, line, provider,
+                   notes=notes)
