@@ -169,9 +169,11 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
         from costwarden.agent.demo.billing import write_demo_billing
 
         from costwarden.agent.demo.gcp import gcp_demo_estate
+        from costwarden.agent.demo.moto_metrics import indexed_get_metric_data
 
         with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir, \
-                gcp_demo_estate(days=days) as gcp:  # a GCP project and a Prometheus-scraped GPU cluster
+                gcp_demo_estate(days=days) as gcp, \
+                indexed_get_metric_data():  # the same answers as moto's GetMetricData, without its quadratic scan
             billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
             yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "waste": waste,
                    "billing": billing,
