@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,6 +27,40 @@ class AuditFormat(str, Enum):
     html = "html"
 
 
+@contextmanager
+def fewer_collections(demo: bool) -> Iterator[None]:
+    """Collect garbage cycles less often while the command runs, and not at all at exit.
+
+    An audit builds a large heap that lives until the end (SDKs, service models, the inventory) and
+    makes little cyclic garbage. With Python's default thresholds (a young collection every 700
+    allocations) full collections re-scanned that heap a dozen times: ~2.5 s of the 12 s demo audit.
+    So what is loaded when the command starts is frozen (never re-scanned), young collections wait
+    for 10,000 allocations, and the demo, whose estate is small and fixed, collects none (its few
+    cycles wait for the exit: ~0.5 s less CPU, no measurable memory). At exit the interpreter
+    traverses the whole heap again (2-3 s) only to free what the OS frees anyway; freezing it first
+    (atexit runs before that collection) skips the traversal. Everything is restored on the way
+    out, so a test that calls the command in-process keeps its own settings.
+    """
+    old, enabled = gc.get_threshold(), gc.isenabled()
+    gc.freeze()
+    gc.set_threshold(max(old[0], 10_000), *old[1:])
+    if demo:
+        gc.disable()
+    _freeze_at_exit()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if enabled:
+            gc.enable()
+        gc.unfreeze()
+
+
+@cache
+def _freeze_at_exit() -> None:
+    atexit.register(gc.freeze)  # once a process
+
+
 def demo_packs(demo: bool) -> list[Path]:
     """With --demo and no policy of the user's: every pack that ships (the default pack and the AWS
     estate pack), so the demo shows each detector at work; otherwise the loader's default."""
@@ -39,6 +77,12 @@ def audit(config: ConfigOpt = None, policy: PolicyOpt = None, demo: DemoOpt = Fa
               "--as-of", help="Analyse billing as of the end of DATE (YYYY-MM-DD, UTC): any closed period.")] = None,
           ) -> None:
     """One dry-run sweep: find waste and show what would be done. Changes nothing, ever."""
+    with fewer_collections(demo):
+        _audit(config, policy, demo, state_dir, fmt, output, quiet, as_of)
+
+
+def _audit(config: Optional[Path], policy: Optional[list[Path]], demo: bool, state_dir: Optional[Path],
+           fmt: AuditFormat, output: Optional[Path], quiet: bool, as_of: Optional[str]) -> None:
     from costwarden.agent.cli.report import parse_as_of
     from costwarden.agent.engine.sweep import run_sweep
     from costwarden.agent.reports.output import render_html, render_json, render_markdown, render_table

@@ -85,46 +85,86 @@ def _series(inst: DemoInstance) -> list[tuple[str, str, str, Callable[[int, rand
     return out
 
 
-def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = None,
-                estate: list[DemoInstance] = ESTATE) -> dict[str, str]:
-    """Create the instances and their metric history; return {Name tag: instance id}."""
+def demo_session() -> Any:
+    """A boto3 session with the demo's dummy credentials, on the process's shared model loader: the
+    service models the seeding parses (EC2's alone ~0.3 s) are the ones the sweep's clients reuse."""
     import boto3
-    from botocore.config import Config
 
-    # moto's server cannot read botocore's gzip-compressed PutMetricData bodies
-    cfg = Config(disable_request_compression=True)
-    now = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    from costwarden.tools.aws.session import shared_models_session
+
+    return boto3.Session(botocore_session=shared_models_session(),
+                         **{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
+
+
+def put_metric_history(account: str, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
+    """Store datapoints as PutMetricData would, straight into moto's CloudWatch backend.
+
+    The demo's (and the tests') moto server runs in this process, so the history is handed to the
+    backend's own `put_metric_data` in one call instead of thousands of datapoints serialized into
+    HTTP requests and parsed back (about 5 s of the demo's start, for nothing the audit reads: the
+    audit's GetMetricData still goes through real boto3 and moto's HTTP API). moto keeps
+    timestamps as naive UTC, which is what its request parser hands the backend too.
+    """
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch_backends[account][region].put_metric_data(namespace, data)
+
+
+def seed_estate(endpoint_url: str, *, days: int = 14, now: datetime | None = None,
+                estate: list[DemoInstance] = ESTATE, session: Any = None) -> dict[str, str]:
+    """Create the instances (RunInstances through the API) and their metric history (hourly, in the
+    in-process moto backend: see put_metric_history); return {Name tag: instance id}."""
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is not None:  # moto keeps naive UTC (botocore reads a naive timestamp as UTC too)
+        now = now.astimezone(timezone.utc).replace(tzinfo=None)
+    now = now.replace(minute=0, second=0, microsecond=0)
     hours = [now - timedelta(hours=h) for h in range(days * 24, 0, -1)]
+    session = session or demo_session()
+    ec2: dict[str, Any] = {}  # one client a region
     ids: dict[str, str] = {}
-    session = boto3.Session(**{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
     for inst in estate:
-        ec2 = session.client("ec2", region_name=inst.region, endpoint_url=endpoint_url, config=cfg)
+        if inst.region not in ec2:
+            ec2[inst.region] = session.client("ec2", region_name=inst.region, endpoint_url=endpoint_url)
         tags = [{"Key": "Name", "Value": inst.name}] + [{"Key": k, "Value": v} for k, v in inst.tags.items()]
-        res = ec2.run_instances(ImageId=DEMO_AMI, InstanceType=inst.instance_type, MinCount=1, MaxCount=1,
-                                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        res = ec2[inst.region].run_instances(ImageId=DEMO_AMI, InstanceType=inst.instance_type, MinCount=1,
+                                             MaxCount=1, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
         iid = res["Instances"][0]["InstanceId"]
         ids[inst.name] = iid
-        cw = session.client("cloudwatch", region_name=inst.region, endpoint_url=endpoint_url, config=cfg)
         for namespace, metric, unit, fn in _series(inst):
             rng = random.Random(f"{inst.name}/{metric}")  # one stream a series: adding one shifts no other
-            data = [{"MetricName": metric, "Dimensions": [{"Name": "InstanceId", "Value": iid}],
-                     "Timestamp": ts, "Value": round(fn(ts.hour, rng), 3), "Unit": unit} for ts in hours]
-            for i in range(0, len(data), 1000):
-                cw.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
+            put_metric_history(res["OwnerId"], inst.region, namespace, [
+                {"MetricName": metric, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": ts,
+                 "Value": round(fn(ts.hour, rng), 3), "Unit": unit} for ts in hours])
     return ids
+
+
+def _moto_server() -> Any:
+    """moto's ThreadedMotoServer, its loop polling for stop() every 0.1 s, not 0.5 s: every demo
+    ends by stopping it, and waiting out the poll was a quarter of a second of each exit."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class QuickStopMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:  # moto's own, with the poll interval
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever(poll_interval=0.1)
+
+    return QuickStopMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 @contextmanager
 def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
     """Start moto on 127.0.0.1:<free port>, seed it, and point boto3 at it for the duration."""
     try:
-        from moto.server import ThreadedMotoServer
+        server = _moto_server()
     except ImportError:
         from costwarden.tools.errors import ToolError
 
         raise ToolError("--demo needs moto, which is not installed: pip install 'costwarden[demo]'") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the user's terminal
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
@@ -137,12 +177,10 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
     # instances need no real AMI, so leaving it out saves about a second a region
     os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
     try:
-        ids = seed_estate(endpoint, days=days)
-        import boto3
-
+        session = demo_session()
+        ids = seed_estate(endpoint, days=days, session=session)
         from costwarden.agent.demo.waste import seed_waste
 
-        session = boto3.Session(**{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})
         waste = seed_waste(session, endpoint, now=datetime.now(timezone.utc))  # endpoint, volume, snapshot, EIP
         import tempfile
         from pathlib import Path
@@ -150,9 +188,11 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
         from costwarden.agent.demo.billing import write_demo_billing
 
         from costwarden.agent.demo.gcp import gcp_demo_estate
+        from costwarden.agent.demo.moto_metrics import indexed_get_metric_data
 
         with tempfile.TemporaryDirectory(prefix="costwarden-demo-billing-") as billing_dir, \
-                gcp_demo_estate(days=days) as gcp:  # a GCP project and a Prometheus-scraped GPU cluster
+                gcp_demo_estate(days=days) as gcp, \
+                indexed_get_metric_data():  # the same answers as moto's GetMetricData, without its quadratic scan
             billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
             yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "waste": waste,
                    "billing": billing,
