@@ -140,6 +140,8 @@ def gate(base: Annotated[str, typer.Option("--base", help="Base revision (e.g. o
 
         settings = load_settings(config)
         model_overrides, instance_overrides = settings.billing.price_overrides, settings.pricing.overrides
+        if not usage and settings.billing.usage_paths:  # the daemon's own usage data (globs) gives the volumes
+            usage = [Path(p) for p in settings.billing.usage_paths]
     report = run_gate(repo, base, head, options, usage, usage_window_days, model_overrides, instance_overrides)
     text = render_json(report) if fmt is GateFormat.json else render_markdown(report)
     if output:

@@ -34,6 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from costwarden.policies.gate.diff import Change
+from costwarden.policies.gate.limitcost import price_limit_change
 from costwarden.policies.gate.setting import Setting
 from costwarden.state.domain import DAYS_PER_MONTH, HOURS_PER_MONTH
 from costwarden.state.usage import TokenPrice, UsageGroup
@@ -87,7 +88,7 @@ class ChangeReport(BaseModel):
     file: str
     line: int
     old_file: str | None
-    kind: Literal["model", "instance", "gpu"]
+    kind: Literal["model", "instance", "gpu", "limit", "prompt"]
     key: str
     status: Literal["modified", "added", "removed"]
     old: str | None
@@ -137,6 +138,7 @@ class TokenVolume:
     cache_read_tokens: Decimal
     source: str
     observed: bool
+    requests: Decimal = Decimal(0)
 
 
 def _short(model: str) -> str:
@@ -164,10 +166,11 @@ class UsageVolumes:
         self._by: dict[tuple[str, str | None], list[Decimal]] = {}
         for g in groups:
             for k in ((g.feature, _short(g.model)), (g.feature, None)):
-                acc = self._by.setdefault(k, [Decimal(0)] * 3)
+                acc = self._by.setdefault(k, [Decimal(0)] * 4)
                 acc[0] += g.input_tokens * scale
                 acc[1] += g.output_tokens * scale
                 acc[2] += g.cache_read_tokens * scale
+                acc[3] += g.requests * scale
 
     @property
     def features(self) -> list[str]:
@@ -177,10 +180,15 @@ class UsageVolumes:
         for key, what in (((feature, _short(model)) if model else None, f"of {model}"), ((feature, None), "")):
             if key is None or key not in self._by:
                 continue
-            i, o, c = self._by[key]
+            i, o, c, n = self._by[key]
             return TokenVolume(i, o, c, f"feature `{feature}`{' ' + what if what else ''}: {_tokens(i)} input + "
-                               f"{_tokens(o)} output tokens/month observed ({self.label})", True)
+                               f"{_tokens(o)} output tokens/month observed ({self.label})", True, n)
         return None
+
+    def top_model(self, feature: str) -> str:
+        """The feature's model with the most output tokens (prices a limit written without a model)."""
+        mine = [(v[1], m) for (f, m), v in self._by.items() if f == feature and m is not None]
+        return max(mine)[1] if mine else ""
 
 
 def match_feature(setting: Setting, file: str, features: Iterable[str]) -> tuple[str | None, str]:
@@ -209,9 +217,12 @@ def fmt_pct(pct: float | None) -> str:
 
 def _describe(ch: Change) -> str:
     o, n, s = ch.old, ch.new, ch.setting
-    what = {"model": "model", "instance": "instance", "gpu": "GPU request"}[s.kind]
+    what = {"model": "model", "instance": "instance", "gpu": "GPU request", "limit": "output-token limit",
+            "prompt": "system prompt"}[s.kind]
 
     def one(x: Setting) -> str:
+        if x.kind in ("limit", "prompt"):
+            return f"{int(x.value):,} {'tokens' if x.kind == 'limit' else 'chars'}"
         if x.kind == "model":
             return f"`{x.value}`"
         if x.kind == "gpu":
@@ -294,6 +305,13 @@ def evaluate(changes: list[Change], *, model_price: ModelPricer, instance_price:
                     old_cost = cost
                 else:
                     new_cost = cost
+        elif s.kind in ("limit", "prompt"):
+            model = (ch.new.model if ch.new else "") or (ch.old.model if ch.old else "")
+            vol = volumes.volume(feature, model or None) if volumes and feature else None
+            model = model or (volumes.top_model(feature) if volumes and feature and vol else "")
+            old_cost, new_cost, basis, extra = price_limit_change(ch, vol, model, model_price(model) if model else None,
+                                                                  warn)
+            notes += extra
         else:
             basis = ""
             for side, setting in (("old", ch.old), ("new", ch.new)):

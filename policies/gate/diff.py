@@ -54,7 +54,7 @@ def _same(a: Setting, b: Setting) -> bool:
 def diff_settings(file: str, old: list[Setting], new: list[Setting], old_file: str | None = None) -> list[Change]:
     """Changes between two versions of one file (see the module docstring for the passes)."""
     changes: list[Change] = []
-    for kind in ("model", "instance", "gpu"):
+    for kind in ("model", "instance", "gpu", "limit", "prompt"):
         olds = [s for s in old if s.kind == kind]
         news = [s for s in new if s.kind == kind]
         new_by_key = {s.key: s for s in news}

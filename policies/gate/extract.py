@@ -7,7 +7,8 @@ pull request can change without being noticed. Each format has its reader and it
 setting.py (what a model id and an instance type are), code.py (.env, Python, TypeScript model
 ids), pycalls.py (instance types in boto3 / SageMaker SDK / google-cloud-compute calls, via `ast`),
 structured.py (YAML, JSON, TOML; with cfn.py for CloudFormation/SAM/CDK templates and instances.py
-for Kubernetes, Helm values, Karpenter and plain settings), terraform.py.
+for Kubernetes, Helm values, Karpenter and plain settings), terraform.py; limits.py (output-token
+limits and system prompts, in settings and Python calls).
 
 A `costwarden.feature: NAME` (or `=NAME`) annotation anywhere in the file (comment or data)
 names the product feature of every setting below it, up to the next annotation.
@@ -16,8 +17,10 @@ names the product feature of every setting below it, up to the next annotation.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from costwarden.policies.gate.code import env_settings, script_settings
+from costwarden.policies.gate.limits import PY_LIMIT_WORDS, python_limit_settings
 from costwarden.policies.gate.pycalls import python_instance_settings
 from costwarden.policies.gate.setting import Setting
 from costwarden.policies.gate.structured import structured_settings
@@ -75,13 +78,14 @@ def extract(path: str, text: str) -> tuple[list[Setting], list[str]]:
         found = list(script_settings(text))
         if path.endswith((".py", ".pyi")) and any(w in text for w in _PY_INSTANCE_WORDS):
             found += python_instance_settings(text)
+        if path.endswith((".py", ".pyi")) and any(w in text for w in PY_LIMIT_WORDS):
+            found += python_limit_settings(text)
     elif fmt == "terraform":
         found = terraform_settings(text)
     else:
         found = structured_settings(fmt, path, text, warnings)
     marks = annotations(text)
     if marks:
-        found = [Setting(s.kind, s.key, s.value, s.count, s.line, s.provider, _feature_at(marks, s.line), s.notes)
-                 for s in found]
+        found = [replace(s, feature=_feature_at(marks, s.line)) for s in found]
     return found, warnings
 

@@ -37,13 +37,13 @@ def _literal(node: ast.expr | None) -> Any:
     """A literal, or the literal default of an environment lookup (`os.getenv("T", "ml.g5.xlarge")`)."""
     if isinstance(node, ast.Constant):
         return node.value
-    if (isinstance(node, ast.Call) and _callee(node.func) in ("getenv", "get") and len(node.args) == 2
+    if (isinstance(node, ast.Call) and callee(node.func) in ("getenv", "get") and len(node.args) == 2
             and isinstance(node.args[1], ast.Constant)):
         return node.args[1].value  # the default ships in the code
     return None
 
 
-def _constants(tree: ast.AST) -> dict[str, Any]:
+def constants(tree: ast.AST) -> dict[str, Any]:
     """Names bound to exactly one str/int literal in the file (anything rebound is unknown)."""
     seen: dict[str, list[Any]] = {}
     for node in ast.walk(tree):
@@ -54,7 +54,7 @@ def _constants(tree: ast.AST) -> dict[str, Any]:
     return {k: v[0] for k, v in seen.items() if len(v) == 1 and isinstance(v[0], (str, int))}
 
 
-def _callee(func: ast.expr) -> str:
+def callee(func: ast.expr) -> str:
     if isinstance(func, ast.Attribute):
         return func.attr
     if isinstance(func, ast.Name):
@@ -125,11 +125,11 @@ class _Finder(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         kw = {k.arg: k.value for k in node.keywords if k.arg}
-        callee = _callee(node.func)
+        fn = callee(node.func)
         for arg, counts in _COUNT_ARGS.items():
             if arg in kw:
                 name = next((c for c in counts if c in kw), counts[0] if counts else "")
-                self.emit(f"{callee}.{arg}", kw[arg], kw.get(name), name)
+                self.emit(f"{fn}.{arg}", kw[arg], kw.get(name), name)
         variants = kw.get("ProductionVariants")
         if isinstance(variants, (ast.List, ast.Tuple)):
             for i, v in enumerate(variants.elts):
@@ -138,7 +138,7 @@ class _Finder(ast.NodeVisitor):
                 d = {k.value: val for k, val in zip(v.keys, v.values) if isinstance(k, ast.Constant)}
                 label = self.value(d.get("VariantName")) or i
                 if "InstanceType" in d:
-                    self.emit(f"{callee}.ProductionVariants[{label}]", d["InstanceType"],
+                    self.emit(f"{fn}.ProductionVariants[{label}]", d["InstanceType"],
                               d.get("InitialInstanceCount"), "InitialInstanceCount")
         self.generic_visit(node)
 
@@ -168,6 +168,6 @@ def python_instance_settings(text: str) -> list[Setting]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    finder = _Finder(_constants(tree))
+    finder = _Finder(constants(tree))
     finder.visit(tree)
     return sorted(finder.out, key=lambda s: s.line)

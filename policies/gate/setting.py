@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["model", "instance", "gpu"]
+Kind = Literal["model", "instance", "gpu", "limit", "prompt"]
 
 _KEY_RE = re.compile(r"model(?:s|_?names?|_?ids?)?$", re.IGNORECASE)
 _FAMILY_RE = re.compile(
@@ -29,7 +29,9 @@ class Setting:
     `key` locates it independently of line numbers (which shift with every edit), so the
     base and head versions of the same setting can be paired: "llm.summarize.model",
     "aws_instance.train", "Deployment/infer". `value` is the model id or instance type ("" for
-    a GPU request on an unknown node type); `count` is instances or GPUs (1 for a model).
+    a GPU request on an unknown node type; the token count of a `limit`, the characters of a
+    system `prompt`); `count` is instances or GPUs (1 otherwise). `model` is the model id next to
+    a limit or prompt (same call or mapping), to price it with; "" when none is written there.
     """
 
     kind: Kind
@@ -40,6 +42,7 @@ class Setting:
     provider: str = ""
     feature: str | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
+    model: str = field(default="", compare=False)
 
 
 def is_model_key(key: str) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from costwarden.policies.gate.cfn import LOADER, is_template, template_settings
+from costwarden.policies.gate.limits import doc_limit_settings
 from costwarden.policies.gate.instances import GPU_RESOURCE, gpus_per_pod, instance_settings, pod_node_type
 from costwarden.policies.gate.setting import Setting, instance, is_instance_key, is_model_key, looks_like_model, to_int
 
@@ -78,6 +79,7 @@ def structured_settings(fmt: str, path: str, text: str, warnings: list[str]) -> 
         else:
             out.extend(instance_settings(doc, prefix, lines.find))
         out.extend(_walk(doc, prefix, lines))
+        out.extend(doc_limit_settings(doc, prefix, lines.find))
     return out
 
 
