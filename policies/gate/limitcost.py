@@ -42,7 +42,7 @@ def price_limit_change(ch: Change, vol: Volume | None, model: str, price: TokenP
     """(old monthly, new monthly, basis, notes) of a limit or prompt change; None costs when unpriced."""
     s = ch.setting
     if vol is None or vol.requests <= 0:
-        return None, None, NO_VOLUME, [NO_VOLUME]
+        return None, None, "", [NO_VOLUME]
     if not model or price is None:
         warnings.append(f"{s.key} ({ch.file}:{s.line}): no model with a price for this "
                         f"{'limit' if s.kind == 'limit' else 'prompt'}: change listed as unpriced")
@@ -68,7 +68,8 @@ def price_limit_change(ch: Change, vol: Volume | None, model: str, price: TokenP
     ceiling = reqs * (new_l - old_l) * rate
     mean = vol.output_tokens / reqs
     head = f"{reqs:,.0f} requests/month x ({new_l:,.0f} - {old_l:,.0f}) tokens x `{model}` output {_per_m(rate)}"
-    bound = f"at most {'+' if ceiling >= 0 else '-'}${abs(ceiling):,.2f}/month (not every reply hits the limit)"
+    bound = (f"at most +${ceiling:,.2f}/month (not every reply hits the limit)" if ceiling >= 0 else
+             f"saves at most ${-ceiling:,.2f}/month (only replies longer than the new limit get shorter)")
     if new_l > old_l and mean >= old_l * Decimal("0.9"):
         basis = f"ceiling: {head}; observed mean reply {mean:,.0f} tokens is at the old limit; {vol.source}"
         return reqs * old_l * rate, reqs * new_l * rate, basis, [f"output-token limit: {bound}"]
