@@ -104,8 +104,8 @@ def template_settings(doc: dict[str, Any], find_line: Callable[..., int]) -> lis
         name = _ref(value)
         if name is not None:
             default = (params.get(name) or {}).get("Default") if isinstance(params.get(name), dict) else None
-            if isinstance(default, str):
-                return default, (f"the default of parameter `{name}`",)
+            if isinstance(default, (str, int)) and not isinstance(default, bool):  # a Number parameter: an int
+                return str(default), (f"the default of parameter `{name}`",)
             return None, ()
         return (value, ()) if isinstance(value, str) else (None, ())
 
@@ -120,9 +120,9 @@ def template_settings(doc: dict[str, Any], find_line: Callable[..., int]) -> lis
     def count_of(value: Any, name: str) -> tuple[int | None, tuple[str, ...]]:
         if value is None:
             return None, ()
-        lit, _ = literal(value) if not isinstance(value, (int, str)) else (value, ())
+        lit, notes = literal(value) if not isinstance(value, (int, str)) else (value, ())
         n = to_int(lit) if lit is not None else None
-        return (n, ()) if n is not None else (None, (f"{name} is not a literal",))
+        return (n, tuple(f"{name}: {x}" for x in notes)) if n is not None else (None, (f"{name} is not a literal",))
 
     for logical_id, res in resources.items():
         if not isinstance(res, dict):
