@@ -18,6 +18,8 @@ SAM = "public/sam-sagemaker-summary-stack.yaml"
 POD = "public/k8s-scheduling-gpus-pod.yaml"
 SDK = "public/sagemaker_hf_deploy.py"
 LITELLM = "public/litellm_proxy_server_config.yaml"
+BOTO3 = "public/aws_doc_create_instance.py"
+HELM = "public/vllm-chart-values.yaml"
 
 
 def _gate(g: Git, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
@@ -26,7 +28,7 @@ def _gate(g: Git, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
 
 
 def test_every_public_file_names_its_source_and_license():
-    for rel in (SAM, POD, SDK, LITELLM):
+    for rel in (SAM, POD, SDK, LITELLM, BOTO3, HELM):
         head = "\n".join(corpus(rel).splitlines()[:3])
         assert "commit " in head and any(x in head for x in ("Apache-2.0", "MIT License", "CC BY 4.0")), rel
 
@@ -96,3 +98,26 @@ def test_litellm_proxy_config_models_and_a_raised_max_tokens(tmp_path, capsys):
     assert price is not None and c["feature"] == "chat"
     expected = RECORDS * PER_MONTH * (2048 - 512) * price.output_usd  # mean 500 is at the old limit: the ceiling
     assert c["basis"].startswith("ceiling:") and c["delta_monthly_usd"] == round(float(expected), 2)
+
+
+def test_aws_docs_boto3_example_with_placeholders_has_no_instance_until_filled_in(tmp_path, capsys):
+    assert found(BOTO3) == {}  # InstanceType='INSTANCE_TYPE' is a placeholder, not a type
+    filled = corpus(BOTO3).replace("'INSTANCE_TYPE'", "'g5.xlarge'").replace("'NO_OF_INSTANCE'", "'2'")
+    assert found(BOTO3, filled) == {"create_instances.InstanceType#1": ("instance", "g5.xlarge", 2)}
+    g = Git(tmp_path / "repo")
+    g.commit({"launch.py": filled}, "base")
+    g.commit({"launch.py": filled.replace("'g5.xlarge'", "'p4d.24xlarge'")}, "bigger")
+    _, doc = _gate(g, capsys)
+    [c] = doc["changes"]
+    assert c["delta_monthly_usd"] == round(monthly("p4d.24xlarge", 2) - monthly("g5.xlarge", 2), 2)
+
+
+def test_vllm_helm_values_gpus_times_replica_count(tmp_path, capsys):
+    assert found(HELM) == {"resources": ("gpu", "", 1)}
+    g = Git(tmp_path / "repo")
+    g.commit({"charts/vllm/values.yaml": corpus(HELM)}, "base")
+    g.commit({"charts/vllm/values.yaml": corpus(HELM).replace("replicaCount: 1", "replicaCount: 3")}, "scale")
+    code = main(["gate", "--repo", str(g.path), "--base", "HEAD~1", "--format", "json", "--gpu-hourly-usd", "1.5"])
+    [c] = json.loads(capsys.readouterr().out)["changes"]
+    assert (c["old_count"], c["new_count"]) == (1, 3)
+    assert c["delta_monthly_usd"] == round(1.5 * 730 * (3 - 1), 2) and code == 1
