@@ -11,9 +11,16 @@ import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costwarden.agent.cli.main import main
+from costwarden.policies.gate.diff import Change
 from costwarden.policies.gate.extract import extract
+from costwarden.policies.gate.limitcost import price_limit_change
+from costwarden.policies.gate.setting import Setting
 from costwarden.tools.llm_prices import PriceMap
 from tests.test_gate import Git, gate
 
@@ -26,7 +33,8 @@ def usage_file(path: Path, feature: str, model: str, out_per_reply: int, inp: in
     start, step = datetime(2025, 5, 1, tzinfo=timezone.utc), timedelta(hours=239) / (RECORDS - 1)
     stamps = [(start + i * step).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for i in range(RECORDS)]
     rows = [{"timestamp": ts, "attributes": {"gen_ai.request.model": model, "gen_ai.usage.input_tokens": inp,
-                                             "gen_ai.usage.output_tokens": out_per_reply, "costwarden.feature": feature}}
+                                             "gen_ai.usage.output_tokens": out_per_reply,
+                                             "costwarden.feature": feature}}
             for ts in stamps]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -189,3 +197,37 @@ def test_extraction_rules():
           'cfg = {"model": "gemini-1.5-pro", "generation_config": {"max_output_tokens": 2048}}\n')
     got = sorted((s.kind, s.value) for s in extract("bot.py", py)[0] if s.kind != "model")
     assert got == [("limit", "1024"), ("limit", "2048"), ("prompt", str(len("Be terse and exact.")))]
+
+
+def test_usage_given_but_no_feature_matched_says_so(tmp_path, capsys):
+    g = Git(tmp_path / "repo")
+    g.commit({"proxy/config.yaml": PROXY.format(limit=1024)}, "base")
+    g.commit({"proxy/config.yaml": PROXY.format(limit=4096)}, "raise")
+    usage = usage_file(tmp_path / "u.jsonl", "unrelated", "gpt-4o", out_per_reply=100)
+    _, doc = gate(g, "--base", "HEAD~1", "--usage", str(usage), capsys=capsys)
+    [c] = doc["changes"]
+    assert not c["priced"] and any("no feature of the usage data matches" in n for n in c["notes"])
+
+
+def test_annotated_prompt_constant_is_read():
+    py = 'SUPPORT_SYSTEM_PROMPT: str = "You answer billing questions politely."\n'
+    [s] = extract("bot.py", py)[0]
+    text = "You answer billing questions politely."
+    assert (s.kind, s.key, s.value) == ("prompt", "SUPPORT_SYSTEM_PROMPT", str(len(text)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(old=st.integers(1, 20_000), new=st.integers(1, 20_000), mean=st.integers(1, 20_000),
+       reqs=st.integers(1, 10**7))
+def test_limit_estimate_never_exceeds_the_ceiling_and_keeps_its_sign(old, new, mean, reqs):
+    """Invariant: the row's figure has the sign of (new - old) and is at most the ceiling in size."""
+    price = PriceMap().price("gpt-4o")
+    assert price is not None
+    ch = Change("a.yaml", Setting("limit", "k", str(old)), Setting("limit", "k", str(new)))
+    vol = SimpleNamespace(requests=Decimal(reqs), output_tokens=Decimal(reqs * mean), source="test")
+    o, n, basis, notes = price_limit_change(ch, vol, "gpt-4o", price, [])
+    assert o is not None and n is not None
+    delta, ceiling = n - o, Decimal(reqs) * (new - old) * price.output_usd
+    assert abs(delta) <= abs(ceiling)
+    assert delta == 0 or (delta > 0) == (new > old)
+    assert basis.split(":")[0] in ("ceiling", "estimate") and notes

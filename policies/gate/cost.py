@@ -310,7 +310,7 @@ def evaluate(changes: list[Change], *, model_price: ModelPricer, instance_price:
             vol = volumes.volume(feature, model or None) if volumes and feature else None
             model = model or (volumes.top_model(feature) if volumes and feature and vol else "")
             old_cost, new_cost, basis, extra = price_limit_change(ch, vol, model, model_price(model) if model else None,
-                                                                  warn)
+                                                                  warn, feature, volumes is not None)
             notes += extra
         else:
             basis = ""

@@ -38,11 +38,16 @@ def _per_m(usd_per_token: Decimal) -> str:
 
 
 def price_limit_change(ch: Change, vol: Volume | None, model: str, price: TokenPrice | None,
-                       warnings: list[str]) -> tuple[Decimal | None, Decimal | None, str, list[str]]:
+                       warnings: list[str], feature: str | None = None,
+                       usage_given: bool = False) -> tuple[Decimal | None, Decimal | None, str, list[str]]:
     """(old monthly, new monthly, basis, notes) of a limit or prompt change; None costs when unpriced."""
     s = ch.setting
     if vol is None or vol.requests <= 0:
-        return None, None, "", [NO_VOLUME]
+        if not usage_given:
+            return None, None, "", [NO_VOLUME]
+        why = f"feature `{feature}` has no requests in the usage data" if feature else \
+            "no feature of the usage data matches this file or key (annotate it: `costwarden.feature: NAME`)"
+        return None, None, "", [f"volume unknown: {why}"]
     if not model or price is None:
         warnings.append(f"{s.key} ({ch.file}:{s.line}): no model with a price for this "
                         f"{'limit' if s.kind == 'limit' else 'prompt'}: change listed as unpriced")

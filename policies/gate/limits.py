@@ -27,7 +27,7 @@ from typing import Any
 from costwarden.policies.gate.pycalls import callee, constants
 from costwarden.policies.gate.setting import Setting, is_model_key, looks_like_model
 
-PY_LIMIT_WORDS = ("max_tokens", "max_output_tokens", "max_completion_tokens", "max_new_tokens", "system",
+PY_LIMIT_WORDS = ("max_tokens", "max_output_tokens", "max_completion_tokens", "max_new_tokens", "system", "SYSTEM",
                   "instructions")
 _LIMIT_KEYS = frozenset({"maxtokens", "maxoutputtokens", "maxcompletiontokens", "maxnewtokens"})
 _PROMPT_KEYS = frozenset({"system", "systemmessage", "systeminstruction", "systeminstructions"})
@@ -145,6 +145,12 @@ class _Finder(ast.NodeVisitor):
         for t in node.targets:
             if isinstance(t, ast.Name) and _py_prompt_name(t.id) and _prose(_text(node.value)):
                 self.add("prompt", t.id, str(len(_text(node.value) or "")), node.lineno, "")
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        t = node.target
+        if isinstance(t, ast.Name) and _py_prompt_name(t.id) and _prose(_text(node.value)):
+            self.add("prompt", t.id, str(len(_text(node.value) or "")), node.lineno, "")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
