@@ -326,6 +326,11 @@ def test_a_rare_spelling_first_seen_late_in_a_chunk_is_still_counted(tmp_path):
     assert present_keys(con, str(path)) is None  # the late key sends the chunk down the full schema
     log = UsageLog([path])
     assert totals(log) == {**expected(common), "late": (1, 777, 55, 1)}
+    escaped = tmp_path / "escaped.jsonl"  # a rare spelling written with a JSON escape is the same key
+    append(escaped, [flat_line(s) for s in common])
+    append(escaped, [flat_line(late).replace('"gen_ai.usage.input_tokens"', '"gen_ai.usage\\u002eprompt_tokens"')])
+    assert "gen_ai.usage.prompt_tokens" not in escaped.read_text() and present_keys(con, str(escaped)) is None
+    assert totals(UsageLog([escaped])) == {**expected(common), "late": (1, 777, 55, 1)}
     assert {g.outcome for g in log.groups() if g.feature == "late"} == {"failure"}
 
 

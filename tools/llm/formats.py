@@ -40,6 +40,7 @@ _NESTED = (*_ATTR_KEYS, *TIME_KEYS, "startTimeUnixNano")
 SPELLINGS = tuple(dict.fromkeys((*_TOP, "request_tags", "resourceSpans")))  # every key the reader looks at
 _KEY_RE = re.compile(rb'"(' + b"|".join(re.escape(k.encode()) for k in SPELLINGS) + rb')"')
 SAMPLE = 1 << 20  # bytes sniffed for the keys a chunk uses
+_ESCAPED_KEY = r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"\s*:'  # RE2: a \u escape in a key (anchored on the rare backslash)
 _NULL = "NULL::VARCHAR"  # a field none of whose spellings the chunk carries
 
 
@@ -83,8 +84,9 @@ def present_keys(con: Any, path: str) -> frozenset[str] | None:
     if not absent or "resourceSpans" in keys:
         return None  # OTLP batches hold ~100 spans a line: the flat columns cost little, the scan would
     pattern = '"(' + "|".join(re.escape(k) for k in absent) + ')"'
-    try:
-        late = con.execute("SELECT regexp_matches(content, ?) FROM read_text(?)", [pattern, path]).fetchone()[0]
+    try:  # ... nor any key written with a \u escape, which the sniff cannot read (backslashes are rare)
+        late = con.execute("SELECT regexp_matches(content, ?) OR (contains(content, '\\u') AND "
+                           "regexp_matches(content, ?)) FROM read_text(?)", [pattern, _ESCAPED_KEY, path]).fetchone()[0]
     except Exception:  # noqa: BLE001 - not valid UTF-8 text, say: the full schema reports it
         return None
     return None if late or not keys else keys
