@@ -187,7 +187,8 @@ def pg_load(name: str, spans: int) -> str:
             'created_at, updated_at')
     extra_start = _pg_times(spans)[0]
     with psycopg.connect(f"{PG_SERVER}/{name}", autocommit=True) as con:
-        with con.cursor() as cur, cur.copy(f'COPY "LiteLLM_SpendLogs" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (api_key, "user"))') as cp:
+        copy = f'COPY "LiteLLM_SpendLogs" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (api_key, "user"))'
+        with con.cursor() as cur, cur.copy(copy) as cp:
             for block in _spend_rows(0, spans, T0, 1):
                 cp.write(block)
             for block in _spend_rows(spans, max(1, spans // 100), extra_start, 2):

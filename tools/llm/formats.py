@@ -82,7 +82,7 @@ def present_keys(con: Any, path: str) -> frozenset[str] | None:
         keys = frozenset(k.decode() for k in _KEY_RE.findall(fh.read(SAMPLE)))
     absent = [k for k in SPELLINGS if k not in keys]
     if not absent or "resourceSpans" in keys:
-        return None  # OTLP batches hold ~100 spans a line: the flat columns cost little, the scan would
+        return None  # OTLP: ~100 spans a line, so flat columns cost little and the scan would not pay
     pattern = '"(' + "|".join(re.escape(k) for k in absent) + ')"'
     try:  # ... nor any key written with a \u escape, which the sniff cannot read (backslashes are rare)
         late = con.execute("SELECT regexp_matches(content, ?) OR (contains(content, '\\u') AND "
