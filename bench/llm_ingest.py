@@ -1,15 +1,20 @@
 """Token-usage ingest benchmark: full read, incremental read after +1%, and DuckDB's bare scan.
 
-    python bench/llm_ingest.py --spans 1000000 [--formats flat,otlp] [--dir DIR]
+    python bench/llm_ingest.py --spans 1000000 [--formats flat,otlp,litellm] [--dir DIR]
 
 For each encoding (flat GenAI JSON lines as the OTLP spool writes them; OTLP JSON lines as the
-Collector's file exporter writes them, 100 spans per line) it writes N spans, then in separate
-child processes (so each peak RSS is its own) measures:
+Collector's file exporter writes them, 100 spans per line; LiteLLM_SpendLogs rows in a throwaway
+database on the local PostgreSQL, bulk-loaded with COPY and dropped afterwards) it writes N spans,
+then in separate child processes (so each peak RSS is its own) measures:
 
 - bare: DuckDB's `read_json` (schema auto-detected) + GROUP BY feature/model over the file, the
-  floor any reader of that file pays;
-- full: a fresh rollup reading the whole file (tools/llm/rollup.py);
-- incremental: the same rollup after 1% more spans were appended: only they are read.
+  floor any reader of that file pays; for PostgreSQL, the same GROUP BY run by the server;
+- full: a fresh rollup reading the whole file (tools/llm/rollup.py), or the spend-log source
+  (tools/llm/litellm_db.py) aggregating in PostgreSQL into a fresh rollup;
+- incremental: the same rollup after 1% more spans were appended: only they are read (for
+  PostgreSQL: the hours after the first read's watermark, the settle delay moved on by a clock).
+
+Peak RSS is the Python process's: PostgreSQL's own memory is not in the litellm row.
 
 Prints one line per measurement and a summary table; nothing here runs in CI.
 """
@@ -113,21 +118,170 @@ def child_rollup(path: str, extra: str) -> dict[str, float]:
             "spans_full": n, "spans_incr": rollup.records_read - n}
 
 
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+SETTLE_S = 15 * 60  # LiteLLMDatabase's default settle delay
+
+
+def _hour_ceil(ns: int) -> int:
+    return -(-ns // 3_600_000_000_000) * 3_600_000_000_000
+
+
+def _pg_times(spans: int) -> tuple[int, int, int]:
+    """(start of the +1% rows, the first read's clock, the second read's clock), in ns: the extra rows
+    start at the hour the first read's watermark ends, so that read leaves them for the second."""
+    extra_start = _hour_ceil(T0 + spans * 2_000_000_000)
+    extra_end = _hour_ceil(extra_start + max(1, spans // 100) * 2_000_000_000)
+    return extra_start, extra_start + SETTLE_S * 10**9, extra_end + SETTLE_S * 10**9
+
+
+def _spend_rows(start: int, count: int, t_ns: int, seed: int):  # noqa: ANN202 - a generator of CSV lines
+    import csv
+    import io
+    from datetime import datetime, timezone
+
+    rng = random.Random(seed)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    for i in range(start, start + count):
+        a = _attrs(rng)
+        ts = datetime.fromtimestamp((t_ns + (i - start) * 2_000_000_000) / 1e9, timezone.utc).replace(tzinfo=None)
+        i_tok, o_tok = a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]
+        w.writerow([f"req-{i}", "acompletion", "", 0.0001 * (i_tok + o_tok), i_tok + o_tok, i_tok, o_tok, ts, ts,
+                    f"{a['gen_ai.provider.name']}/{a['gen_ai.request.model']}", a["gen_ai.request.model"],
+                    a["gen_ai.provider.name"], "", a["costwarden.tenant"],
+                    json.dumps([f"feature:{a['costwarden.feature']}", f"tier:{a['costwarden.tier']}"]), "success",
+                    "{}", ts, ts])
+        if buf.tell() > 1 << 20:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def pg_create() -> str:
+    import secrets
+
+    import psycopg
+
+    name = f"bench_litellm_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def pg_load(name: str, spans: int) -> str:
+    """Fill the throwaway database with LiteLLM_SpendLogs (LiteLLM's schema, its startTime index):
+    `spans` rows and 1% more after them; returns its SQLAlchemy URL."""
+    import psycopg
+    from sqlalchemy import create_engine
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.litellm_schema import create_tables
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    engine = create_engine(url)
+    create_tables(engine, ("LiteLLM_SpendLogs",))
+    engine.dispose()
+    cols = ('request_id, call_type, api_key, spend, total_tokens, prompt_tokens, completion_tokens, "startTime", '
+            '"endTime", model, model_group, custom_llm_provider, "user", end_user, request_tags, status, metadata, '
+            'created_at, updated_at')
+    extra_start = _pg_times(spans)[0]
+    with psycopg.connect(f"{PG_SERVER}/{name}", autocommit=True) as con:
+        copy = f'COPY "LiteLLM_SpendLogs" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (api_key, "user"))'
+        with con.cursor() as cur, cur.copy(copy) as cp:
+            for block in _spend_rows(0, spans, T0, 1):
+                cp.write(block)
+            for block in _spend_rows(spans, max(1, spans // 100), extra_start, 2):
+                cp.write(block)
+        con.execute('CREATE INDEX ON "LiteLLM_SpendLogs" ("startTime")')  # as LiteLLM's schema.prisma declares
+        con.execute('VACUUM ANALYZE "LiteLLM_SpendLogs"')
+    return url
+
+
+def pg_drop(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def child_pg_bare(name: str, spans: str) -> dict[str, float]:
+    import psycopg
+
+    end = datetime_utc(_pg_times(int(spans))[0])
+    with psycopg.connect(f"{PG_SERVER}/{name}") as con:
+        t = time.perf_counter()
+        con.execute('SELECT model, COUNT(*), SUM(prompt_tokens) FROM "LiteLLM_SpendLogs" WHERE "startTime" < %s '
+                    'GROUP BY model', [end.replace(tzinfo=None)]).fetchall()
+        return {"bare_s": time.perf_counter() - t, "bare_rss_mb": _rss_mb()}
+
+
+def datetime_utc(ns: int):  # noqa: ANN201
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc)
+
+
+def child_pg_rollup(url: str, spans: str) -> dict[str, float]:
+    from costwarden.tools.llm.litellm_db import LiteLLMDatabase
+    from costwarden.tools.llm.rollup import UsageRollup
+
+    _, clock1, clock2 = _pg_times(int(spans))
+    rollup, res = UsageRollup(), {}
+    since = None
+    for label, clock in (("full", clock1), ("incr", clock2)):
+        db = LiteLLMDatabase(url, source="spend_logs", clock=lambda c=clock: datetime_utc(c))
+        t = time.perf_counter()
+        rows, upto = db.read(since)
+        rollup.add_aggregates("litellm", rows, upto.isoformat())
+        res[f"{label}_s"] = time.perf_counter() - t
+        db.close()
+        since = upto
+        if label == "full":
+            res["full_rss_mb"] = _rss_mb()
+    requests = rollup.query("SELECT SUM(requests) FROM cells")[0][0]
+    assert requests == int(spans) + max(1, int(spans) // 100), requests
+    return {**res, "idle_s": float("nan"), "queries_s": float("nan"), "spans_full": int(spans),
+            "spans_incr": max(1, int(spans) // 100)}
+
+
+def _child(kind: str, *argv: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, *argv], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    print(f"{kind}: {out.stdout.strip()}", flush=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_pg(spans: int) -> dict[str, float]:
+    name = pg_create()
+    try:
+        t = time.perf_counter()
+        url = pg_load(name, spans)
+        print(f"litellm: loaded {spans:,} + 1% rows with COPY in {time.perf_counter() - t:.1f} s", flush=True)
+        return {**_child("pgbare", name, str(spans)), **_child("pgrollup", url, str(spans))}
+    finally:
+        pg_drop(name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, default=1_000_000)
-    ap.add_argument("--formats", default="flat,otlp")
+    ap.add_argument("--formats", default="flat,otlp,litellm")
     ap.add_argument("--dir", default=None, help="where to write the files (default: a temporary directory)")
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
-        print(json.dumps(child_bare(*rest) if kind == "bare" else child_rollup(*rest)))
+        run = {"bare": child_bare, "rollup": child_rollup, "pgbare": child_pg_bare, "pgrollup": child_pg_rollup}
+        print(json.dumps(run[kind](*rest)))
         return
     work = Path(args.dir or tempfile.mkdtemp(prefix="llm-ingest-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for fmt in args.formats.split(","):
+        if fmt == "litellm":
+            rows.append((fmt, run_pg(args.spans)))
+            continue
         base, extra = work / f"{fmt}-{args.spans}.jsonl", work / f"{fmt}-{args.spans}-extra.jsonl"
         if not base.exists():
             t = time.perf_counter()
@@ -145,10 +299,12 @@ def main() -> None:
             print(f"{fmt} {kind}: {out.stdout.strip()}", flush=True)
         copy.unlink()
         rows.append((fmt, res))
-    print(f"\n{'format':6} {'spans':>10} {'bare s':>7} {'full s':>7} {'x bare':>6} {'spans/s':>9} {'+1% s':>6} "
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'format':7} {'spans':>10} {'bare s':>7} {'full s':>7} {'x bare':>6} {'spans/s':>9} {'+1% s':>6} "
           f"{'% full':>6} {'idle s':>6} {'query s':>7} {'RSS MB':>7} {'bare RSS':>8}")
     for fmt, r in rows:
-        print(f"{fmt:6} {int(r['spans_full']):>10,} {r['bare_s']:7.2f} {r['full_s']:7.2f} {r['full_s'] / r['bare_s']:6.2f} "
+        print(f"{fmt:7} {int(r['spans_full']):>10,} {r['bare_s']:7.2f} {r['full_s']:7.2f} {r['full_s'] / r['bare_s']:6.2f} "
               f"{r['spans_full'] / r['full_s']:9,.0f} {r['incr_s']:6.2f} {100 * r['incr_s'] / r['full_s']:6.1f} "
               f"{r['idle_s']:6.3f} {r['queries_s']:7.2f} {r['full_rss_mb']:7.0f} {r['bare_rss_mb']:8.0f}")
 

@@ -301,3 +301,64 @@ def test_usage_store_setting_survives_a_new_process_and_litellm_ids_dedupe(tmp_p
     assert (g.model, g.provider, g.input_tokens, g.users) == ("gpt-4o-mini", "openai", 80, 1)
     again.rollup.close()
     usage._ROLLUPS.clear()  # noqa: SLF001
+
+
+def test_a_rare_spelling_first_seen_late_in_a_chunk_is_still_counted(tmp_path):
+    """A chunk is read with the spellings its first megabyte uses unless a scan finds others: a span using
+    older spellings (prompt/completion tokens, enduser.id, error.type, top-level keys) after a megabyte of
+    ordinary spans is counted like any other."""
+    import duckdb
+
+    from costwarden.tools.llm.formats import SAMPLE, present_keys
+
+    common = [span(i, feature=("a", "b")[i % 2], inp=10 + i % 50, tenant=f"t{i % 4}") for i in range(4000)]
+    path = tmp_path / "spool.jsonl"
+    append(path, [flat_line(s) for s in common])
+    assert path.stat().st_size > SAMPLE
+    con = duckdb.connect()
+    sniffed = present_keys(con, str(path))
+    assert sniffed is not None and "gen_ai.usage.prompt_tokens" not in sniffed  # the fast path is taken
+    late = span(99_999, feature="late", inp=777, out=55, tenant="rare-user")
+    old = {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.prompt_tokens": 777,
+           "gen_ai.usage.completion_tokens": 55, "enduser.id": "rare-user", "error.type": "timeout"}
+    append(path, [json.dumps({"spanId": late["id"], "traceId": "cd" * 16, "startTimeUnixNano": str(T0 * 10**9),
+                              "costwarden.feature": "late", "attributes": old})])
+    assert present_keys(con, str(path)) is None  # the late key sends the chunk down the full schema
+    log = UsageLog([path])
+    assert totals(log) == {**expected(common), "late": (1, 777, 55, 1)}
+    escaped = tmp_path / "escaped.jsonl"  # a rare spelling written with a JSON escape is the same key
+    append(escaped, [flat_line(s) for s in common])
+    append(escaped, [flat_line(late).replace('"gen_ai.usage.input_tokens"', '"gen_ai.usage\\u002eprompt_tokens"')])
+    assert "gen_ai.usage.prompt_tokens" not in escaped.read_text() and present_keys(con, str(escaped)) is None
+    assert totals(UsageLog([escaped])) == {**expected(common), "late": (1, 777, 55, 1)}
+    assert {g.outcome for g in log.groups() if g.feature == "late"} == {"failure"}
+
+
+@pytest.mark.parametrize("kinds", [("flat",), ("flat", "litellm"), ("litellm",), ("otlp",), ("flat", "otlp", "litellm")])
+def test_sniffed_and_full_schemas_give_the_same_rows(tmp_path, kinds):
+    """Reading with only the spellings present changes nothing: same canonical rows, problems included."""
+    import duckdb
+
+    from costwarden.tools.llm.formats import SPELLINGS, batch_sql, present_keys
+
+    lines = []
+    for i in range(30):
+        s = span(i, feature=("a", "b")[i % 2], tenant=f"t{i % 3}", **({"costwarden.prompt_hash": "h"} if i % 4 else {}))
+        kind = kinds[i % len(kinds)]
+        if kind == "flat":
+            lines.append(flat_line(s) if i % 3 else json.dumps({**s["attrs"], "spanId": s["id"], "timestamp": T0 + i}))
+        elif kind == "otlp":
+            lines.append(collector_line([s]))
+        else:
+            lines.append(json.dumps({"request_id": f"r{i}", "model": "openai/gpt-4o", "prompt_tokens": i,
+                                     "completion_tokens": "x" if i == 7 else 2, "startTime": "2025-12-01T10:00:00",
+                                     "request_tags": ["feature:f", "tier:pro"], "user": "u"}))
+    path = tmp_path / "mixed.jsonl"
+    append(path, lines)
+    con = duckdb.connect()
+    sniffed = present_keys(con, str(path))
+    assert (sniffed is None) == ("otlp" in kinds)  # OTLP batches are read with the full schema
+    keys = frozenset(k for k in SPELLINGS if f'"{k}"' in path.read_text())  # what a sniff of all of it finds
+    assert sniffed is None or sniffed == keys
+    full = sorted(map(repr, con.execute(batch_sql(str(path))).fetchall()))
+    assert len(full) == 30 and sorted(map(repr, con.execute(batch_sql(str(path), keys)).fetchall())) == full

@@ -14,6 +14,9 @@ own attribute wins over its resource's.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from costwarden.tools.duckdb_sql import ident, sql_str
 from costwarden.tools.llm.fields import OTEL_ATTRIBUTES
 from costwarden.tools.llm_prices import PROVIDER_PREFIXES
@@ -32,32 +35,85 @@ _KV = ("STRUCT(key VARCHAR, value STRUCT(stringValue VARCHAR, intValue VARCHAR, 
        "boolValue VARCHAR))[]")
 
 
-def _columns() -> str:
-    """The read_json schema: every key any of the three encodings carries, as text."""
-    flat = {k: "VARCHAR" for k in (*_ATTR_KEYS, *TIME_KEYS, "startTimeUnixNano", "spanId", "traceId")}
-    attrs = ", ".join(f"{ident(k)} VARCHAR" for k in (*_ATTR_KEYS, *TIME_KEYS, "startTimeUnixNano"))
-    span = (f"STRUCT(traceId VARCHAR, spanId VARCHAR, startTimeUnixNano VARCHAR, attributes {_KV}, "
-            f"status STRUCT(code VARCHAR))")
-    cols = {**flat, **{k: "VARCHAR" for k in LITELLM_KEYS}, "request_tags": "JSON",
-            "attributes": f"STRUCT({attrs})",
-            "resourceSpans": f"STRUCT(resource STRUCT(attributes {_KV}), scopeSpans STRUCT(spans {span}[])[])[]"}
+_TOP = (*_ATTR_KEYS, *TIME_KEYS, "startTimeUnixNano", "spanId", "traceId", *LITELLM_KEYS)
+_NESTED = (*_ATTR_KEYS, *TIME_KEYS, "startTimeUnixNano")
+SPELLINGS = tuple(dict.fromkeys((*_TOP, "request_tags", "resourceSpans")))  # every key the reader looks at
+_KEY_RE = re.compile(rb'"(' + b"|".join(re.escape(k.encode()) for k in SPELLINGS) + rb')"')
+SAMPLE = 1 << 20  # bytes sniffed for the keys a chunk uses
+_ESCAPED_KEY = r'\\u[0-9a-fA-F]{4}(?:[^"\\]|\\.)*"\s*:'  # RE2: a \u escape in a key (anchored on the rare backslash)
+_NULL = "NULL::VARCHAR"  # a field none of whose spellings the chunk carries
+
+
+def _columns(keys: frozenset[str] | None = None) -> str:
+    """The read_json schema: every key any of the three encodings carries (or only `keys`), as text."""
+    def has(k: str) -> bool:
+        return keys is None or k in keys
+
+    cols = {k: "VARCHAR" for k in _TOP if has(k)}
+    attrs = ", ".join(f"{ident(k)} VARCHAR" for k in _NESTED if has(k))
+    if has("request_tags"):
+        cols["request_tags"] = "JSON"
+    if attrs:
+        cols["attributes"] = f"STRUCT({attrs})"
+    if has("resourceSpans"):
+        span = (f"STRUCT(traceId VARCHAR, spanId VARCHAR, startTimeUnixNano VARCHAR, attributes {_KV}, "
+                f"status STRUCT(code VARCHAR))")
+        cols["resourceSpans"] = f"STRUCT(resource STRUCT(attributes {_KV}), scopeSpans STRUCT(spans {span}[])[])[]"
     return "{" + ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in cols.items()) + "}"
 
 
 COLUMNS = _columns()
 
 
-def read_json_sql(path: str) -> str:
-    return f"read_json({sql_str(path)}, format='newline_delimited', columns={COLUMNS}, maximum_object_size=67108864)"
+def read_json_sql(path: str, keys: frozenset[str] | None = None) -> str:
+    columns = COLUMNS if keys is None else _columns(keys)
+    return f"read_json({sql_str(path)}, format='newline_delimited', columns={columns}, maximum_object_size=67108864)"
 
 
-def _first(*exprs: str) -> str:
-    return exprs[0] if len(exprs) == 1 else f"COALESCE({', '.join(exprs)})"
+def present_keys(con: Any, path: str) -> frozenset[str] | None:
+    """The spellings one file uses, or None (read with the full schema) when that cannot be told.
+
+    Materialising a column costs the JSON reader about as much as parsing, even when every value
+    is NULL, so a chunk is read with only the keys it carries: those seen in its first megabyte,
+    provided one RE2 scan of the whole chunk finds none of the others (a key first used late in
+    the file sends the chunk down the full schema). A key's name inside a string value only adds
+    a column; results never depend on the sniff."""
+    with open(path, "rb") as fh:
+        keys = frozenset(k.decode() for k in _KEY_RE.findall(fh.read(SAMPLE)))
+    absent = [k for k in SPELLINGS if k not in keys]
+    if not absent or "resourceSpans" in keys:
+        return None  # OTLP: ~100 spans a line, so flat columns cost little and the scan would not pay
+    pattern = '"(' + "|".join(re.escape(k) for k in absent) + ')"'
+    try:  # ... nor any key written with a \u escape, which the sniff cannot read (backslashes are rare)
+        late = con.execute("SELECT regexp_matches(content, ?) OR (contains(content, '\\u') AND "
+                           "regexp_matches(content, ?)) FROM read_text(?)", [pattern, _ESCAPED_KEY, path]).fetchone()[0]
+    except Exception:  # noqa: BLE001 - not valid UTF-8 text, say: the full schema reports it
+        return None
+    return None if late or not keys else keys
 
 
-def _flat(field: str) -> str:
-    """A canonical field of a flat record: each spelling at the top level, then under `attributes`."""
-    return _first(*(e for k in OTEL_ATTRIBUTES[field] for e in (ident(k), f"attributes.{ident(k)}")))
+def _first(*exprs: str | None) -> str:
+    """The first non-NULL of `exprs`; None (a column the chunk does not carry) is left out."""
+    kept = [e for e in exprs if e is not None and e != _NULL]
+    return _NULL if not kept else kept[0] if len(kept) == 1 else f"COALESCE({', '.join(kept)})"
+
+
+class _Cols:
+    """Column references of a flat record; with `keys`, only those the chunk carries (others are None)."""
+
+    def __init__(self, keys: frozenset[str] | None) -> None:
+        self.keys = keys
+
+    def top(self, k: str, expr: str | None = None) -> str | None:
+        return (expr or ident(k)) if self.keys is None or k in self.keys else None
+
+    def both(self, k: str) -> tuple[str | None, str | None]:
+        """Spelling `k` at the top level, then under `attributes`."""
+        return self.top(k), self.top(k, f"attributes.{ident(k)}")
+
+    def flat(self, field: str) -> str:
+        """A canonical field of a flat record: each spelling at the top level, then under `attributes`."""
+        return _first(*(e for k in OTEL_ATTRIBUTES[field] for e in self.both(k)))
 
 
 def _kv(attrs: str, keys: str, key: str) -> str:
@@ -87,30 +143,37 @@ def _ts(nanos: str, raw: str) -> str:
 _USER = "NULLIF(\"user\", '')"
 
 
-def _flat_select() -> str:
+def _flat_select(keys: frozenset[str] | None) -> str:
     # the requested model groups usage: it is what the feature's code asks for (and what a library
     # update changes); dated snapshots in gen_ai.response.model would split one feature's history
-    model = _first(_flat("request_model"), _flat("response_model"), "model")
-    raw_ts = _first(*(e for k in TIME_KEYS for e in (ident(k), f"attributes.{ident(k)}")), "startTime")
-    tokens = {"input_tokens": _first(_flat("input_tokens"), "prompt_tokens"),
-              "output_tokens": _first(_flat("output_tokens"), "completion_tokens"),
-              "cache_read_tokens": _flat("cache_read_tokens"), "cache_write_tokens": _flat("cache_write_tokens"),
-              "prefix_tokens": _flat("prefix_tokens")}
+    c = _Cols(keys)
+    model = _first(c.flat("request_model"), c.flat("response_model"), c.top("model"))
+    raw_ts = _first(*(e for k in TIME_KEYS for e in c.both(k)), c.top("startTime"))
+    tokens = {"input_tokens": _first(c.flat("input_tokens"), c.top("prompt_tokens")),
+              "output_tokens": _first(c.flat("output_tokens"), c.top("completion_tokens")),
+              "cache_read_tokens": c.flat("cache_read_tokens"), "cache_write_tokens": c.flat("cache_write_tokens"),
+              "prefix_tokens": c.flat("prefix_tokens")}
+    span_id, request_id = c.top("spanId"), c.top("request_id")
+    ids = ([f"WHEN {span_id} IS NOT NULL THEN hash({_first(c.top('traceId'), chr(39) * 2)} || ':' || {span_id})"]
+           if span_id else [])
+    ids += [f"WHEN {request_id} IS NOT NULL THEN hash('litellm:' || {request_id})"] if request_id else []
+    error = c.flat("error_type")
+    tags = c.top("request_tags") is not None
     return f"""
-    SELECT CASE WHEN spanId IS NOT NULL THEN hash(COALESCE(traceId, '') || ':' || spanId)
-                WHEN request_id IS NOT NULL THEN hash('litellm:' || request_id) END AS id,
-      {_ts(_first('"startTimeUnixNano"', 'attributes."startTimeUnixNano"'), raw_ts)} AS ts,
+    SELECT {f"CASE {' '.join(ids)} END" if ids else "NULL::UBIGINT"} AS id,
+      {_ts(_first(*c.both("startTimeUnixNano")), raw_ts)} AS ts,
       {model} AS model,
-      {_first(_flat("provider"), "custom_llm_provider")} AS provider,
+      {_first(c.flat("provider"), c.top("custom_llm_provider"))} AS provider,
       {", ".join(f"{e} AS {n}" for n, e in tokens.items())},
-      {_first(_flat("feature"), _tag("feature"), "model_group", "'unattributed'")} AS feature,
-      {_first(_flat("tenant"), "NULLIF(end_user, '')", _USER)} AS tenant,
-      {_first(_flat("tier"), _tag("tier"), "'unknown'")} AS tier,
-      {_first(_flat("outcome"), "status", f"CASE WHEN {_flat('error_type')} IS NOT NULL THEN 'failure' END",
+      {_first(c.flat("feature"), _tag("feature") if tags else None, c.top("model_group"), "'unattributed'")} AS feature,
+      {_first(c.flat("tenant"), c.top("end_user", "NULLIF(end_user, '')"), c.top("user", _USER))} AS tenant,
+      {_first(c.flat("tier"), _tag("tier") if tags else None, "'unknown'")} AS tier,
+      {_first(c.flat("outcome"), c.top("status"),
+              f"CASE WHEN {error} IS NOT NULL THEN 'failure' END" if error != _NULL else None,
               "'unknown'")} AS outcome,
-      {_flat("prompt_hash")} AS prompt_hash, {_flat("prefix_hash")} AS prefix_hash,
-      {_first(_flat("reported_cost"), "spend")} AS reported_cost
-    FROM src WHERE resourceSpans IS NULL"""
+      {c.flat("prompt_hash")} AS prompt_hash, {c.flat("prefix_hash")} AS prefix_hash,
+      {_first(c.flat("reported_cost"), c.top("spend"))} AS reported_cost
+    FROM src{" WHERE resourceSpans IS NULL" if c.top("resourceSpans") else ""}"""
 
 
 def _otlp_select() -> str:
@@ -148,7 +211,7 @@ def provider_sql(provider: str, model: str) -> str:
             f"'unknown'))")
 
 
-def batch_sql(path: str) -> str:
+def batch_sql(path: str, keys: frozenset[str] | None = None) -> str:
     """Canonical rows of one file, with `problem` naming the first thing wrong with a row (or NULL).
 
     Model, provider and outcome stay as written: they are normalised after grouping
@@ -159,8 +222,8 @@ def batch_sql(path: str) -> str:
                for f in TOKEN_FIELDS]
     problem = "CASE " + " ".join(f"WHEN {c} THEN {sql_str(p)}" for c, p in checks) + " END"
     return f"""
-    WITH src AS (SELECT * FROM {read_json_sql(path)}),
-    rows AS ({_flat_select()} UNION ALL BY NAME {_otlp_select()}),
+    WITH src AS (SELECT * FROM {read_json_sql(path, keys)}),
+    rows AS ({_flat_select(keys)}{f" UNION ALL BY NAME {_otlp_select()}" if _Cols(keys).top("resourceSpans") else ""}),
     typed AS (SELECT *, {", ".join(f"TRY_CAST({f} AS BIGINT) AS {n[f]}" for f in TOKEN_FIELDS)} FROM rows)
     SELECT id, ts, date_trunc('hour', ts) AS hour, model, provider,
       {", ".join(f"COALESCE({n[f]}, 0) AS {f}" for f in TOKEN_FIELDS)},
