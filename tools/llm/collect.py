@@ -35,6 +35,20 @@ def covered_days(log: UsageLog, start: datetime, end: datetime) -> float:
     return max(1.0, round((hi - lo).total_seconds() / 86400, 2))
 
 
+def add_tier(tiers: dict[str, dict[str, Any]], tier: str, requests: int, cost: Decimal | None,
+             price: float | None, user_requests: list[float]) -> None:
+    """Accumulate one usage group into its tier's line (the negative-margin detector's input):
+    priced cost and requests, unpriced requests, the tier's price per user-month, and the
+    window's requests of each user (sorted, anonymous)."""
+    t = tiers.setdefault(tier, {"requests": 0, "unpriced_requests": 0, "cost_usd": 0.0, "price_usd_month": price,
+                                "users": len(user_requests), "user_requests": sorted(round(r, 3) for r in user_requests)})
+    t["requests"] += requests
+    if cost is None:
+        t["unpriced_requests"] += requests
+    else:
+        t["cost_usd"] = round(t["cost_usd"] + float(cost), 6)
+
+
 def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPlan,
                          report: CollectReport) -> Iterator[Observation]:
     if not billing.has_usage:
@@ -63,12 +77,13 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
         groups = log.groups(window_start, now)
         sizes = log.size_cells(window_start, now)
         reps = log.repeats(window_start, now)
+        per_tenant = log.tenant_requests(window_start, now)
     except Exception as exc:  # noqa: BLE001 - one bad source must not end the sweep
         report.errors.append(f"llm usage: {exc}")
         return
     per_feature: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "cost": defaultdict(float), "requests": defaultdict(float), "input": defaultdict(float),
-        "output": defaultdict(float), "daily_models": [], "models": {}, "sizes": [], "repeats": {}})
+        "output": defaultdict(float), "daily_models": [], "models": {}, "sizes": [], "repeats": {}, "tiers": {}})
     for d in days:
         f = per_feature[d.feature]
         c = cost(d.model, d.input_tokens, d.output_tokens, d.cache_read_tokens)
@@ -89,6 +104,9 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
         m["cache_read_tokens"] += g.cache_read_tokens
         c = cost(g.model, g.input_tokens, g.output_tokens, g.cache_read_tokens)
         m["cost_usd"] = None if c is None or m["cost_usd"] is None else round(m["cost_usd"] + float(c), 6)
+        if g.tier:
+            add_tier(f["tiers"], g.tier, g.requests, c, billing.tier_revenue_usd_month.get(g.tier),
+                     per_tenant.get((g.feature, g.tier), []))
     for s in sizes:
         per_feature[s.feature]["sizes"].append([s.model, s.input_le, s.output_le, s.requests, s.input_tokens,
                                                 s.output_tokens, s.cache_read_tokens])
@@ -109,7 +127,7 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
             resource_type="llm.feature", resource_id=name, kind=top[0] or "", state="active",
             tags={"feature": name},
             attrs={"window_days": window_days, "models": f["models"], "sizes": f["sizes"],
-                   "repeats": f["repeats"], "daily_models": f["daily_models"],
+                   "repeats": f["repeats"], "tiers": f["tiers"], "daily_models": f["daily_models"],
                    "unpriced_models": sorted(m for m in f["models"] if m in unpriced)})
         if not plan.wants(resource):
             continue

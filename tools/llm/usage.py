@@ -227,6 +227,28 @@ class UsageLog:
                            end: datetime | date | None = None) -> dict[tuple[str, str], int]:
         return {(f, t): int(n) for f, t, n in self._users("feature, tier", start, end)}
 
+    def tenant_requests(self, start: datetime | date | None = None, end: datetime | date | None = None,
+                        keys: str = "feature, tier") -> dict[tuple[str, ...], list[float]]:
+        """Requests per tenant, per `keys` ("feature, tier" or "tier"), for quota sizing. The rollup keeps
+        tenants per hour and cell, not their request counts: a cell-hour's requests are shared evenly
+        among its tenants (exact when one tenant is alone in it, as is usual for a user's hour on
+        one feature). Sources reporting only tenant counts (LiteLLM's database) have no tenants here."""
+        where, params = self._where(start, end)
+        rows = self.rollup.query(
+            f"WITH n AS (SELECT hour, feature, tier, model, provider, outcome, SUM(requests) n FROM cells "
+            f"WHERE {where} GROUP BY ALL), "
+            f"d AS (SELECT DISTINCT hour, cell, tenant FROM tenants WHERE {where}), "
+            f"k AS (SELECT hour, cell, tenant, COUNT(*) OVER (PARTITION BY hour, cell) k FROM d), "
+            f"j AS (SELECT c.feature, c.tier, k.tenant, n.n / k.k AS share FROM k JOIN cell_names c USING (cell) "
+            f"JOIN n ON n.hour = k.hour AND n.feature IS NOT DISTINCT FROM c.feature "
+            f"AND n.tier IS NOT DISTINCT FROM c.tier AND n.model IS NOT DISTINCT FROM c.model "
+            f"AND n.provider IS NOT DISTINCT FROM c.provider AND n.outcome IS NOT DISTINCT FROM c.outcome) "
+            f"SELECT {keys}, SUM(share) FROM j GROUP BY {keys}, tenant ORDER BY ALL", params + params)
+        out: dict[tuple[str, ...], list[float]] = {}
+        for *key, n in rows:
+            out.setdefault(tuple(key), []).append(float(n))
+        return out
+
     def daily(self, start: datetime | date | None = None, end: datetime | date | None = None) -> list[ModelDay]:
         where, params = self._where(start, end)
         rows = self.rollup.query(
