@@ -42,8 +42,12 @@ def test_sweep_finds_each_seed_scenario(tmp_path, demo_billing, no_costwarden_en
     assert cw.resource_type == "billing.focus" and cw.evidence["spend_usd"] > 5 * cw.evidence["expected_usd"]
     budget = by[("budget", "research-team")]
     assert budget.evidence["forecast_usd"] > 20000 and budget.monthly_waste_usd == Decimal(0)
+    margin = by[("negative-margin", "agent-chat")]  # the unlimited feature: a quota for starter
+    assert margin.evidence["tiers"][0]["tier"] == "starter" and margin.evidence["tiers"][0]["users_touched"] == 20
     # steady things stay quiet: EC2 spend, the web team's budget, features without a scenario
-    assert not any(k[1] in ("AWS/Amazon EC2", "web-team", "agent-chat") for k in by if k[0] != "budget")
+    assert not any(k[1] in ("AWS/Amazon EC2", "web-team", "agent-chat") for k in by
+                   if k[0] not in ("budget", "negative-margin"))
+    assert [k for k in by if k[0] == "negative-margin"] == [("negative-margin", "agent-chat")]
     assert ("budget", "web-team") not in by
     assert any("acme-internal-llm" in w and "unpriced" in w for w in result.warnings)
     assert all(a.tool for a in result.actions) and result.actions == []  # report mode: no actions
