@@ -7,6 +7,7 @@ RESOURCE_TYPES: dict[str, str] = {
     "billing.focus": "Daily spend per provider, account and service from FOCUS 1.x billing exports",
     "billing.budget": "Monthly budgets in config (billing.budgets) with their month-to-date spend",
     "llm.feature": "LLM usage per product feature from OpenTelemetry GenAI spans or LiteLLM spend logs",
+    "llm.tier": "LLM usage per pricing tier (all features), with each tier's price per user-month",
     "aws.sagemaker-endpoint": "SageMaker real-time endpoints, with their endpoint configs and instance counts",
     "aws.ebs-volume": "EBS volumes",
     "aws.ebs-snapshot": "EBS snapshots owned by the account",

@@ -97,3 +97,28 @@ def test_tenant_requests_from_the_rollup_split_each_hours_requests_among_its_ten
     # a: 5 alone + half of hour 11's 4; b: 1 alone + the other half
     assert sorted(got[("chat", "starter")]) == [3.0, 7.0]
     assert sum(got[("chat", "starter")]) == len(rows)
+
+
+
+def test_by_tier_judges_a_tiers_whole_usage_and_a_mismatched_policy_says_so(tmp_path: Path, no_costwarden_env):
+    from costwarden.agent.config import Settings
+    from costwarden.agent.demo.billing import write_demo_billing
+    from costwarden.agent.engine.sweep import run_sweep
+    from costwarden.policies.loader import load_policies
+    from costwarden.tools.billing.settings import BillingSettings
+
+    now = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)
+    billing = BillingSettings.model_validate(write_demo_billing(tmp_path, now=now))
+    pack = tmp_path / "tiers.yml"
+    pack.write_text("policies:\n"
+                    "  - {name: tiers, resource: llm.tier, mode: report, filters: [{type: negative-margin, by: tier}]}\n"
+                    "  - {name: wrong, resource: llm.tier, mode: report, filters: [{type: negative-margin}]}\n")
+    result = run_sweep(Settings(state_dir=tmp_path / "state", billing=billing), load_policies([pack]),
+                       dry_run=True, now=now)
+    assert result.errors == []
+    (f,) = result.findings  # starter loses money; pro and enterprise do not
+    assert (f.resource_type, f.resource_id, f.policy) == ("llm.tier", "starter", "tiers")
+    (line,) = f.evidence["tiers"]
+    assert line["users"] == 20 and line["margin"] < 0 and line["cost_per_user_month_after"] <= 20 * 0.4
+    assert f.rationale.startswith(f"starter: cap LLM use at {line['quota_requests_per_user_month']:,} requests")
+    assert any("by: feature-tier reads llm.feature resources, not llm.tier" in w for w in result.warnings)

@@ -77,6 +77,7 @@ def window(now: datetime, lookback_hours: int) -> tuple[datetime, datetime]:
 
 collectors: Registry[CollectorSpec] = Registry("resource type", modules=(
     "costwarden.tools.aws.collect", "costwarden.tools.billing.collect", "costwarden.tools.llm.collect",
+    "costwarden.tools.llm.collect_tiers",  # llm.tier
     "costwarden.tools.gcp.collect",  # no Google SDK import until a project is configured
     "costwarden.tools.prometheus",  # k8s.gpu-node
 ))

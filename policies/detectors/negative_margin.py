@@ -24,33 +24,36 @@ from costwarden.policies.detectors.base import DetectContext, Detector, Detector
 from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.quota import restore_margin
 from costwarden.policies.registry import detectors
-from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation, Resource
+from costwarden.state.domain import DAYS_PER_MONTH, Finding, Observation
 
-RESOURCE = {"feature-tier": "llm.feature"}
+RESOURCE = {"feature-tier": "llm.feature", "tier": "llm.tier"}
 
 
 class NegativeMarginParams(DetectorParams):
     target_margin: float = Field(0.60, ge=0, lt=1, description="Gross margin the proposed quota restores.")
-    by: Literal["feature-tier"] = Field("feature-tier", description=(
-        "Judge each feature within a tier (llm.feature)."))
+    by: Literal["tier", "feature-tier"] = Field("feature-tier", description=(
+        "Judge each feature within a tier (resource llm.feature) or each tier's whole usage (llm.tier)."))
     min_users: int = Field(3, ge=1, description="No finding for a tier line with fewer active users.")
     min_monthly_spend_usd: float = Field(50.0, ge=0, description="No finding for a tier line costing less a month.")
 
 
 @detectors.register("negative-margin")
 class NegativeMargin(Detector):
-    resource_types = ("llm.feature",)
+    resource_types = ("llm.feature", "llm.tier")
     Params = NegativeMarginParams
     params: NegativeMarginParams
-
-    def wants(self, resource: Resource) -> bool:
-        return resource.resource_type == RESOURCE[self.params.by]
 
     def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:
         p = self.params
         attrs = obs.resource.attrs
         window_days = float(attrs.get("window_days") or 0)
-        if window_days <= 0 or not self.wants(obs.resource):
+        if obs.resource.resource_type != RESOURCE[p.by]:  # a policy/`by` mismatch is said, not silent
+            msg = (f"negative-margin: by: {p.by} reads {RESOURCE[p.by]} resources, not "
+                   f"{obs.resource.resource_type}: nothing judged")
+            if msg not in ctx.warnings:
+                ctx.warnings.append(msg)
+            return None
+        if window_days <= 0:
             return None
         scale = float(DAYS_PER_MONTH) / window_days
         lines = []
@@ -68,7 +71,7 @@ class NegativeMargin(Detector):
         }
         f = self.finding(obs, ctx, evidence=evidence, monthly_waste=saving, confidence="medium")
         top = max(lines, key=lambda x: x["saving_usd_month"])
-        what = f"cap {obs.resource.resource_id} at" if p.by == "feature-tier" else "cap each user at"
+        what = f"cap {obs.resource.resource_id} at" if p.by == "feature-tier" else "cap LLM use at"
         f.rationale = f.evidence["summary"] = (
             f"{top['tier']}: {what} {top['quota_requests_per_user_month']:,} requests per user per month. "
             f"{top['users']} users cost ${top['cost_per_user_month']:,.2f}/user-month against a "
