@@ -36,11 +36,9 @@ def capped_requests(user_requests: Sequence[float], cap: float) -> float:
 def largest_cap(user_requests: Sequence[float], budget_requests: float) -> int | None:
     """The largest whole N with sum(min(r, N)) <= budget_requests; None when no cap is needed
     (the users already fit the budget) or there are no users."""
-    if not user_requests or sum(user_requests) <= budget_requests:
+    if not user_requests or budget_requests < 0 or sum(user_requests) <= budget_requests:
         return None
-    lo, hi = 0, math.ceil(max(user_requests))  # capped(lo) <= budget (0 <= budget), capped(hi) > budget
-    if budget_requests < 0:
-        return None
+    lo, hi = 0, math.ceil(max(user_requests))  # invariant: capped(lo) <= budget < capped(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if capped_requests(user_requests, mid) <= budget_requests:

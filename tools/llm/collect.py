@@ -3,7 +3,8 @@
 Everything heavy is SQL aggregates in tools.llm.usage; this turns the small results into a
 provider-neutral Observation: daily series (cost, requests, tokens) for anomaly detection, and
 attrs with the window's per-model totals, request-size histogram and prompt repeats, which the
-oversized-model and cache-opportunity detectors price.
+oversized-model and cache-opportunity detectors price, and per-tier lines (priced cost, requests,
+the tier's price, each tenant's requests) for negative-margin.
 """
 
 from __future__ import annotations
