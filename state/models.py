@@ -34,6 +34,9 @@ class Run(Base):
     errors: Mapped[list[str]] = mapped_column(JSON, default=list)
     monthly_waste_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     projected_monthly_savings_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    # the cloud API calls the run sent, [{"service", "operation", "count"}] as in the audit JSON;
+    # NULL in rows written before migration 0003 (and while the run is still going)
+    api_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class FindingRow(Base):

@@ -102,6 +102,7 @@ def previous_release(url: str, *, tags: bool, drop: tuple[str, ...] = ()) -> Non
     try:
         Base.metadata.create_all(engine)
         with engine.begin() as c:
+            c.exec_driver_sql("ALTER TABLE runs DROP COLUMN api_calls")  # 0003 came after migrations did
             if not tags:
                 c.exec_driver_sql("ALTER TABLE findings DROP COLUMN tags")
             for t in drop:
@@ -248,6 +249,32 @@ def test_a_database_at_an_older_revision_is_upgraded(url: str) -> None:
     assert (store.migration.path, store.migration.before) == ("upgrade", "0001")
     store.close()
     assert versions(url) == [HEAD] and "tags" in columns(url, "findings")
+
+
+def test_a_database_at_0002_gains_runs_api_calls(url: str) -> None:
+    """0003 adds runs.api_calls; a run recorded before it reads as not counted, a new one keeps its calls."""
+    from alembic import command
+
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.begin() as c:
+        command.downgrade(alembic_config(c), "0002")
+        c.execute(text("INSERT INTO runs (id, started_at, status, dry_run, \"trigger\", policies, errors, "
+                       "monthly_waste_usd, projected_monthly_savings_usd) "
+                       "VALUES ('old', CURRENT_TIMESTAMP, 'done', true, 'test', '[]', '[]', 5, 0)"))
+    engine.dispose()
+    assert versions(url) == ["0002"] and "api_calls" not in columns(url, "runs")
+    store = Store(url)
+    assert (store.migration.path, store.migration.before) == ("upgrade", "0002")
+    old = store.get_run("old")
+    assert old is not None and old.api_calls is None
+    calls = [{"service": "ec2", "operation": "DescribeInstances", "count": 3}]
+    store.start_run("new", dry_run=True, policies=[], trigger="test")
+    store.set_run_api_calls("new", calls)
+    new = store.get_run("new")
+    assert new is not None and new.api_calls == calls
+    store.close()
+    assert versions(url) == [HEAD] and "api_calls" in columns(url, "runs")
 
 
 def test_a_database_from_a_newer_release_is_refused(url: str, capsys: pytest.CaptureFixture[str],
@@ -405,4 +432,4 @@ def test_cli_db_current_upgrade_history(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().out.strip().endswith(f"already at {HEAD} (head)")
     assert main(["db", "history"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["<base> -> 0001", f"0001 -> {HEAD} (head)"]
+    assert [ln.split(":")[0] for ln in lines] == ["<base> -> 0001", "0001 -> 0002", f"0002 -> {HEAD} (head)"]

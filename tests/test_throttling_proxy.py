@@ -107,7 +107,11 @@ def test_twenty_throttled_audits_find_the_same_and_count_every_retry(aws, estate
         for seed in range(AUDITS):
             proxy.rng.seed(seed)
             proxy.throttled.clear()
+            start = len(aws.calls)
             doc = _audit(state_dir, proxy.endpoint, estate["policies"])
+            # each call counted once however often it was throttled: what got through to the server
+            reached = Counter(aws.calls[start:])
+            assert Counter({c["operation"]: c["count"] for c in doc["api_calls"]}) == reached, f"audit {seed}"
             assert doc["errors"] == [], f"audit {seed}: {doc['errors']}"
             assert _findings(doc) == expected, f"audit {seed}"
             retries = {(r["service"], r["operation"]): r["count"] for r in doc["retries"]}

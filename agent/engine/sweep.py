@@ -25,6 +25,7 @@ from costwarden.state.domain import Finding, PlannedAction
 from costwarden.state.lifecycle import ActionStatus
 from costwarden.state.clock import clock_at
 from costwarden.state.store import Store
+from costwarden.tools.calls import by_operation
 from costwarden.tools.pricing import PriceBook
 
 log = logging.getLogger("costwarden.sweep")
@@ -92,20 +93,16 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
 
             open_threads(settings, store, waiting)  # each pauses in interrupt() until a human decides
         llm_calls, llm_cost = store.llm_usage(run_id)
+        calls, refused, retries = _call_counts(providers)
+        store.set_run_api_calls(run_id, by_operation(calls))  # every call is made by now
     except BaseException as exc:
         store.finish_run(run_id, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],
                          monthly_waste=Decimal(0), projected_savings=Decimal(0))
+        store.set_run_api_calls(run_id, by_operation(_call_counts(providers)[0]))
         raise
     finally:
         if own_store:
             store.close()
-    calls: Counter[str] = Counter()
-    refused: Counter[str] = Counter()
-    retries: Counter[str] = Counter()
-    for call_log in providers.call_logs():
-        calls.update(call_log.calls)
-        refused.update(call_log.refused)
-        retries.update(call_log.retries)
     return SweepResult(
         run_id=run_id, dry_run=dry_run, status=final.get("status", "done"),
         findings=[Finding.from_dict(d) for d in final.get("findings", [])],
@@ -115,6 +112,18 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
         api_calls=dict(calls), refused_calls=dict(refused), retries=dict(retries),
         priority=final.get("priority", []), insufficient=final.get("insufficient", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )
+
+
+def _call_counts(providers: Providers) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """The sweep's calls sent, calls refused and SDK retries, summed over its providers' call logs."""
+    calls: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    retries: Counter[str] = Counter()
+    for call_log in providers.call_logs():
+        calls.update(call_log.calls)
+        refused.update(call_log.refused)
+        retries.update(call_log.retries)
+    return calls, refused, retries
 
 
 def _walk(graph: Any, inputs: dict[str, Any], ctx: SweepContext) -> tuple[dict[str, Any], list[str]]:

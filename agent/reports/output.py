@@ -7,6 +7,7 @@ from typing import Any
 
 from costwarden.agent.engine.sweep import SweepResult
 from costwarden.state.domain import Finding, PlannedAction
+from costwarden.tools.calls import by_operation
 
 FINDING_FIELDS = ("id", "policy", "detector", "provider", "account", "region", "resource_id", "resource_type",
                   "evidence", "monthly_waste_usd", "severity", "confidence", "rationale")
@@ -43,9 +44,10 @@ def to_document(r: SweepResult) -> dict[str, Any]:
                    "agent_llm_calls": r.llm_calls, "agent_llm_cost_usd": float(r.llm_cost_usd)},
         "errors": r.errors,
         "warnings": r.warnings,
+        # every cloud API call the run sent (each call once, whatever its retries), per API operation
+        "api_calls": by_operation(r.api_calls),
         # the SDK's retries behind the run's calls (throttling, 5xx, connection errors), per API operation
-        "retries": [{"service": name.split(".", 1)[0], "operation": name.split(".", 1)[-1], "count": n}
-                    for name, n in sorted(r.retries.items()) if n],
+        "retries": by_operation(r.retries),
     }
 
 

@@ -107,6 +107,7 @@ class StoreCollector(Collector):
             for k, v in sorted(c[name].items()):
                 fam.add_metric([k], v)
             yield fam
+        yield cloud_api_calls_family()
         yield cloud_retries_family()
         yield GaugeMetricFamily("costwarden_leader", "1 if this replica schedules sweeps",
                                 value=1 if self.state.get("leader") else 0)
@@ -114,6 +115,18 @@ class StoreCollector(Collector):
                                 value=1 if self.state.get("dry_run") else 0)
         if self.slack_socket is not None:
             yield from socket_mode_families(self.slack_socket)
+
+
+def cloud_api_calls_family() -> CounterMetricFamily:
+    """`costwarden_cloud_api_calls_total{service,operation}`: every cloud API call this process sent
+    (sweeps, approvals' executions, anything with a CallLog), each once whatever its retries."""
+    from costwarden.tools.calls import process_call_counts, split_name
+
+    fam = CounterMetricFamily("costwarden_cloud_api_calls", "Cloud API calls sent (each once, retries not "
+                              "included), by service and API operation", labels=["service", "operation"])
+    for (service, operation), n in sorted((split_name(k), v) for k, v in process_call_counts().items()):
+        fam.add_metric([service, operation], n)
+    return fam
 
 
 def cloud_retries_family() -> CounterMetricFamily:

@@ -39,6 +39,14 @@ class RunRecords(Database):
             s.add(DecisionRow(run_id=run_id, stage="run", decision=status,
                               reason="; ".join(errors)[:2000] if errors else "sweep complete"))
 
+    def set_run_api_calls(self, run_id: str, api_calls: list[dict[str, Any]]) -> None:
+        """The run's cloud API calls by service and operation, written once the sweep's calls are all made."""
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"unknown run {run_id}")
+            run.api_calls = [dict(c) for c in api_calls]
+
     def get_run(self, run_id: str) -> Run | None:
         with self.session() as s:
             return s.get(Run, run_id)
