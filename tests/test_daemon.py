@@ -133,6 +133,10 @@ def test_daemon_sweeps_on_schedule_serves_endpoints_and_stops_on_sigterm(aws, es
         assert 'costwarden_actions{decision="needs_approval",status="dry_run"}' in text
         assert "costwarden_sweep_duration_seconds" in text and "costwarden_leader 1.0" in text
         assert 'costwarden_api_calls_total{operation="cloudwatch.GetMetricData"}' in text
+        # the same calls by service and operation, counted as they are sent (a sweep under way included)
+        by_op = metric(text, 'costwarden_api_calls_total{operation="cloudwatch.GetMetricData"}') or 0
+        sent = metric(text, 'costwarden_cloud_api_calls_total{operation="GetMetricData",service="cloudwatch"}') or 0
+        assert sent >= by_op > 0
         # SDK retries by service and API operation (none here: nothing throttles); the old series is gone
         assert "# TYPE costwarden_cloud_retries_total counter" in text and "costwarden_retries_total" not in text
         assert get(d.port, "/nope")[0] == 404
