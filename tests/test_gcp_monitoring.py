@@ -5,6 +5,7 @@ count that does not grow with the fleet, source selection and config errors."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ import pytest
 from costwarden.agent.config import ConfigError, Settings, load_settings
 from costwarden.agent.demo.gcp import DEMO_PROJECT, OPS_AGENT_GPU, gcp_demo_estate
 from costwarden.agent.engine.sweep import run_sweep
+from costwarden.agent.reports.output import render_json
 from costwarden.policies.loader import load_policies, load_policy_file
 from tests.fakes.gce import FakeGce
 from tests.fakes.monitoring import FakeMonitoring
@@ -146,6 +148,12 @@ def test_idle_gpus_fire_and_busy_ones_do_not_with_one_request_per_metric(tmp_pat
     assert lists[2].aggregation.per_series_aligner.name == "ALIGN_SUM"
     assert mon.mutating_calls() == [] and gce.mutating_calls() == []
     assert result.api_calls.get("monitoring.GET ListTimeSeries") == 4
+    # the audit JSON names GCP calls by service and method: as many as the fake received
+    doc = json.loads(render_json(result))
+    monitoring = [c for c in doc["api_calls"] if c["service"] == "monitoring"]
+    assert monitoring == [{"service": "monitoring", "operation": "GET ListTimeSeries",
+                           "count": len(mon.calls("ListTimeSeries"))}]
+    assert {c["service"] for c in doc["api_calls"]} == {"compute", "monitoring"}
 
 
 def test_pages_are_followed_and_give_the_same_answer(tmp_path, gce, mon, no_costwarden_env):
