@@ -21,21 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from costwarden.policies.gate.setting import Setting, instance, is_count_key, is_instance_key, to_int
+from costwarden.policies.gate.setting import Setting, dig, instance, is_count_key, is_instance_key, to_int
 
 NODE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 GPU_RESOURCE = "nvidia.com/gpu"
 _PINNED = "one node per replica assumed (pods pinned to the type; bin-packing unknown)"
 
 Count = tuple[int | None, str]  # the count and the key it came from
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
 
 
 def _requirement_type(req: Any) -> tuple[str, tuple[str, ...]] | None:
@@ -51,11 +43,11 @@ def _requirement_type(req: Any) -> tuple[str, tuple[str, ...]] | None:
 
 def pod_node_type(pod: Any) -> str:
     """The node type a pod spec pins: its nodeSelector, else required node affinity."""
-    selector = _get(pod, "nodeSelector") or {}
+    selector = dig(pod, "nodeSelector") or {}
     for label in NODE_TYPE_LABELS:
         if isinstance(selector, dict) and isinstance(selector.get(label), str):
             return selector[label]
-    terms = _get(pod, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+    terms = dig(pod, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
                  "nodeSelectorTerms") or []
     for term in terms if isinstance(terms, list) else []:
         for req in (term or {}).get("matchExpressions") or []:
@@ -65,21 +57,21 @@ def pod_node_type(pod: Any) -> str:
     return ""
 
 
+def _gpus(resources: Any) -> int:
+    """`nvidia.com/gpu` of one container's `resources`: the larger of its limit and request."""
+    return max(to_int(dig(resources, "limits", GPU_RESOURCE)) or 0,
+               to_int(dig(resources, "requests", GPU_RESOURCE)) or 0)
+
+
 def gpus_per_pod(pod: Any) -> int:
-    """`nvidia.com/gpu` of a pod's containers (the larger of limit and request, summed)."""
-    total = 0
-    for c in (pod.get("containers") or []) if isinstance(pod, dict) else []:
-        res = (c or {}).get("resources") or {}
-        total += max(to_int(_get(res, "limits", GPU_RESOURCE)) or 0, to_int(_get(res, "requests", GPU_RESOURCE)) or 0)
-    return total
+    """`nvidia.com/gpu` of a pod's containers, summed."""
+    return sum(_gpus((c or {}).get("resources") or {})
+               for c in ((pod.get("containers") or []) if isinstance(pod, dict) else []))
 
 
 def _resources_gpus(node: dict[str, Any]) -> int:
     """`resources.limits/requests.nvidia.com/gpu` of a Helm-values section (one container)."""
-    res = node.get("resources")
-    if not isinstance(res, dict):
-        return 0
-    return max(to_int(_get(res, "limits", GPU_RESOURCE)) or 0, to_int(_get(res, "requests", GPU_RESOURCE)) or 0)
+    return _gpus(node.get("resources"))
 
 
 def instance_settings(doc: Any, prefix: str, find_line: Callable[..., int], *, count: Count = (None, ""),

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from costwarden.policies.gate.pycalls import callee, constants
+from costwarden.policies.gate.pycalls import callee, python_settings
 from costwarden.policies.gate.setting import Setting, is_model_key, looks_like_model
 
 PY_LIMIT_WORDS = ("max_tokens", "max_output_tokens", "max_completion_tokens", "max_new_tokens", "system", "SYSTEM",
@@ -184,10 +184,4 @@ class _Finder(ast.NodeVisitor):
 
 def python_limit_settings(text: str) -> list[Setting]:
     """Limits and system prompts of a Python file (none when it does not parse)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    finder = _Finder(constants(tree))
-    finder.visit(tree)
-    return sorted(finder.out, key=lambda s: s.line)
+    return python_settings(text, _Finder)

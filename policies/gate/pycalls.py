@@ -25,6 +25,7 @@ do not re-pair them. Model ids in Python stay with code.py's scan.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 from costwarden.policies.gate.setting import Setting, instance, is_instance_key, to_int
@@ -161,13 +162,19 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def python_instance_settings(text: str) -> list[Setting]:
-    """Instance settings of a Python file; a file that does not parse has none (and is not an error:
-    its model ids are still found by the line scan)."""
+def python_settings(text: str, finder: Callable[[dict[str, Any]], Any]) -> list[Setting]:
+    """What `finder` (built with the file's constants) collects in its `out` while visiting a Python
+    file, in line order; a file that does not parse has none (and is not an error: its model ids
+    are still found by the line scan)."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    finder = _Finder(constants(tree))
-    finder.visit(tree)
-    return sorted(finder.out, key=lambda s: s.line)
+    visitor = finder(constants(tree))
+    visitor.visit(tree)
+    return sorted(visitor.out, key=lambda s: s.line)
+
+
+def python_instance_settings(text: str) -> list[Setting]:
+    """Instance settings of a Python file."""
+    return python_settings(text, _Finder)

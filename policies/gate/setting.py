@@ -59,6 +59,15 @@ def looks_like_model(value: str) -> bool:
     return sum(c.isalpha() for c in v) >= 2 and ("/" in v or any(c.isdigit() for c in v))
 
 
+def dig(d: Any, *keys: str) -> Any:
+    """`d[k1][k2]...`, or None where a level is missing or not a mapping (parsed YAML is untyped)."""
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
 def to_int(value: Any) -> int | None:
     """A count written as a literal (`3`, `"3"`), else None: a count built at run time is not known here."""
     try:

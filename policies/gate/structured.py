@@ -25,7 +25,8 @@ import yaml
 from costwarden.policies.gate.cfn import LOADER, is_template, template_settings
 from costwarden.policies.gate.limits import doc_limit_settings
 from costwarden.policies.gate.instances import GPU_RESOURCE, gpus_per_pod, instance_settings, pod_node_type
-from costwarden.policies.gate.setting import Setting, instance, is_instance_key, is_model_key, looks_like_model, to_int
+from costwarden.policies.gate.setting import (Setting, dig, instance, is_instance_key, is_model_key, looks_like_model,
+                                              to_int)
 
 
 class _Lines:
@@ -129,26 +130,18 @@ def _yaml_lines(text: str) -> Iterator[Setting]:
                 yield s
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
 def _k8s_gpu(doc: dict[str, Any], key: str, lines: _Lines) -> Setting | None:
     """GPUs a workload holds: GPUs per pod x replicas (x parallelism for Jobs)."""
     kind, spec, notes = doc.get("kind"), doc.get("spec") or {}, []
     if kind == "Pod":
         pod, replicas = spec, 1
     elif kind == "CronJob":
-        pod, replicas = _get(spec, "jobTemplate", "spec", "template", "spec"), _get(spec, "jobTemplate", "spec",
+        pod, replicas = dig(spec, "jobTemplate", "spec", "template", "spec"), dig(spec, "jobTemplate", "spec",
                                                                                    "parallelism")
     elif kind == "Job":
-        pod, replicas = _get(spec, "template", "spec"), _get(spec, "parallelism")
+        pod, replicas = dig(spec, "template", "spec"), dig(spec, "parallelism")
     else:
-        pod, replicas = _get(spec, "template", "spec"), _get(spec, "replicas")
+        pod, replicas = dig(spec, "template", "spec"), dig(spec, "replicas")
         if kind == "DaemonSet":
             notes.append("DaemonSet: one pod per node; node count unknown, counted once")
     if not isinstance(pod, dict):
