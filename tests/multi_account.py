@@ -56,3 +56,37 @@ def deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
         return s
 
     monkeypatch.setattr(session_mod.boto3, "Session", make)
+
+
+ORG_ROLE = "CostwardenReadOnly"
+ORG_POLICIES = """
+policies:
+  - name: idle-gpu-instances
+    resource: aws.ec2
+    mode: approve
+    filters: [{type: idle-gpu, lookback_days: 1}]
+    actions: [stop]
+  - name: idle-addresses
+    resource: aws.elastic-ip
+    mode: approve
+    filters: [unassociated-eip]
+    actions: [release-address]
+"""
+
+
+def organization_estate(endpoint: str, tmp_path: Path, instances: tuple[str, ...]) -> dict[str, Any]:
+    """The demo's `instances` and an address in the management account, an organisation with one
+    member account (reached through ORG_ROLE) holding an address of its own, and ORG_POLICIES:
+    STS, Organizations, EC2 and CloudWatch calls over several protocols."""
+    from costwarden.agent.demo.estate import ESTATE, seed_estate
+    from costwarden.tools.aws.organizations import role_arn
+
+    ids = seed_estate(endpoint, days=2, estate=[i for i in ESTATE if i.name in instances])
+    org = boto3.client("organizations", region_name="us-east-1")
+    org.create_organization(FeatureSet="ALL")
+    member = org.create_account(AccountName="ml-research", Email="ml@example.com")["CreateAccountStatus"]["AccountId"]
+    eips = [boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"],
+            assumed_ec2(role_arn(member, ORG_ROLE)).allocate_address(Domain="vpc")["AllocationId"]]
+    policy_file = tmp_path / "policies.yml"
+    policy_file.write_text(ORG_POLICIES)
+    return {"ids": ids, "member": member, "eips": eips, "policies": load_policy_file(policy_file)}

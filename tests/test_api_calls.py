@@ -10,51 +10,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from costwarden.agent.config import AwsSettings, Settings
-from costwarden.agent.demo.estate import ESTATE, seed_estate
 from costwarden.agent.engine.sweep import run_sweep
 from costwarden.agent.reports.output import render_json
 from costwarden.agent.server.metrics import ProcessCounters, render
-from costwarden.policies.loader import load_policy_file
 from costwarden.state.store import Store
-from costwarden.tools.aws.organizations import role_arn
 from costwarden.tools.calls import by_operation
-from tests.multi_account import assumed_ec2
-
-ROLE = "CostwardenReadOnly"
-POLICIES = """
-policies:
-  - name: idle-gpu-instances
-    resource: aws.ec2
-    mode: approve
-    filters: [{type: idle-gpu, lookback_days: 1}]
-    actions: [stop]
-  - name: idle-addresses
-    resource: aws.elastic-ip
-    mode: approve
-    filters: [unassociated-eip]
-    actions: [release-address]
-"""
-
+from tests.multi_account import ORG_ROLE, organization_estate
 
 @pytest.fixture
 def estate(aws, tmp_path: Path) -> list[Any]:
     """Two GPU instances and an address in the management account, an address in a member account
     reached through a role: STS, Organizations, EC2 and CloudWatch calls, over several protocols."""
-    small = [i for i in ESTATE if i.name in ("llm-finetune-01", "inference-h100")]
-    seed_estate(aws.endpoint, days=2, estate=small)
-    org = boto3.client("organizations", region_name="us-east-1")
-    org.create_organization(FeatureSet="ALL")
-    member = org.create_account(AccountName="ml-research", Email="ml@example.com")["CreateAccountStatus"]["AccountId"]
-    boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")
-    assumed_ec2(role_arn(member, ROLE)).allocate_address(Domain="vpc")
+    policies = organization_estate(aws.endpoint, tmp_path, ("llm-finetune-01", "inference-h100"))["policies"]
     aws.clear_calls()
-    policy_file = tmp_path / "policies.yml"
-    policy_file.write_text(POLICIES)
-    return load_policy_file(policy_file)
+    return policies
 
 
 def _metric_calls(store: Store) -> dict[tuple[str, str], float]:
@@ -66,7 +38,7 @@ def _metric_calls(store: Store) -> dict[tuple[str, str], float]:
 def test_an_audit_counts_every_call_the_server_received(aws, estate, state_dir, no_costwarden_env):
     settings = Settings(state_dir=state_dir, aws=AwsSettings(
         regions=["us-east-1"], endpoint_url=aws.endpoint,
-        organization={"role_name": ROLE, "include_management": True}))
+        organization={"role_name": ORG_ROLE, "include_management": True}))
     store = Store(settings.db_url)
     before = _metric_calls(store)
 

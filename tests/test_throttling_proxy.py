@@ -16,61 +16,35 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from costwarden.agent.config import AwsSettings, Settings
-from costwarden.agent.demo.estate import ESTATE, seed_estate
 from costwarden.agent.engine.sweep import run_sweep
 from costwarden.agent.reports.output import render_json
 from costwarden.agent.server.metrics import ProcessCounters, render
-from costwarden.policies.loader import load_policy_file
 from costwarden.state.store import Store
-from costwarden.tools.aws.organizations import role_arn
 from tests.fakes.moto_server import mutating
-from tests.multi_account import assumed_ec2
+from tests.multi_account import ORG_ROLE, organization_estate
 from tests.throttling_proxy import ThrottlingProxy, cbor_map, fast_backoff, throttling_response
 
 AUDITS = 20
 # At a 50% throttle rate a call fails only if all its sends are throttled: 0.5**20 (one in a million)
-# with 20 attempts; with the default 5 it is 1 in 32, and an audit of ~20 calls would often lose one.
+# with 20 attempts; at 5 it is 1 in 32, and an audit of ~20 calls would often lose one.
 ATTEMPTS = 20
-ROLE = "CostwardenReadOnly"
-POLICIES = """
-policies:
-  - name: idle-gpu-instances
-    resource: aws.ec2
-    mode: approve
-    filters: [{type: idle-gpu, lookback_days: 1}]
-    actions: [stop]
-  - name: idle-addresses
-    resource: aws.elastic-ip
-    mode: approve
-    filters: [unassociated-eip]
-    actions: [release-address]
-"""
 
 
 @pytest.fixture
 def estate(aws, tmp_path: Path) -> dict[str, Any]:
     """The management account holds three GPU instances (two idle) and an address; one member, one address."""
-    small = [i for i in ESTATE if i.name in ("llm-finetune-01", "llm-finetune-02", "inference-h100")]
-    ids = seed_estate(aws.endpoint, days=2, estate=small)
-    org = boto3.client("organizations", region_name="us-east-1")
-    org.create_organization(FeatureSet="ALL")
-    member = org.create_account(AccountName="ml-research", Email="ml@example.com")["CreateAccountStatus"]["AccountId"]
-    eips = [boto3.client("ec2", region_name="us-east-1").allocate_address(Domain="vpc")["AllocationId"],
-            assumed_ec2(role_arn(member, ROLE)).allocate_address(Domain="vpc")["AllocationId"]]
+    out = organization_estate(aws.endpoint, tmp_path, ("llm-finetune-01", "llm-finetune-02", "inference-h100"))
     aws.clear_calls()
-    policy_file = tmp_path / "policies.yml"
-    policy_file.write_text(POLICIES)
-    return {"ids": ids, "member": member, "eips": eips, "policies": load_policy_file(policy_file)}
+    return out
 
 
 def _audit(state_dir: Path, endpoint: str, policies: list[Any]) -> dict[str, Any]:
     """One dry-run sweep rendered as `costwarden audit --format json` renders it."""
     aws = AwsSettings(regions=["us-east-1"], endpoint_url=endpoint,
-                      organization={"role_name": ROLE, "include_management": True},
+                      organization={"role_name": ORG_ROLE, "include_management": True},
                       retries={"mode": "standard", "max_attempts": ATTEMPTS})
     return json.loads(render_json(run_sweep(Settings(state_dir=state_dir, aws=aws), policies, dry_run=True)))
 
