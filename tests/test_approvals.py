@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -45,13 +47,15 @@ def slack():
     fake.stop()
 
 
-@pytest.fixture
-def world(aws, slack, tmp_path, no_costwarden_env):
-    """A live (not dry-run) sweep of the demo estate in approve mode: three actions wait."""
+@contextmanager
+def live_world(aws, slack, tmp_path, database_url: str | None = None) -> Iterator[dict]:
+    """A live (not dry-run) sweep of the demo estate in approve mode, its store on `database_url`
+    (default: SQLite in the state dir), and the interactions endpoint serving clicks on it."""
     ids = seed_estate(aws.endpoint)
     (tmp_path / "p.yml").write_text(POLICY)
     policies = load_policy_file(tmp_path / "p.yml")
-    settings = Settings(state_dir=tmp_path / "state", dry_run=False, aws=AwsSettings(regions=DEMO_REGIONS),
+    settings = Settings(state_dir=tmp_path / "state", database_url=database_url, dry_run=False,
+                        aws=AwsSettings(regions=DEMO_REGIONS),
                         slack=SlackSettings(bot_token=TOKEN, signing_secret=SECRET, channel="#finops",
                                             base_url=slack.base_url, team_id=TEAM_ID))
     result = run_sweep(settings, policies, dry_run=False)
@@ -62,8 +66,19 @@ def world(aws, slack, tmp_path, no_costwarden_env):
     aws.clear_calls()
     by_name = {ids[n]: n for n in ids}
     actions = {by_name[a.args["instance_id"]]: a.id for a in result.actions}
-    yield {"settings": settings, "store": store, "server": server, "actions": actions, "ids": ids, "result": result}
-    server.stop()
+    try:
+        yield {"settings": settings, "store": store, "server": server, "actions": actions, "ids": ids,
+               "result": result}
+    finally:
+        server.stop()
+        store.close()
+
+
+@pytest.fixture
+def world(aws, slack, tmp_path, no_costwarden_env):
+    """Three actions wait for a click (live_world on SQLite)."""
+    with live_world(aws, slack, tmp_path) as w:
+        yield w
 
 
 def click(world, user: str, button: str, action_id: str, *, ts: int | None = None, secret: str = SECRET,

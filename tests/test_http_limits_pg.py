@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from costwarden.agent.config import AwsSettings, Settings, SlackSettings
-from costwarden.agent.demo.estate import DEMO_REGIONS, seed_estate
-from costwarden.agent.engine.sweep import run_sweep
-from costwarden.agent.server.http import HttpServer
-from costwarden.agent.server.slack_http import InteractionHandler
-from costwarden.policies.loader import load_policy_file
-from costwarden.state.store import Store
-from tests.fakes.slack import TEAM_ID, interaction, sign
-from tests.test_approvals import ALICE, BOB, POLICY, SECRET, TOKEN, slack  # noqa: F401 - fixture
+from tests.fakes.slack import interaction, sign
+from tests.test_approvals import ALICE, BOB, SECRET, live_world, slack  # noqa: F401 - fixture
 from tests.test_http_limits import post
 from costwarden.tools.slack import APPROVE
 
@@ -30,27 +23,8 @@ def pg_world(aws, slack, tmp_path: Path, no_costwarden_env) -> Iterator[dict[str
     """test_approvals' world, on a throwaway PostgreSQL database."""
     from tests.pg import throwaway_database
 
-    with throwaway_database("cw_clicks") as url:
-        ids = seed_estate(aws.endpoint)
-        (tmp_path / "p.yml").write_text(POLICY)
-        policies = load_policy_file(tmp_path / "p.yml")
-        settings = Settings(state_dir=tmp_path / "state", database_url=url, dry_run=False,
-                            aws=AwsSettings(regions=DEMO_REGIONS),
-                            slack=SlackSettings(bot_token=TOKEN, signing_secret=SECRET, channel="#finops",
-                                                base_url=slack.base_url, team_id=TEAM_ID))
-        result = run_sweep(settings, policies, dry_run=False)
-        store = Store(settings.db_url)
-        handler = InteractionHandler(settings, store, lambda: {p.name: p for p in policies}, background=False)
-        server = HttpServer("127.0.0.1", 0, {("POST", "/slack/interactions"): handler}, counters=handler.counters)
-        server.start()
-        aws.clear_calls()
-        by_name = {ids[n]: n for n in ids}
-        try:
-            yield {"store": store, "server": server, "ids": ids,
-                   "actions": {by_name[a.args["instance_id"]]: a.id for a in result.actions}}
-        finally:
-            server.stop()
-            store.close()
+    with throwaway_database("cw_clicks") as url, live_world(aws, slack, tmp_path, url) as world:
+        yield world
 
 
 def test_200_concurrent_signed_clicks_on_postgresql_execute_exactly_once(pg_world, aws):
