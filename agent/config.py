@@ -183,7 +183,8 @@ class Settings(BaseSettings):
         "On a shared (PostgreSQL) database: how long a claimed or approved action may stay open before "
         "the leader assumes the replica that held it died and settles it (checks the resource, then runs it "
         "once or records it). Longer than any single action takes, retries and verification included. "
-        "Not used on SQLite, where everything open at start-up was left by a dead process."))
+        "Not used on SQLite or any other single-process database, where everything open at start-up was left by a "
+        "dead process."))
     checkpoint_retention_days: float = Field(7.0, ge=0, le=3650, description=(
         "How long the LangGraph checkpoints of a finished approval thread (executed, rejected, expired) are kept "
         "before the daemon's hourly housekeeping deletes them; 0 deletes them at the next pass. A thread still "

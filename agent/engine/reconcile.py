@@ -21,8 +21,9 @@ their outcome was settled (so each Slack message ends with what happened).
 On a shared (PostgreSQL) database another replica may be between its claim and its cloud call
 right now: a claim, or an approval, younger than `claim_lease_minutes` is left alone (counted
 `in_flight`) and settled by the leader's periodic check once the lease has passed
-(`settle_stale`). Releasing it at once would send the cloud call a second time. On SQLite the
-database belongs to one process, so everything open at start-up was left by a dead one.
+(`settle_stale`). Releasing it at once would send the cloud call a second time. On SQLite (any
+database but PostgreSQL) the database belongs to one process, so everything open at start-up was
+left by a dead one (the same rule as leader election: state.store.is_shared).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from costwarden.policies.guard import protection_match
 from costwarden.policies.loader import LoadedPolicy, load_policies
 from costwarden.state.clock import utcnow
 from costwarden.state.lifecycle import ApprovalStatus
-from costwarden.state.store import Store, as_utc
+from costwarden.state.store import Store, as_utc, is_shared
 from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.reconcile")
@@ -59,7 +60,7 @@ def settle_at_start(settings: Settings, store: Store, policies: Mapping[str, Loa
 def lease_cutoff(settings: Settings, store: Store, now: datetime | None = None) -> datetime | None:
     """Claims and approvals last touched before this instant may be settled; None: all of them
     (a database only this process uses)."""
-    if store.engine.dialect.name == "sqlite":
+    if not is_shared(store.engine):
         return None
     return (now or utcnow()) - timedelta(minutes=settings.claim_lease_minutes)
 

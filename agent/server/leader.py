@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from costwarden.state.store import is_shared
+
 log = logging.getLogger("costwarden.leader")
 
 LOCK_KEY = zlib.crc32(b"costwarden-scheduler")  # a stable 32-bit key
@@ -28,7 +30,7 @@ class LeaderLock:
 
     @property
     def shared(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return is_shared(self.engine)
 
     def try_acquire(self) -> bool:
         if not self.shared:

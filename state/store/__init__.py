@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from costwarden.state.clock import utcnow
 from costwarden.state.store.actions import ActionRecords
 from costwarden.state.store.approvals import ApprovalRecords
-from costwarden.state.store.db import StoreError, as_utc, safe_url
+from costwarden.state.store.db import StoreError, as_utc, is_shared, safe_url
 from costwarden.state.store.decisions import DecisionRecords
 from costwarden.state.store.runs import RunRecords
 
-__all__ = ["Store", "StoreError", "as_utc", "safe_url", "since_hours"]
+__all__ = ["Store", "StoreError", "as_utc", "is_shared", "safe_url", "since_hours"]
 
 
 class Store(RunRecords, ActionRecords, ApprovalRecords, DecisionRecords):

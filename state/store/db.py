@@ -35,6 +35,12 @@ def safe_url(url: str) -> str:
         return "<unparseable database url>"
 
 
+def is_shared(engine: Engine) -> bool:
+    """Several replicas may use this database at once (PostgreSQL: leader election, claim leases);
+    any other database belongs to one process."""
+    return engine.dialect.name == "postgresql"
+
+
 def as_utc(value: datetime) -> datetime:
     """A time read back from the store, made aware: SQLite hands back naive datetimes, and
     everything the store writes is UTC."""
