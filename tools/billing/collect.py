@@ -295,11 +295,11 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             report.errors.append(f"budgets: cost explorer: {exc}")
             ce_failed = True
     for b in billing.budgets:
-        paths = billing.has_usage if b.source == "llm" else billing.focus_paths
+        configured = billing.has_usage if b.source == "llm" else bool(billing.focus_paths)
         if b.source == "focus" and inputs.uses_cost_explorer:
             if ce_failed:
                 continue  # reported once above
-        elif not paths:
+        elif not configured:
             report.errors.append(f"budget {b.name}: no billing.{'usage' if b.source == 'llm' else 'focus'}_paths "
                                  f"configured to measure it")
             continue
