@@ -22,7 +22,7 @@ def policies_validate(files: Annotated[list[Path], typer.Argument(help="Policy f
     loaded = load_policies(list(files))
     for lp in loaded:
         err.print(f"[green]ok[/] {lp.source}: {lp.name} ({lp.policy.resource}, mode {lp.policy.mode}, "
-                  f"filters: {', '.join(d.name for d in lp.detectors)}; actions: {', '.join(a.name for a in lp.actions) or '-'})")
+                  f"filters: {', '.join(lp.filter_names)}; actions: {', '.join(a.name for a in lp.actions) or '-'})")
     err.print(f"{len(loaded)} policies valid")
 
 
