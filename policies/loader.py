@@ -119,6 +119,17 @@ def load_policy_file(path: str | Path) -> list[LoadedPolicy]:
     return [_build(doc, i, p) for i, p in enumerate(parsed.policies)]
 
 
+def load_policy_data(data: Any, path: str | Path) -> list[LoadedPolicy]:
+    """Validate policies held in memory (e.g. just converted) exactly as a file of them; no line numbers."""
+    load_builtin()
+    doc = LocatedYaml(Path(path), data, {})
+    try:
+        parsed = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        raise doc.error_from_validation(exc) from None
+    return [_build(doc, i, p) for i, p in enumerate(parsed.policies)]
+
+
 def load_policies(paths: list[str | Path]) -> list[LoadedPolicy]:
     """Load files (or every *.yml/*.yaml in a directory); the default pack when none are given."""
     files: list[Path] = []
