@@ -200,3 +200,18 @@ def test_bad_filters_are_one_line_errors_naming_file_and_field(tmp_path, filt, w
         load_policy_file(f)
     msg = str(exc.value)
     assert "\n" not in msg and msg.startswith(str(f)) and words in msg and "policies.0.filters.1" in msg
+
+
+def test_documented_attributes_are_what_the_collectors_put_on_resources():
+    """RESOURCE_ATTRIBUTES (the reference page's list) against each collector's own conversion."""
+    from costwarden.policies.resources import RESOURCE_ATTRIBUTES
+    from costwarden.tools.aws import ebs, ec2, eip, sagemaker
+
+    made = {
+        "aws.ec2": ec2.to_resource({"InstanceId": "i-1", "State": {"Name": "stopped"}}, "1", "r"),
+        "aws.ebs-volume": ebs.volume_resource({"VolumeId": "vol-1"}, "1", "r"),
+        "aws.elastic-ip": eip.to_resource({"AllocationId": "eipalloc-1"}, "1", "r"),
+        "aws.sagemaker-endpoint": sagemaker.to_resource({"EndpointName": "e"}, {}, {}, "1", "r"),
+    }
+    for rtype, resource in made.items():
+        assert tuple(resource.attrs) == RESOURCE_ATTRIBUTES[rtype], rtype
