@@ -61,6 +61,7 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
         over = max_resources_exceeded(lp.policy.max_resources, {f.resource_id for f in findings if f.policy == name})
         if over:
             warnings.append(f"{name}: {over}")
+            ctx.progress(f"detect: {name}: {over}")
         ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
                      f"{found} findings, {len(dctx.insufficient)} insufficient data, {protected} protected"
                      + no_findings_because(report.candidates, found, protected, dctx.insufficient))
