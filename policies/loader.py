@@ -35,7 +35,8 @@ class LoadedPolicy:
 
     @property
     def filter_names(self) -> list[str]:
-        return [f.type for f in self.policy.filters]
+        """Each top-level filter's name, a block with its members: `or(spend-anomaly, cache-opportunity)`."""
+        return [_filter_name(f.model_dump()) for f in self.policy.filters]
 
     @property
     def name(self) -> str:
@@ -44,6 +45,14 @@ class LoadedPolicy:
     @property
     def content_hash(self) -> str:
         return self.policy.content_hash
+
+
+def _filter_name(spec: dict[str, Any]) -> str:
+    if isinstance(spec.get("filters"), list) and spec.get("type") in ("and", "or", "not"):
+        return f"{spec['type']}({', '.join(_filter_name(c) for c in spec['filters'] if isinstance(c, dict))})"
+    if spec.get("type") == "value":
+        return f"value {spec.get('key', '?')}"
+    return str(spec.get("type"))
 
 
 def default_pack_path() -> Path:
