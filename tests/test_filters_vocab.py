@@ -215,3 +215,14 @@ def test_documented_attributes_are_what_the_collectors_put_on_resources():
     }
     for rtype, resource in made.items():
         assert tuple(resource.attrs) == RESOURCE_ATTRIBUTES[rtype], rtype
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.decimals(min_value=0, max_value=100000, places=2), min_size=1, max_size=4))
+def test_merged_waste_is_the_largest_estimate_never_the_sum(wastes):
+    """Several detectors flagging one resource: one finding, waste = max of theirs, every detector's evidence kept."""
+    obs = Observation(resource=ec2())
+    dets = [Flag(f"d{i}", str(w)) for i, w in enumerate(wastes)]
+    [f] = PolicyFilters(detectors=dets).evaluate(obs, ctx())
+    assert f.monthly_waste_usd == max(wastes)
+    assert set(f.evidence.get("also_flagged_by", {})) == {d.name for d in dets[1:]}
