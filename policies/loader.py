@@ -69,6 +69,10 @@ def _build_filter(doc: LocatedYaml, loc: tuple, resource: str, spec: Any) -> Det
     if kind not in detectors:
         raise PolicyError(doc.path, f"unknown filter type {kind!r}; known: {', '.join(detectors.names())}",
                           line=doc.line_of(loc + ("type",)), field=".".join(map(str, loc + ("type",))))
+    if kind == "value" and params.get("key") in detectors:
+        raise PolicyError(doc.path, f"`- {params['key']}: ...` reads as a value filter on key {params['key']!r}; "
+                                    f"write `- type: {params['key']}` with its parameters beside it",
+                          line=doc.line_of(loc), field=".".join(map(str, loc)))
     cls = detectors.get(kind)
     if resource not in cls.resource_types:
         raise PolicyError(doc.path, f"filter {kind!r} does not apply to resource {resource!r}",

@@ -189,6 +189,7 @@ def test_max_resources_guard_acts_on_none():
     ({"type": "value", "key": "a..b", "value": 1}, "bad JMESPath key"),
     ({"or": [{"tag:a": "1"}, {"type": "idle-gpu"}]}, "mixes detectors with the plain filter"),
     ({"not": [{"type": "idle-gpu"}]}, "detector 'idle-gpu' inside a `not` block"),
+    ({"idle-gpu": {"lookback_days": 7}}, "write `- type: idle-gpu` with its parameters"),
 ])
 def test_bad_filters_are_one_line_errors_naming_file_and_field(tmp_path, filt, words):
     import yaml
