@@ -53,6 +53,9 @@ def canonical_op(op: str) -> str:
     return op
 
 
+CORE_FIELDS = ("resource_id", "kind", "state", "region", "account", "provider", "resource_type")
+
+
 def document(r: Resource) -> dict[str, Any]:
     """What a value filter's JMESPath key reads: the resource's attributes, its core fields and its tags.
 
@@ -75,6 +78,12 @@ def resource_value(key: str, compiled: Any, r: Resource) -> Any:
     """The value `key` names on `r`: `tag:Name` is the tag (None when the resource lacks it)."""
     if key.startswith("tag:"):
         return r.tags.get(key.split(":", 1)[1])
+    # a bare name reads as jmespath would read it from document(r), without building the document
+    # (c7n's `k in i` shortcut): core fields first, as document() lets them override attributes
+    if key in CORE_FIELDS:
+        return getattr(r, key)
+    if key in r.attrs and key not in ("tags", "Tags"):
+        return r.attrs[key]
     return compiled.search(document(r))
 
 
