@@ -114,14 +114,11 @@ class AthenaRunner:
         try:
             cursor.execute(sql)
             rows = [tuple(r) for r in cursor.fetchall()]
+            ledger.add(name, int(cursor.data_scanned_in_bytes or 0))  # read before close, which drops it
         except Exception as exc:  # noqa: BLE001 - PyAthena's OperationalError/DatabaseError, botocore errors
-            scanned = getattr(cursor, "data_scanned_in_bytes", None)
-            if scanned:
-                ledger.add(name, int(scanned))  # a failed query is still billed for what it read
             raise WarehouseQueryError(f"athena: query '{name}' failed: {first_line(exc)}") from None
         finally:
             cursor.close()
-        ledger.add(name, int(cursor.data_scanned_in_bytes or 0))
         return rows
 
     def close(self) -> None:
