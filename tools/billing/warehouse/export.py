@@ -118,3 +118,14 @@ class WarehouseExport:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def open_export(billing: Any) -> Any:
+    """The bill of `billing:` (BillingSettings): the warehouse table when one is configured, else the
+    local FOCUS files read with DuckDB. Both answer the same questions."""
+    if billing.warehouse is not None:
+        return WarehouseExport(billing.warehouse, cost_column=billing.cost_column, tag_map=billing.tag_map)
+    from costwarden.tools.billing.focus import FocusExport
+
+    return FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
+                       tag_case_sensitive=billing.tag_keys_case_sensitive)
