@@ -55,7 +55,7 @@ def test_a_capped_warehouse_is_an_error_not_a_zero_series(tmp_path, monkeypatch)
     wh = BillingSettings(warehouse={"kind": "athena", "table": "cur.focus", "max_bytes_scanned": 1})
     fx = export_mod.WarehouseExport(wh.warehouse, runner=runner)
     fx.ledger.add("earlier", 6)  # the allowance is used up by earlier queries of the sweep
-    monkeypatch.setattr(collect_mod, "open_export", lambda billing: fx)
+    monkeypatch.setattr(collect_mod, "open_export", lambda billing, now=None: fx)
     report = CollectReport()
     assert list(collect_focus(wh, Scope(regions=[]), _plan(), report)) == []
     assert len(report.errors) == 1 and "max_bytes_scanned" in report.errors[0]
@@ -65,3 +65,21 @@ def test_a_capped_warehouse_is_an_error_not_a_zero_series(tmp_path, monkeypatch)
 def test_files_and_warehouse_together_are_refused() -> None:
     with pytest.raises(ValueError, match="focus_paths or warehouse, not both"):
         BillingSettings(focus_paths=["x.csv"], warehouse={"kind": "athena", "table": "cur.focus"})
+
+
+@pytest.mark.parametrize("dialect", ["athena", "bigquery"])
+def test_spend_report_tables_are_the_same_from_the_warehouse(tmp_path, monkeypatch, dialect: str) -> None:
+    from costwarden.agent.reports.spend import build_report
+
+    cfg = write_demo_billing(tmp_path, NOW)
+    con = warehouse_con(cfg["focus_paths"][0])
+    monkeypatch.setattr(export_mod, "open_runner", lambda s: DuckDBRunner(con, dialect))
+    base = {k: v for k, v in cfg.items() if k not in ("usage_paths", "focus_paths", "budgets")}
+    local = build_report(BillingSettings(**base, focus_paths=cfg["focus_paths"]), NOW, anomalies=False)
+    wh = build_report(BillingSettings(**base, warehouse={"kind": dialect, "table": TABLES[dialect], "project": "proj"}),
+                      NOW, anomalies=False)
+    for key in ("total", "by_service", "by_team", "unused_commitments"):
+        assert wh["billing"][key] == local["billing"][key], key
+    assert local["billing"]["total"]["USD"] > 0 and local["billing"]["by_team"]
+    assert wh["billing"]["rows"] is None  # not counted in the warehouse (a scan of its own), never 0
+    assert any("queries scanned" in w for w in wh["warnings"])

@@ -86,7 +86,7 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
     dims = ["provider", "billing_account", "sub_account", "service"]
     fx: FocusExport | WarehouseExport | None = None
     try:
-        fx = open_export(billing)
+        fx = open_export(billing, now)
         rows = fx.daily_spend(dims, start, now)
         end = fx.data_end() if not rows else None
         if end is not None and end.date() <= start:  # an old export: the window follows the data, loudly
@@ -250,7 +250,7 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
                 volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
-        cache["focus"] = open_export(billing)
+        cache["focus"] = open_export(billing, now)
     fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
     rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}

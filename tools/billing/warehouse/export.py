@@ -34,7 +34,8 @@ class WarehouseExport:
     """One FOCUS table in a warehouse; build it once per sweep (its ledger caps the sweep's scans)."""
 
     def __init__(self, settings: WarehouseSettings, cost_column: str = "EffectiveCost",
-                 tag_map: dict[str, list[str]] | None = None, runner: Runner | None = None) -> None:
+                 tag_map: dict[str, list[str]] | None = None, runner: Runner | None = None,
+                 now: datetime | None = None) -> None:
         if cost_column not in ("EffectiveCost", "BilledCost"):
             raise BillingInputError(f"cost column {cost_column!r}: use EffectiveCost or BilledCost")
         self.settings = settings
@@ -43,7 +44,8 @@ class WarehouseExport:
         self.ledger = ScanLedger(settings.max_bytes_scanned, settings.kind)
         self.files = [f"{settings.kind}:{settings.table}"]  # what the errors and warnings name
         self.warnings: list[str] = []
-        self._latest: datetime | None = None  # the latest window end asked: data_end looks back from it
+        # the latest window end asked (else the sweep's clock): data_end looks back from it
+        self._latest: datetime | None = None if now is None else utc_naive(now)
         self._earliest: datetime | None = None
 
     def _window(self, start: datetime | date | None, end: datetime | date | None) -> tuple[datetime, datetime]:
@@ -89,7 +91,7 @@ class WarehouseExport:
     def period(self) -> tuple[datetime, datetime] | None:
         """First and last charge instants of the HISTORY_DAYS before the latest window asked."""
         if self._latest is None:
-            raise BillingInputError(f"{self.files[0]}: ask a windowed question before the export's period")
+            raise BillingInputError(f"{self.files[0]}: the export's period needs the sweep's clock (now)")
         end = self._latest
         rows = self._run(self.queries.period(end - timedelta(days=HISTORY_DAYS), end))
         if not rows or rows[0][0] is None:
@@ -107,7 +109,7 @@ class WarehouseExport:
     def data_start(self) -> date | None:
         """The first day with data in the windows asked so far (budgets: every earlier day was before
         the window, not unseen)."""
-        if self._earliest is None or self._latest is None:
+        if self._earliest is None or self._latest is None:  # no window asked yet: nothing to bound it by
             return None
         rows = self._run(self.queries.period(self._earliest, self._latest))
         return None if not rows or rows[0][0] is None else utc_naive(rows[0][0]).date()
@@ -120,11 +122,11 @@ class WarehouseExport:
         self.runner.close()
 
 
-def open_export(billing: Any) -> Any:
+def open_export(billing: Any, now: datetime | None = None) -> Any:
     """The bill of `billing:` (BillingSettings): the warehouse table when one is configured, else the
     local FOCUS files read with DuckDB. Both answer the same questions."""
     if billing.warehouse is not None:
-        return WarehouseExport(billing.warehouse, cost_column=billing.cost_column, tag_map=billing.tag_map)
+        return WarehouseExport(billing.warehouse, cost_column=billing.cost_column, tag_map=billing.tag_map, now=now)
     from costwarden.tools.billing.focus import FocusExport
 
     return FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
