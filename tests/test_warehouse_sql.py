@@ -166,3 +166,24 @@ def test_property_totals_and_daily_series_match(tmp_path_factory, rows, dialect:
     for name, ask in QUESTIONS:
         assert ask(wh, s, e) == ask(local, s, e), name
     local.close()
+
+
+def test_tags_as_an_athena_map_match_the_local_reader(demo) -> None:
+    """AWS Data Exports types Tags as map<string,string>: element_at reads it (NULL when absent)."""
+    path, _ = demo
+    con = warehouse_con(path)
+    con.execute("ALTER TABLE cur.focus ALTER Tags TYPE MAP(VARCHAR, VARCHAR) USING CAST(json(Tags) AS MAP(VARCHAR, VARCHAR))")
+    s = WarehouseSettings(kind="athena", table="cur.focus", tags_format="map")
+    runner = DuckDBRunner(con, "athena")
+    wh = WarehouseExport(s, tag_map=TAG_MAP, runner=runner)
+    local = FocusExport([path], tag_map=TAG_MAP)
+    start, end = WINDOWS[0]
+    for name, ask in QUESTIONS:
+        assert ask(wh, start, end) == ask(local, start, end), name
+    assert any("ELEMENT_AT" in sql for sql in runner.sent)
+    local.close()
+
+
+def test_map_tags_are_refused_on_bigquery() -> None:
+    with pytest.raises(ValueError, match="tags_format 'map' is for Athena"):
+        WarehouseSettings(kind="bigquery", table="p.d.t", tags_format="map")

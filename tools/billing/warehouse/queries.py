@@ -67,8 +67,8 @@ class FocusQueries:
         return f"CAST({self.col(name)} AS {AMOUNT})"
 
     def dim(self, dim: str) -> str:
-        """A dimension's SQL: a FOCUS text column (trimmed, blank is NULL) or a Tags key (JSON text,
-        exact key match: list each spelling in tag_map; the local reader ignores case)."""
+        """A dimension's SQL: a FOCUS text column (trimmed, blank is NULL) or a Tags key (JSON text or
+        an Athena map; exact key match: list each spelling in tag_map, the local reader ignores case)."""
         if dim in DIMENSIONS:
             return f"NULLIF(TRIM({self.col(dim)}), '')"
         keys = [dim[4:]] if dim.startswith("tag:") else self.tag_map.get(dim)
@@ -79,6 +79,9 @@ class FocusQueries:
             return "CAST(NULL AS VARCHAR)"
         exprs = []
         for key in keys:
+            if self.settings.tags_format == "map":  # element_at: NULL for a missing key (a subscript fails)
+                exprs.append(f"NULLIF(TRIM(element_at({self.col('tags')}, {sql_str(key)})), '')")
+                continue
             path = f"$.{key}" if _SIMPLE_KEY.match(key) else '$."' + key.replace('"', '\\"') + '"'
             exprs.append(f"NULLIF(TRIM(json_extract_string({self.col('tags')}, {sql_str(path)})), '')")
         return exprs[0] if len(exprs) == 1 else f"COALESCE({', '.join(exprs)})"
@@ -185,6 +188,8 @@ def _bigquery_types(node: exp.Expression) -> exp.Expression:
 def transpile(query: Query, dialect: Dialect, table: str) -> str:
     """The query in the warehouse's dialect, reading `table` (`db.table` or `project.dataset.table`)."""
     tree = sqlglot.parse_one(query.sql, read="duckdb")
+    if not isinstance(tree, exp.Select):  # read-only by construction: nothing else is ever sent
+        raise BillingInputError(f"warehouse query '{query.name}' is not a SELECT")
     parts = table.split(".")  # validated names; quoted, so a project id with '-' stays one identifier
     target = exp.table_(parts[-1], db=parts[-2], catalog=parts[0] if len(parts) == 3 else None, quoted=True)
     tree = tree.transform(lambda n: target.copy() if isinstance(n, exp.Table) and n.name == TABLE else n)

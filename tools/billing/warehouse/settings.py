@@ -52,6 +52,9 @@ class WarehouseSettings(BaseModel):
         "Bytes one export's queries may scan together in a sweep; the query that would pass it is refused "
         "(BigQuery: dry-run estimate, maximumBytesBilled) or, on Athena, later queries are (its per-query "
         "cutoff is a workgroup setting)."))
+    tags_format: Literal["json", "map"] = Field("json", description=(
+        "The Tags column's type: JSON text (FOCUS CSV/Parquet, Google's FOCUS view) or, on Athena, "
+        "map<string,string> (AWS Data Exports)."))
     columns: dict[str, str] = Field(default_factory=dict, description=(
         "Logical name -> column, where the table's differ from FOCUS 1.0 (e.g. provider: ServiceProviderName "
         "for FOCUS 1.3)."))
@@ -68,6 +71,8 @@ class WarehouseSettings(BaseModel):
             raise ValueError(f"billing.warehouse.table {self.table!r}: Athena tables are database.table")
         if self.kind == "bigquery" and len(parts) == 2 and not self.project:
             raise ValueError("billing.warehouse: a dataset.table needs billing.warehouse.project")
+        if self.tags_format == "map" and self.kind != "athena":
+            raise ValueError("billing.warehouse.tags_format 'map' is for Athena (BigQuery has no MAP type)")
         unknown = sorted(set(self.columns) - set(FOCUS_COLUMNS))
         if unknown:
             raise ValueError(f"billing.warehouse.columns: unknown logical name(s) {', '.join(unknown)}; "
