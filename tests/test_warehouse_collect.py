@@ -55,7 +55,7 @@ def test_a_capped_warehouse_is_an_error_not_a_zero_series(tmp_path, monkeypatch)
     wh = BillingSettings(warehouse={"kind": "athena", "table": "cur.focus", "max_bytes_scanned": 1})
     fx = export_mod.WarehouseExport(wh.warehouse, runner=runner)
     fx.ledger.add("earlier", 6)  # the allowance is used up by earlier queries of the sweep
-    monkeypatch.setattr(collect_mod, "open_export", lambda billing, now=None: fx)
+    monkeypatch.setattr(collect_mod, "open_export", lambda *a: fx)
     report = CollectReport()
     assert list(collect_focus(wh, Scope(regions=[]), _plan(), report)) == []
     assert len(report.errors) == 1 and "max_bytes_scanned" in report.errors[0]
@@ -83,3 +83,38 @@ def test_spend_report_tables_are_the_same_from_the_warehouse(tmp_path, monkeypat
     assert local["billing"]["total"]["USD"] > 0 and local["billing"]["by_team"]
     assert wh["billing"]["rows"] is None  # not counted in the warehouse (a scan of its own), never 0
     assert any("queries scanned" in w for w in wh["warnings"])
+
+
+def test_one_allowance_for_the_whole_sweep(tmp_path, monkeypatch) -> None:
+    """The anomaly and budget collectors of one sweep draw on the same allowance (the sweep's
+    Providers hold the ledger): the second collector is refused once the first used it up."""
+    from costwarden.agent.config import Settings
+    from costwarden.agent.engine.context import Providers
+    from costwarden.tools.collectors import get_collector
+
+    source = get_collector("billing.focus").source  # what the sweep's collect node calls
+
+    cfg = write_demo_billing(tmp_path, NOW)
+    con = warehouse_con(cfg["focus_paths"][0])
+    runner = DuckDBRunner(con, "athena")
+    orig = runner.run
+
+    def run(name, sql, ledger):
+        rows = orig(name, sql, ledger)
+        ledger.add(name, 100)  # each query scans 100 bytes
+        return rows
+
+    runner.run = run  # type: ignore[method-assign]
+    monkeypatch.setattr(export_mod, "open_runner", lambda s: runner)
+    settings = Settings(billing={**{k: v for k, v in cfg.items() if k not in ("usage_paths", "focus_paths")},
+                                 "warehouse": {"kind": "athena", "table": "cur.focus", "max_bytes_scanned": 100}})
+    providers = Providers(settings, dry_run=True)
+    inputs = source(settings, providers)
+    assert inputs.ledger is providers.warehouse_ledger is not None
+    r1, r2 = CollectReport(), CollectReport()
+    assert list(collect_focus(inputs, Scope(regions=[]), _plan(), r1))  # 100 of 100 bytes
+    assert not r1.errors
+    assert list(o for o in collect_budgets(source(settings, providers), Scope(regions=[]), _plan(), r2)
+                if o.resource.attrs["source"] == "focus") == []
+    bill = [e for e in r2.errors if "usage_paths" not in e]  # the token-usage budget has no source here
+    assert len(bill) == 2 and all("max_bytes_scanned" in e for e in bill)

@@ -23,6 +23,7 @@ from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.focus import FocusExport
 from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
 from costwarden.tools.billing.warehouse.export import WarehouseExport, open_export
+from costwarden.tools.billing.warehouse.runners import ScanLedger
 from costwarden.tools.calls import CallLog
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError, ToolError
@@ -44,6 +45,7 @@ class BillingInputs:
     endpoint_url: str | None = None
     call_log: CallLog | None = None
     retries: RetrySettings | None = None  # aws.retries: botocore's retry mode and attempts
+    ledger: ScanLedger | None = None  # the sweep's bytes-scanned ledger of billing.warehouse (one allowance)
 
     @property
     def uses_cost_explorer(self) -> bool:
@@ -86,7 +88,7 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
     dims = ["provider", "billing_account", "sub_account", "service"]
     fx: FocusExport | WarehouseExport | None = None
     try:
-        fx = open_export(billing, now)
+        fx = open_export(billing, now, inputs.ledger)
         rows = fx.daily_spend(dims, start, now)
         end = fx.data_end() if not rows else None
         if end is not None and end.date() <= start:  # an old export: the window follows the data, loudly
@@ -227,7 +229,8 @@ def _scope_attrs(cells: list[tuple[tuple[Any, ...], list[tuple[float, float]]]],
 
 
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
-                  cache: dict[str, Any]) -> tuple[dict[float, float], dict[str, int]]:
+                  cache: dict[str, Any],
+                  ledger: ScanLedger | None = None) -> tuple[dict[float, float], dict[str, int]]:
     """Daily spend of the budget's scope since `month_start` (this month and the trailing days before
     it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
@@ -250,7 +253,7 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
                 volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
-        cache["focus"] = open_export(billing, now)
+        cache["focus"] = open_export(billing, now, ledger)
     fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
     rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}
@@ -307,7 +310,7 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
                                  f"configured to measure it")
             continue
         try:
-            daily, volumes = _budget_daily(b, billing, month_start, now, cache)
+            daily, volumes = _budget_daily(b, billing, month_start, now, cache, inputs.ledger)
             if b.source == "focus" and not daily and isinstance(cache.get("focus"), (FocusExport, WarehouseExport)):
                 end = cache["focus"].data_end()
                 if end is not None and end.date() < month:
@@ -341,6 +344,8 @@ def _source(settings: Any, providers: Any = None) -> BillingInputs:
                            retries=getattr(aws, "retries", None))
     if providers is not None and inputs.uses_cost_explorer:
         inputs = replace(inputs, call_log=providers.aws_call_log)
+    if providers is not None and inputs.billing.warehouse is not None:
+        inputs = replace(inputs, ledger=getattr(providers, "warehouse_ledger", None))
     return inputs
 
 

@@ -35,13 +35,14 @@ class WarehouseExport:
 
     def __init__(self, settings: WarehouseSettings, cost_column: str = "EffectiveCost",
                  tag_map: dict[str, list[str]] | None = None, runner: Runner | None = None,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, ledger: ScanLedger | None = None) -> None:
         if cost_column not in ("EffectiveCost", "BilledCost"):
             raise BillingInputError(f"cost column {cost_column!r}: use EffectiveCost or BilledCost")
         self.settings = settings
         self.queries = FocusQueries(settings, cost_column, tag_map)
         self.runner = runner or open_runner(settings)
-        self.ledger = ScanLedger(settings.max_bytes_scanned, settings.kind)
+        # the sweep's ledger when given (one allowance for all its billing queries), else this export's
+        self.ledger = ledger or ScanLedger(settings.max_bytes_scanned, settings.kind)
         self.files = [f"{settings.kind}:{settings.table}"]  # what the errors and warnings name
         self.warnings: list[str] = []
         # the latest window end asked (else the sweep's clock): data_end looks back from it
@@ -122,11 +123,12 @@ class WarehouseExport:
         self.runner.close()
 
 
-def open_export(billing: Any, now: datetime | None = None) -> Any:
+def open_export(billing: Any, now: datetime | None = None, ledger: ScanLedger | None = None) -> Any:
     """The bill of `billing:` (BillingSettings): the warehouse table when one is configured, else the
     local FOCUS files read with DuckDB. Both answer the same questions."""
     if billing.warehouse is not None:
-        return WarehouseExport(billing.warehouse, cost_column=billing.cost_column, tag_map=billing.tag_map, now=now)
+        return WarehouseExport(billing.warehouse, cost_column=billing.cost_column, tag_map=billing.tag_map, now=now,
+                               ledger=ledger)
     from costwarden.tools.billing.focus import FocusExport
 
     return FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,

@@ -38,7 +38,7 @@ class WarehouseCapError(BillingInputError):
 
 @dataclass
 class ScanLedger:
-    """Bytes scanned by one export's queries in a sweep, against `billing.warehouse.max_bytes_scanned`."""
+    """Bytes scanned by a sweep's warehouse queries, against `billing.warehouse.max_bytes_scanned`."""
 
     limit: int
     kind: str = "athena"
@@ -69,7 +69,7 @@ class ScanLedger:
         return billed / 10**12 * ATHENA_USD_PER_TB
 
     def summary(self) -> str:
-        return (f"{self.kind}: {len(self.queries)} queries scanned {self.used:,} bytes "
+        return (f"{self.kind}: {len(self.queries)} queries scanned {self.used:,} bytes so far this sweep "
                 f"(~${self.cost_usd():.4f} on demand; limit {self.limit:,})")
 
 
