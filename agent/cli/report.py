@@ -88,7 +88,7 @@ def render(doc: dict[str, Any], console: Console) -> None:
     if b:
         w = doc.get("window") or {}
         span = f", {w['start'][:10]} to {w['end'][:10]}" if w else ""
-        console.print(f"[bold]Billing[/] ({b['files']} FOCUS files, {b['rows']:,} rows, {doc['cost_column']}{span}): "
+        console.print(f"[bold]Billing[/] ({b['files']} FOCUS files, {'?' if b['rows'] is None else format(b['rows'], ',')} rows, {doc['cost_column']}{span}): "
                       + ", ".join(f"{v:,.2f} {k}" for k, v in b["total"].items()))
         table("Spend by service", b["by_service"], ["provider", "service", "cost"])
         table("Spend by team (Tags)", b["by_team"], ["team", "cost"])
@@ -181,11 +181,11 @@ def report(config: Annotated[Optional[Path], typer.Option("--config", "-c", help
             from costwarden.agent.cli.demo import demo_billing
 
             billing = demo_billing(billing, Path(tmp), now)
-        if not billing.focus_paths and not billing.has_usage and since_t is None:
+        if not billing.has_bill and not billing.has_usage and since_t is None:
             from costwarden.tools.errors import ToolError
 
             raise ToolError("nothing to report: set billing.focus_paths and/or billing.usage_paths (or use --demo)")
-        doc = build_report(billing, now, since=since_t) if billing.focus_paths or billing.has_usage else \
+        doc = build_report(billing, now, since=since_t) if billing.has_bill or billing.has_usage else \
             {"generated_at": now.isoformat(), "warnings": []}
         if since_t is not None:
             from costwarden.state.store import Store

@@ -29,6 +29,7 @@ class Providers:
     _aws: AwsClients | None = None
     _gcp: Any = None
     _aws_log: CallLog | None = None
+    _warehouse_ledger: Any = None
 
     @property
     def gcp(self) -> Any:
@@ -64,6 +65,17 @@ class Providers:
         if self._aws_log is None:
             self._aws_log = aws_call_log()
         return self._aws_log
+
+    @property
+    def warehouse_ledger(self) -> Any:
+        """The bytes every billing.warehouse query of this sweep scans, against one allowance
+        (billing.warehouse.max_bytes_scanned): the anomaly and budget collectors share it."""
+        if self._warehouse_ledger is None:
+            from costwarden.tools.billing.warehouse.runners import ScanLedger
+
+            wh = self.settings.billing.warehouse
+            self._warehouse_ledger = ScanLedger(wh.max_bytes_scanned, wh.kind) if wh is not None else None
+        return self._warehouse_ledger
 
     def call_logs(self) -> list[Any]:
         """The call logs of the providers this sweep actually used."""

@@ -37,10 +37,10 @@ def _waste_by(findings: list[Finding], key: Any, label: str) -> list[dict[str, A
 def _daily_spend(billing: Any, now: datetime) -> dict[str, Any] | None:
     """Total daily spend over the lookback window, in the export's main currency, complete days only
     (today's rows are still arriving, and a half day would look like a drop)."""
-    from costwarden.tools.billing.focus import FocusExport
+    from costwarden.tools.billing.warehouse.export import open_export
 
     today = now.astimezone(timezone.utc).date()
-    fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map)
+    fx = open_export(billing, now)
     try:
         rows = fx.daily_spend([], today - timedelta(days=billing.lookback_days), today)
     finally:
@@ -110,12 +110,12 @@ def build_sections(result: SweepResult, billing: Any = None, *, now: datetime | 
             sections["gpu_utilization_by_hour"].append({
                 "resource_id": f.resource_id, "name": f.tags.get("Name", ""), "resource_type": f.resource_type,
                 "instance_type": ev.get("instance_type", ""), "profile": ev[PROFILE_KEY]})
-    if billing is not None and (billing.focus_paths or billing.has_usage):
+    if billing is not None and (billing.has_bill or billing.has_usage):
         from costwarden.agent.reports.spend import build_report
         from costwarden.tools.errors import ToolError
 
         try:
-            if billing.focus_paths:
+            if billing.has_bill:
                 sections["daily_spend"] = _daily_spend(billing, now)
             doc = build_report(billing, now, anomalies=False)
         except ToolError as exc:

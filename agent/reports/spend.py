@@ -65,7 +65,7 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
     from costwarden.policies.detectors.spend_anomaly import SpendAnomaly, SpendAnomalyParams
     from costwarden.policies.economics import overrun_features, reconcile, tier_margins, unit_costs, unit_costs_by
     from costwarden.tools.billing.collect import collect_focus
-    from costwarden.tools.billing.focus import FocusExport
+    from costwarden.tools.billing.warehouse.export import open_export
     from costwarden.tools.collectors import CollectPlan, CollectReport, Scope
     from costwarden.tools.llm.collect import collect_llm_features, covered_days
     from costwarden.tools.llm.usage import UsageLog, open_usage
@@ -77,9 +77,8 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
     if since is not None:
         window_start = since.astimezone(timezone.utc).replace(tzinfo=None)
     billed_by_provider: dict[str, Decimal] = {}
-    if billing.focus_paths:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
-                         tag_case_sensitive=billing.tag_keys_case_sensitive)
+    if billing.has_bill:
+        fx = open_export(billing, naive_now)  # local FOCUS files, or the warehouse table (billing.warehouse)
         doc["warnings"] += [f"focus: {w}" for w in fx.warnings]
         end = fx.data_end()
         if since is None and end is not None and end <= window_start:  # an old export: follow the data, loudly
@@ -101,6 +100,8 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
         }
         billed_by_provider = {str(r.keys["provider"]): r.cost
                               for r in fx.spend_by(["provider"], window_start, naive_now)}
+        if hasattr(fx, "ledger"):
+            doc["warnings"].append(f"focus: {fx.ledger.summary()}")
         fx.close()
     if billing.has_usage:
         prices = PriceMap(billing.price_overrides)

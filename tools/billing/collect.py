@@ -22,6 +22,8 @@ from costwarden.tools.aws.settings import CostExplorerSettings, RetrySettings
 from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.focus import FocusExport
 from costwarden.tools.billing.settings import BillingSettings, BudgetSpec
+from costwarden.tools.billing.warehouse.export import WarehouseExport, open_export
+from costwarden.tools.billing.warehouse.runners import ScanLedger
 from costwarden.tools.calls import CallLog
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError, ToolError
@@ -43,10 +45,11 @@ class BillingInputs:
     endpoint_url: str | None = None
     call_log: CallLog | None = None
     retries: RetrySettings | None = None  # aws.retries: botocore's retry mode and attempts
+    ledger: ScanLedger | None = None  # the sweep's bytes-scanned ledger of billing.warehouse (one allowance)
 
     @property
     def uses_cost_explorer(self) -> bool:
-        return self.cost_explorer is not None and self.cost_explorer.enabled and not self.billing.focus_paths
+        return self.cost_explorer is not None and self.cost_explorer.enabled and not self.billing.has_bill
 
 
 def _inputs(source: BillingSettings | BillingInputs) -> BillingInputs:
@@ -76,16 +79,16 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
                   report: CollectReport) -> Iterator[Observation]:
     inputs = _inputs(billing)
     billing = inputs.billing
-    if not billing.focus_paths:
+    if not billing.has_bill:
         if inputs.uses_cost_explorer:
             yield from _collect_cost_explorer(inputs, plan, report)
         return
     now = _now(plan)
     start = now.date() - timedelta(days=billing.lookback_days)
     dims = ["provider", "billing_account", "sub_account", "service"]
+    fx: FocusExport | WarehouseExport | None = None
     try:
-        fx = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
-                         tag_case_sensitive=billing.tag_keys_case_sensitive)
+        fx = open_export(billing, now, inputs.ledger)
         rows = fx.daily_spend(dims, start, now)
         end = fx.data_end() if not rows else None
         if end is not None and end.date() <= start:  # an old export: the window follows the data, loudly
@@ -101,6 +104,9 @@ def collect_focus(billing: BillingSettings | BillingInputs, scope: Scope, plan: 
     except BillingInputError as exc:
         report.errors.append(f"focus: {exc}")
         return
+    finally:
+        if isinstance(fx, WarehouseExport):
+            report.warnings.append(f"focus: {fx.ledger.summary()}")  # what the sweep's bill queries scanned
     yield from _observations(rows, billing, plan, report)
     fx.close()
 
@@ -223,7 +229,8 @@ def _scope_attrs(cells: list[tuple[tuple[Any, ...], list[tuple[float, float]]]],
 
 
 def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime, now: datetime,
-                  cache: dict[str, Any]) -> tuple[dict[float, float], dict[str, int]]:
+                  cache: dict[str, Any],
+                  ledger: ScanLedger | None = None) -> tuple[dict[float, float], dict[str, int]]:
     """Daily spend of the budget's scope since `month_start` (this month and the trailing days before
     it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
@@ -246,8 +253,7 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
                 volumes["output_tokens"] += d.output_tokens
         return dict(daily), volumes
     if "focus" not in cache:
-        cache["focus"] = FocusExport(billing.focus_paths, cost_column=billing.cost_column, tag_map=billing.tag_map,
-                                     tag_case_sensitive=billing.tag_keys_case_sensitive)
+        cache["focus"] = open_export(billing, now, ledger)
     fx: FocusExport = cache["focus"]  # or the CostExplorer, which answers daily_spend the same way
     rows = fx.daily_spend([], month_start, now, filters=_budget_filters(b))
     return {day_epoch(r.day): float(r.cost) for r in rows}, {}
@@ -260,7 +266,7 @@ def _data_start(b: BudgetSpec, cache: dict[str, Any]) -> date | None:
     key = f"start:{b.source}"
     if key not in cache:
         source = cache.get("usage" if b.source == "llm" else "focus")
-        if isinstance(source, FocusExport):
+        if isinstance(source, (FocusExport, WarehouseExport)):
             cache[key] = source.data_start()
         elif isinstance(source, UsageLog):
             span = source.span()
@@ -295,7 +301,7 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
             report.errors.append(f"budgets: cost explorer: {exc}")
             ce_failed = True
     for b in billing.budgets:
-        configured = billing.has_usage if b.source == "llm" else bool(billing.focus_paths)
+        configured = billing.has_usage if b.source == "llm" else billing.has_bill
         if b.source == "focus" and inputs.uses_cost_explorer:
             if ce_failed:
                 continue  # reported once above
@@ -304,8 +310,8 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
                                  f"configured to measure it")
             continue
         try:
-            daily, volumes = _budget_daily(b, billing, month_start, now, cache)
-            if b.source == "focus" and not daily and isinstance(cache.get("focus"), FocusExport):
+            daily, volumes = _budget_daily(b, billing, month_start, now, cache, inputs.ledger)
+            if b.source == "focus" and not daily and isinstance(cache.get("focus"), (FocusExport, WarehouseExport)):
                 end = cache["focus"].data_end()
                 if end is not None and end.date() < month:
                     report.warnings.append(
@@ -324,6 +330,8 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
         if plan.wants(resource):
             report.candidates += 1
             yield Observation(resource, {"cost_usd": Series("cost_usd", sorted(daily.items()))})
+    if isinstance(cache.get("focus"), WarehouseExport):
+        report.warnings.append(f"budgets: {cache['focus'].ledger.summary()}")
     for v in cache.values():
         if hasattr(v, "close"):
             v.close()
@@ -336,6 +344,8 @@ def _source(settings: Any, providers: Any = None) -> BillingInputs:
                            retries=getattr(aws, "retries", None))
     if providers is not None and inputs.uses_cost_explorer:
         inputs = replace(inputs, call_log=providers.aws_call_log)
+    if providers is not None and inputs.billing.warehouse is not None:
+        inputs = replace(inputs, ledger=getattr(providers, "warehouse_ledger", None))
     return inputs
 
 

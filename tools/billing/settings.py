@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from costwarden.tools.billing.warehouse.settings import WarehouseSettings
 from costwarden.tools.llm_prices import ModelPriceOverride
 
 
@@ -41,6 +42,9 @@ class BillingSettings(_Strict):
     focus_paths: list[str] = Field(default_factory=list, description=(
         "FOCUS 1.x exports: files, globs, s3:// or gs:// URLs (an object, a prefix or a glob; downloaded to a "
         "local cache with the AWS session or GCS JSON API, so no DuckDB extension is needed)"))
+    warehouse: WarehouseSettings | None = Field(None, description=(
+        "Run the billing aggregations in Athena or BigQuery where the FOCUS export already lives, instead of "
+        "reading focus_paths into local DuckDB (docs/billing-warehouse.md)."))
     usage_paths: list[str] = Field(default_factory=list,
                                    description="LLM usage JSON lines: OpenTelemetry GenAI spans or LiteLLM spend logs")
     litellm_database_url: SecretStr | None = Field(None, description=(
@@ -72,6 +76,17 @@ class BillingSettings(_Strict):
                                                            description="negotiated prices by model, USD per 1M tokens")
 
     @property
+    def has_bill(self) -> bool:
+        """A FOCUS bill is configured: local files or a warehouse table."""
+        return bool(self.focus_paths or self.warehouse)
+
+    @property
     def has_usage(self) -> bool:
         """Token usage is configured: files, LiteLLM's database, or both."""
         return bool(self.usage_paths or self.litellm_database_url)
+
+    @model_validator(mode="after")
+    def _one_bill(self) -> BillingSettings:
+        if self.focus_paths and self.warehouse:
+            raise ValueError("billing: set focus_paths or warehouse, not both (one bill, read one way)")
+        return self
