@@ -21,6 +21,7 @@ class GuardContext:
     now: datetime
     recently_acted: set[str] = field(default_factory=set)  # resource keys inside their cooldown
     counted: int = 0  # actions this run already let through (approval or auto)
+    flagged: int = 0  # distinct resources the policy flagged this run (for max_resources)
 
 
 def protection_match(tags: dict[str, str], protected: dict[str, str]) -> str | None:
@@ -48,6 +49,9 @@ def decide(policy: Policy, action: PlannedAction, tags: dict[str, str], ctx: Gua
     hit = protection_match(tags, limits.protected_tags)
     if hit:
         return SKIP, f"protected resource ({hit}); never acted on"
+    if policy.max_resources is not None and ctx.flagged > policy.max_resources:
+        return REPORT, (f"max-resources guard: the policy flagged {ctx.flagged} resources, more than "
+                        f"max-resources={policy.max_resources}; it acts on none")
     if action.resource_key in ctx.recently_acted:
         return SKIP, (f"cooldown: an action on this resource is still open or ran within the last "
                       f"{limits.cooldown_hours:g}h")

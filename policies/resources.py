@@ -20,3 +20,17 @@ RESOURCE_TYPES: dict[str, str] = {
 def provider_of(resource_type: str) -> str:
     """The provider is the resource type's prefix ("gcp.compute" -> "gcp"): the types above are named so."""
     return resource_type.split(".", 1)[0]
+
+
+# What each collector puts in Resource.attrs: the keys a `value` filter reads besides the core fields
+# (resource_id, kind, state, region, account, provider, resource_type, tags). The reference page
+# lists them; tests/test_filters_vocab.py checks them against the collectors' own conversions.
+RESOURCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "aws.ec2": ("launch_time", "availability_zone", "stopped_at"),
+    "aws.ebs-volume": ("size_gb", "create_time", "availability_zone", "iops", "attachments", "snapshot_id"),
+    "aws.ebs-snapshot": ("volume_id", "volume_exists", "volume_size_gb", "start_time", "description", "used_by_amis"),
+    "aws.elastic-ip": ("public_ip", "association_id", "instance_id", "network_interface_id", "domain"),
+    "aws.sagemaker-endpoint": ("arn", "endpoint_config_name", "creation_time", "variants", "variant_names"),
+    "gcp.compute": ("zone", "name", "id", "accelerators", "gpu_count", "creation_timestamp", "provisioning_model",
+                    "stopped_at"),
+}

@@ -10,7 +10,7 @@ import re
 from datetime import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from costwarden.policies.resources import RESOURCE_TYPES
 
@@ -107,8 +107,27 @@ class ApprovalRules(Strict):
         return v
 
 
+BLOCKS = ("and", "or", "not")
+
+
+def normalize_filter(item: Any) -> Any:
+    """Cloud Custodian's short forms, written out: `- name` -> `{type: name}`; `- or: [...]` ->
+    `{type: or, filters: [...]}`; a one-key mapping without `type` (`- tag:env: prod`,
+    `- state: running`) -> a value filter `{type: value, key: ..., value: ...}`."""
+    if isinstance(item, str):
+        return {"type": item}
+    if isinstance(item, dict) and "type" not in item and len(item) == 1:
+        [(key, value)] = item.items()
+        if key in BLOCKS and isinstance(value, list):
+            return {"type": key, "filters": [normalize_filter(v) for v in value]}
+        return {"type": "value", "key": str(key), "value": value}
+    if isinstance(item, dict) and item.get("type") in BLOCKS and isinstance(item.get("filters"), list):
+        return {**item, "filters": [normalize_filter(v) for v in item["filters"]]}
+    return item
+
+
 class FilterSpec(BaseModel):
-    """`type` names a registered detector; the other keys are its parameters."""
+    """`type` names a registered filter (a detector, `value`, `and`, `or`, `not`); the other keys are its parameters."""
 
     model_config = ConfigDict(extra="allow")
     type: str = Field(description="A filter name; the entry's other keys are that filter's parameters.")
@@ -141,10 +160,15 @@ class Policy(Strict):
         "report: findings only; approve: every action needs a person; auto: actions within the limits run."))
     schedule: str | None = Field(None, description="'every 1h' or a five-field cron expression")
     filters: list[FilterSpec] = Field(min_length=1, description=(
-        "What to look for; `- name` is short for `- type: name`."))
+        "What to look for, all at once (AND): plain filters (`value`, `tag:Key`, `and`/`or`/`not`) narrow "
+        "the set and the detectors among them flag what is left; `- name` is short for `- type: name`."))
     actions: list[ActionSpec] = Field(default_factory=list, description="What to do about each finding.")
     limits: Limits = Field(default_factory=Limits, description="What the guard allows.")
     approval: ApprovalRules = Field(default_factory=ApprovalRules, description="Who may approve, and where.")
+    max_resources: int | None = Field(None, ge=0, validation_alias=AliasChoices("max_resources", "max-resources"),
+                                      description=(
+        "A guard (c7n's max-resources): when the policy flags more resources than this in one run, none "
+        "of its actions runs (each is only reported, with the reason); `max-resources` is accepted too."))
 
     @field_validator("resource")
     @classmethod
@@ -161,13 +185,18 @@ class Policy(Strict):
             raise ValueError("use 'every <n><s|m|h|d>' or a five-field cron expression")
         return v
 
-    @field_validator("filters", "actions", mode="before")
+    @field_validator("actions", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
         # `- stop` is shorthand for `- type: stop`, as in Cloud Custodian
         if isinstance(v, list):
             return [{"type": item} if isinstance(item, str) else item for item in v]
         return v
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filter_shorthand(cls, v: Any) -> Any:
+        return [normalize_filter(item) for item in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
     def _mode_needs_actions(self) -> Policy:
@@ -178,7 +207,10 @@ class Policy(Strict):
     @property
     def content_hash(self) -> str:
         """The hash recorded with every decision, so an audit names the exact policy text it obeyed."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        dump = self.model_dump(mode="json")
+        if dump.get("max_resources") is None:
+            dump.pop("max_resources", None)  # unset, the hash is the one the policy had before the field existed
+        blob = json.dumps(dump, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

@@ -61,6 +61,12 @@ def load_located_yaml(path: str | Path) -> LocatedYaml:
         raise PolicyError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(path, f"cannot read file: {exc}") from None
+    return parse_located_yaml(text, path)
+
+
+def parse_located_yaml(text: str, path: str | Path) -> LocatedYaml:
+    """YAML text (read by the caller) with its lines; `path` only names it in errors."""
+    path = Path(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

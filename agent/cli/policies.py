@@ -22,7 +22,7 @@ def policies_validate(files: Annotated[list[Path], typer.Argument(help="Policy f
     loaded = load_policies(list(files))
     for lp in loaded:
         err.print(f"[green]ok[/] {lp.source}: {lp.name} ({lp.policy.resource}, mode {lp.policy.mode}, "
-                  f"filters: {', '.join(d.name for d in lp.detectors)}; actions: {', '.join(a.name for a in lp.actions) or '-'})")
+                  f"filters: {', '.join(lp.filter_names)}; actions: {', '.join(a.name for a in lp.actions) or '-'})")
     err.print(f"{len(loaded)} policies valid")
 
 
@@ -37,3 +37,35 @@ def policies_schema() -> None:
            "actions": {n: {"resources": list(c.resource_types), "destructive": c.destructive,
                            "params": c.Params.model_json_schema()} for n, c in actions.items()}}
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@policies_app.command("import-c7n")
+def policies_import_c7n(
+    file: Annotated[Path, typer.Argument(help="A Cloud Custodian policy file (YAML).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the policies here, not to stdout.")] = None,
+) -> None:
+    """Convert Cloud Custodian policies; list, line by line, what could not be converted and why.
+
+    Exit 0 when every policy converted, 1 when some could not (they are listed), 2 on a bad file.
+    """
+    import yaml
+    from rich.markup import escape
+
+    from costwarden.policies.c7n.convert import convert_document
+    from costwarden.policies.yamlsrc import load_located_yaml
+
+    result = convert_document(load_located_yaml(file))
+    text = yaml.safe_dump({"policies": result.policies}, sort_keys=False, allow_unicode=True) if result.policies else ""
+    header = f"# Converted from {file.name} by `costwarden policies import-c7n`\n"
+    if output is not None and text:
+        output.write_text(header + text, encoding="utf-8")
+    elif text:
+        sys.stdout.write(header + text)
+    for line in result.not_converted:
+        err.print(f"[red]not converted[/] {escape(line.render(str(file)))}")
+    for line in result.notes:
+        err.print(f"[yellow]note[/] {escape(line.render(str(file)))}")
+    err.print(f"{len(result.policies)} of {result.total} policies converted"
+              + (f"; written to {output}" if output is not None and text else ""))
+    if len(result.policies) < result.total:
+        raise typer.Exit(1)

@@ -32,6 +32,7 @@ class Code:
     actions: list[tuple[str, type]]
     resource_types: list[str]
     resource_descriptions: dict[str, str]
+    resource_attributes: dict[str, tuple[str, ...]]
     tools: list[str]
     cli: Any
     packs: dict[str, Any]
@@ -55,6 +56,7 @@ def read_code() -> Code:
              if p.name.endswith((".yml", ".yaml"))}
     return Code(settings=Settings, policy=Policy, detectors=detectors.items(), actions=actions.items(),
                 resource_types=resource_types(), resource_descriptions=dict(getattr(resources, "RESOURCE_TYPES", {})),
+                resource_attributes=dict(getattr(resources, "RESOURCE_ATTRIBUTES", {})),
                 tools=tool_names(), cli=typer.main.get_command(app), packs=packs)
 
 
@@ -123,11 +125,17 @@ def policies_page(code: Code) -> str:
 def resource_types_md(code: Code) -> str:
     rows = ["## Resource types {#resource-types}\n",
             "The values of a policy's `resource`: one read-only collector each (`costwarden.tools.collectors`).\n",
-            "| Resource type | What it is | Filters | Actions |", "|---|---|---|---|"]
+            "`value`, `and`, `or` and `not` apply to every type; a `value` filter's key reads the core fields "
+            "(`resource_id`, `kind`, `state`, `region`, `account`, `provider`, `resource_type`, `tags`) and the "
+            "attributes below ([Filters](../concepts/filters.md)).\n",
+            "| Resource type | What it is | Attributes | Filters | Actions |", "|---|---|---|---|---|"]
+    plain = ("value", "and", "or", "not")
     for rt in code.resource_types:
-        dets = ", ".join(f"[`{n}`](#detector-{n})" for n, c in code.detectors if rt in c.resource_types) or "-"
+        dets = ", ".join(f"[`{n}`](#detector-{n})" for n, c in code.detectors
+                         if rt in c.resource_types and n not in plain) or "-"
+        attrs = ", ".join(f"`{a}`" for a in code.resource_attributes.get(rt, ())) or "-"
         acts = ", ".join(f"[`{n}`](#action-{n})" for n, c in code.actions if rt in c.resource_types) or "none"
-        rows.append(f"| `{rt}` | {escape(code.resource_descriptions.get(rt, ''))} | {dets} | {acts} |")
+        rows.append(f"| `{rt}` | {escape(code.resource_descriptions.get(rt, ''))} | {attrs} | {dets} | {acts} |")
     return "\n".join(rows) + "\n"
 
 
@@ -165,7 +173,15 @@ def packs_md(code: Code) -> str:
 
 
 def _type_of(entry: Any) -> str:
-    return entry if isinstance(entry, str) else str(entry.get("type", "?"))
+    """A filter entry's name; a block (`- or: [...]`) with its members, a `tag:K: v` pair as written."""
+    if isinstance(entry, str):
+        return entry
+    if "type" in entry:
+        return str(entry["type"])
+    key, value = next(iter(entry.items()), ("?", None))
+    if isinstance(value, list):
+        return f"{key}({', '.join(_type_of(v) for v in value)})"
+    return f"{key}: {value}"
 
 
 def cli_page(code: Code) -> str:

@@ -130,3 +130,20 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+class PlainFilter(Detector):
+    """A filter that only narrows the set (value, and/or/not): it flags nothing and costs nothing.
+
+    Why a Detector subclass: one registry holds every name a policy's `filters` may use, so the
+    vocabulary, its parameter schemas and the generated reference stay one list. The evaluator
+    (policies/evaluate.py) calls `matches`; `detect` is never called on a plain filter.
+    """
+
+    plain: ClassVar[bool] = True
+
+    def matches(self, resource: Resource, now: datetime) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def detect(self, obs: Observation, ctx: DetectContext) -> Finding | None:
+        raise TypeError(f"{self.name} is a plain filter: it narrows the set and produces no finding")

@@ -26,9 +26,9 @@ def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]
         spec = get_collector(lp.policy.resource)
         report = CollectReport()
         plan = CollectPlan(
-            wants=lambda r, lp=lp: any(d.wants(r) for d in lp.detectors),
+            wants=lambda r, lp=lp: lp.filters.wants(r, ctx.now),
             metrics=sorted({m for d in lp.detectors for m in d.metrics()}, key=lambda m: m.name),
-            lookback_hours=max(d.lookback_hours for d in lp.detectors), now=ctx.now)
+            lookback_hours=max((d.lookback_hours for d in lp.detectors), default=0), now=ctx.now)
         scope = Scope(regions=list(ctx.settings.aws.regions))
         clients = (spec.source(ctx.settings, ctx.providers) if spec.source
                    else ctx.providers.clients_for(spec.provider))

@@ -51,17 +51,16 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
                                           policy_hash=lp.content_hash, detail={"resource": obs.resource.key},
                                           reason=f"protected resource ({hit}); excluded before detection")
                 continue
-            for d in lp.detectors:
-                if d.wants(obs.resource):
-                    f = d.detect(obs, dctx)
-                    if f is not None:
-                        findings.append(f)
+            findings.extend(lp.filters.evaluate(obs, dctx))
         report = stream.report  # complete now that the stream is drained
         rtype = lp.policy.resource
         inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
         errors.extend(report.errors)
         warnings.extend(report.warnings)
         found = sum(1 for f in findings if f.policy == name)
+        over = max_resources_exceeded(lp.policy.max_resources, {f.resource_id for f in findings if f.policy == name})
+        if over:
+            warnings.append(f"{name}: {over}")
         ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
                      f"{found} findings, {len(dctx.insufficient)} insufficient data, {protected} protected"
                      + no_findings_because(report.candidates, found, protected, dctx.insufficient))
@@ -90,3 +89,11 @@ def no_findings_because(candidates: int, found: int, protected: int, insufficien
     if judged > 0:
         reasons.append(f"{judged} judged and within the thresholds")
     return " (" + "; ".join(reasons) + ")" if reasons else ""
+
+
+def max_resources_exceeded(limit: int | None, flagged: set[str]) -> str:
+    """The guard's words when a policy flags more resources than its max-resources (empty when within)."""
+    if limit is None or len(flagged) <= limit:
+        return ""
+    return (f"max-resources guard: the policy flagged {len(flagged)} resources, more than max-resources={limit}; "
+            "none of its actions runs this sweep (each is only reported)")

@@ -26,7 +26,8 @@ def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     for d in state.get("actions", []):
         a = PlannedAction.from_dict(d)
         lp = ctx.policies[a.policy]
-        gctx = per_policy.setdefault(a.policy, GuardContext(now=ctx.now))
+        gctx = per_policy.setdefault(a.policy, GuardContext(now=ctx.now, flagged=len(
+            {f.resource_id for f in findings.values() if f.policy == a.policy})))
         since = ctx.now - timedelta(hours=lp.policy.limits.cooldown_hours)
         if ctx.store.recent_actions_on(a.resource_key, since):
             gctx.recently_acted.add(a.resource_key)
