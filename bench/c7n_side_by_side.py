@@ -10,7 +10,8 @@ Both tools sweep it dry-run with equivalent policies (bench/side_by_side/policie
   set 1, one idle-GPU policy;  set 2, four policies (idle GPU, a tag value and a missing tag,
   unassociated Elastic IPs, unattached volumes under a max-resources guard).
 `costwarden audit -p ... --format json` and `custodian run --dryrun --cache-period 0` each run as
-a fresh process, alternately (one untimed warm-up each, then --runs timed runs each). Each is
+a fresh process, alternately (one untimed warm-up each, then --runs timed runs each); Costwarden
+keeps its state database between runs, as a user's repeated audits do. Each is
 started by a small launcher process that reports the child's wall time, CPU time (user + sys)
 and peak RSS from wait4(); a child forked straight from this process would report this process's
 peak RSS (the moto server and its estate) as its own, since Linux carries ru_maxrss over exec.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,12 +92,13 @@ def measured(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
 
 # -- the two tools ------------------------------------------------------------------------------
 
-def run_costwarden(policy: Path, work: Path, env: dict[str, str], regions: list[str]) -> tuple[dict[str, Any], dict[str, set[str]]]:
+def run_costwarden(policy: Path, work: Path, env: dict[str, str], regions: list[str],
+                   state: Path) -> tuple[dict[str, Any], dict[str, set[str]]]:
     cfg = work / "costwarden.yml"
     cfg.write_text(json.dumps({"aws": {"regions": regions}}))
     report = work / "costwarden.json"
     cmd = [sys.executable, "-m", "costwarden.agent.cli", "audit", "-c", str(cfg), "-p", str(policy),
-           "--state-dir", str(work / "state"), "--format", "json", "-o", str(report), "-q"]
+           "--state-dir", str(state), "--format", "json", "-o", str(report), "-q"]
     fig = measured(cmd, env, work / "costwarden.log")
     found: dict[str, set[str]] = {}
     if report.exists():
@@ -104,7 +107,8 @@ def run_costwarden(policy: Path, work: Path, env: dict[str, str], regions: list[
     return fig, found
 
 
-def run_c7n(policy: Path, work: Path, env: dict[str, str], regions: list[str]) -> tuple[dict[str, Any], dict[str, set[str]]]:
+def run_c7n(policy: Path, work: Path, env: dict[str, str], regions: list[str],
+            state: Path) -> tuple[dict[str, Any], dict[str, set[str]]]:
     out = work / "c7n-out"
     cmd = [str(custodian()), "run", "--dryrun", "--cache-period", "0", "-s", str(out),
            *[a for r in regions for a in ("-r", r)], str(policy)]
@@ -145,12 +149,15 @@ def bench_set(key: str, runs: int, server: Any, env: dict[str, str], expected: d
     rows: dict[str, list[dict[str, Any]]] = {"costwarden": [], "c7n": []}
     problems: list[str] = []
     order = ["c7n", "costwarden"]
+    # Costwarden keeps its SQLite database between runs, as a user's audits do: the warm-up creates
+    # it (the one-time schema migration is not what is compared). c7n's describe cache is off.
+    state = Path(tempfile.mkdtemp(prefix="side-by-side-state-"))
     for i in range(runs + 1):  # run 0 is the untimed warm-up of each
         for tool in (order if i % 2 == 0 else order[::-1]):
             fn, policy = tools[tool]
             with tempfile.TemporaryDirectory(prefix=f"side-by-side-{tool}-") as tmp:
                 server.clear_calls()
-                fig, found = fn(policy, Path(tmp), env, regions)
+                fig, found = fn(policy, Path(tmp), env, regions, state)
                 calls = list(server.calls)
                 if fig["rc"] != 0:
                     problems.append(f"{tool} exited {fig['rc']}: " + (Path(tmp) / f"{tool}.log").read_text()[-800:])
@@ -163,6 +170,7 @@ def bench_set(key: str, runs: int, server: Any, env: dict[str, str], expected: d
                 rows[tool].append({**fig, "api_calls": dict(sorted(Counter(calls).items()))})
             print(f"  set {key} run {i or 'warm-up'} {tool:10s} wall {fig['wall']:.2f} s  cpu {fig['cpu']:.2f} s  "
                   f"rss {fig['rss_mb']:.0f} MB  calls {len(calls)}", file=sys.stderr, flush=True)
+    shutil.rmtree(state, ignore_errors=True)
     return {"set": key, "title": SETS[key][1], "runs": rows, "problems": sorted(set(problems))}
 
 

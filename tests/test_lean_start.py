@@ -57,3 +57,23 @@ def test_the_sweep_imports_no_llm_client_and_no_google_sdk() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=True)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_audit_sweeps_without_langgraph_litellm_or_the_google_sdk(aws, tmp_path: Path) -> None:
+    """A one-shot dry-run audit walks the sweep graph in-process (agent/engine/inline.py): LangGraph,
+    langchain_core and langsmith stay out, and so do litellm (no model configured) and the Google
+    SDK (no GCP project). It still makes its API calls and reports what it found."""
+    from costwarden.agent.demo.estate import seed_estate
+
+    seed_estate(aws.endpoint, days=8)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text('{"aws": {"regions": ["us-east-1", "us-west-2"]}}')
+    out = tmp_path / "audit.json"
+    env = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                      "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    rc, mods = imported_by(["audit", "-c", str(cfg), "--state-dir", str(tmp_path / "state"), "--format", "json",
+                            "-o", str(out), "-q"], env=env)
+    assert rc == 0
+    assert json.loads(out.read_text())["findings"]  # it did sweep
+    assert not {"langgraph", "langchain_core", "langsmith", "litellm", "google.cloud", "grpc"} & set(mods), mods
+    assert "boto3" in mods and "sqlalchemy" in mods  # what it does use
