@@ -44,7 +44,8 @@ C7N_VERSION = "0.9.53"
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
             "AWS_DEFAULT_REGION": "us-east-1"}
 SETS = {"1": ("idle-gpu", "one idle-GPU policy"), "2": ("four", "four policies (idle GPU, tags, EIPs, volumes)")}
-ID_KEYS = ("InstanceId", "AllocationId", "VolumeId")
+# A c7n resource's id: an address's AllocationId first (moto gives an unassociated one InstanceId "")
+ID_KEYS = ("AllocationId", "VolumeId", "InstanceId")
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,9 @@
 
 The sweep graph keeps no checkpoints (agent/engine/graph.py says why); the actions it leaves
 waiting for a human each get an approval thread, which is checkpointed (agent/engine/approvals.py).
-The path the run took through the graph is logged at DEBUG (`sweep path`).
+The path the run took through the graph is logged at DEBUG (`sweep path`). The daemon runs the
+graph on LangGraph; the one-shot `audit` walks the same declaration without importing it
+(`inline=True`, agent/engine/inline.py).
 """
 
 from __future__ import annotations
