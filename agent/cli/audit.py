@@ -104,7 +104,8 @@ def _audit(config: Optional[Path], policy: Optional[list[Path]], demo: bool, sta
         if demo:
             progress("demo: starting moto on 127.0.0.1 and seeding the demo estate (14 days of hourly metrics)")
             settings = enter_demo_estate(stack, settings)
-        result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress, now=now)
+        result = run_sweep(settings, policies, dry_run=True, trigger="audit", progress=progress, now=now,
+                           inline=True)  # one shot: no LangGraph import (agent/engine/inline.py)
         sections = None
         if fmt is not AuditFormat.table:  # inside the stack: the demo's billing files are gone after it
             from costwarden.agent.reports.sections import build_sections

@@ -7,7 +7,8 @@ above the threshold, 0 otherwise, 2 on bad input (bad ref, not a repository, unr
 
 Kept light on purpose, since it runs on every push: it never imports litellm (prices come from
 the JSON price map via tools.llm_prices), boto3 or langgraph, and reads git with one diff and
-one `cat-file --batch` whatever the repository's size.
+one `cat-file --batch` whatever the repository's size. The gate's own modules load inside the
+command, so the other commands (and `costwarden --help`) never import them.
 """
 
 from __future__ import annotations
@@ -16,26 +17,12 @@ import sys
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from pydantic import ValidationError
 
-from costwarden.policies.gate import (
-    GateOptions,
-    GateReport,
-    GateSource,
-    UsageVolumes,
-    diff_settings,
-    evaluate,
-    extract,
-    file_format,
-    render_json,
-    render_markdown,
-)
-from costwarden.policies.gate.diff import Change, cancel_moves
-from costwarden.tools.errors import ToolError
-from costwarden.tools.gate_git import GitRepo
+if TYPE_CHECKING:
+    from costwarden.policies.gate import GateOptions, GateReport, UsageVolumes
 
 
 class GateFormat(str, Enum):
@@ -46,6 +33,7 @@ class GateFormat(str, Enum):
 def _volumes(paths: list[Path], window_days: int) -> tuple[UsageVolumes, str]:
     """Token volumes per feature over the last `window_days` of the usage data (not of the
     calendar: a CI job often reads an export that is a few days old)."""
+    from costwarden.policies.gate import UsageVolumes
     from costwarden.tools.llm.usage import UsageLog
 
     log = UsageLog([str(p) for p in paths])
@@ -69,6 +57,9 @@ def run_gate(repo_path: Path, base: str, head: str, options: GateOptions, usage:
              usage_window_days: int = 30, model_overrides: dict | None = None,
              instance_overrides: dict[str, float] | None = None) -> GateReport:
     """The whole gate without the CLI around it (the benchmark and tests call this)."""
+    from costwarden.policies.gate import GateSource, diff_settings, evaluate, extract, file_format
+    from costwarden.policies.gate.diff import Change, cancel_moves
+    from costwarden.tools.gate_git import GitRepo
     from costwarden.tools.llm_prices import PriceMap
     from costwarden.tools.pricing import PriceBook
 
@@ -127,6 +118,11 @@ def gate(base: Annotated[str, typer.Option("--base", help="Base revision (e.g. o
          config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (price overrides).",
                                                         envvar="COSTWARDEN_CONFIG")] = None) -> None:
     """FinOps gate for a pull request: price the cost-relevant changes between two revisions."""
+    from pydantic import ValidationError
+
+    from costwarden.policies.gate import GateOptions, render_json, render_markdown
+    from costwarden.tools.errors import ToolError
+
     try:
         options = GateOptions(threshold_pct=threshold_pct, min_delta_usd=min_delta_usd,
                               default_input_tokens=default_input_tokens, default_output_tokens=default_output_tokens,

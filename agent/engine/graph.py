@@ -28,13 +28,19 @@ checkpoint anyway: a sweep never pauses. What waits for a human is each action's
 thread (agent/engine/approvals.py), the only thing checkpointed. A sweep cut off by a crash is
 marked interrupted at the next start and the next tick sweeps afresh; its records up to the
 crash are in the store.
+
+The diagram is declared once, as data (NODES, EDGES, ROUTES), and compiled into LangGraph's
+StateGraph by `build_graph`. LangGraph, with langchain_core and its langsmith client, is about
+half of what a sweep imports (~0.7 s of CPU), and a one-shot dry-run `audit` uses none of what
+it adds to the walk (no checkpointer, no interrupt: see above), so `audit` walks the same
+declaration in its own process (agent/engine/inline.py) and never imports it; the daemon's
+sweeps and every approval thread run on LangGraph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-from langgraph.graph import END, START, StateGraph
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.act import act
@@ -67,18 +73,30 @@ def after_guard(state: SweepState) -> str:
     return after_approve(state)
 
 
+FIRST = "collect"
+LAST = "record"  # the graph ends after it
+NODES: dict[str, Callable[..., dict[str, Any]]] = {
+    "collect": collect, "detect": detect, "explain": explain, "plan": plan, "guard": guard, "approve": approve,
+    "act": act, "record": record}
+EDGES = {"collect": "detect", "explain": "plan", "plan": "guard", "act": "record"}  # fixed successors
+ROUTES: dict[str, tuple[Callable[[SweepState], str], tuple[str, ...]]] = {  # node -> (router, its possible answers)
+    "detect": (after_detect, ("explain", "record")),
+    "guard": (after_guard, ("approve", "act", "record")),
+    "approve": (after_approve, ("act", "record")),
+}
+
+
 def build_graph() -> Any:
+    """The declaration above as a compiled LangGraph StateGraph."""
+    from langgraph.graph import END, START, StateGraph
+
     g = StateGraph(SweepState, context_schema=SweepContext)
-    for name, fn in (("collect", collect), ("detect", detect), ("explain", explain), ("plan", plan),
-                     ("guard", guard), ("approve", approve), ("act", act), ("record", record)):
+    for name, fn in NODES.items():
         g.add_node(name, fn)
-    g.add_edge(START, "collect")
-    g.add_edge("collect", "detect")
-    g.add_conditional_edges("detect", after_detect, ["explain", "record"])
-    g.add_edge("explain", "plan")
-    g.add_edge("plan", "guard")
-    g.add_conditional_edges("guard", after_guard, ["approve", "act", "record"])
-    g.add_conditional_edges("approve", after_approve, ["act", "record"])
-    g.add_edge("act", "record")
-    g.add_edge("record", END)
+    g.add_edge(START, FIRST)
+    for source, target in EDGES.items():
+        g.add_edge(source, target)
+    for source, (router, targets) in ROUTES.items():
+        g.add_conditional_edges(source, router, list(targets))
+    g.add_edge(LAST, END)
     return g.compile()  # no checkpointer: see the module docstring

@@ -2,7 +2,9 @@
 
 The sweep graph keeps no checkpoints (agent/engine/graph.py says why); the actions it leaves
 waiting for a human each get an approval thread, which is checkpointed (agent/engine/approvals.py).
-The path the run took through the graph is logged at DEBUG (`sweep path`).
+The path the run took through the graph is logged at DEBUG (`sweep path`). The daemon runs the
+graph on LangGraph; the one-shot `audit` walks the same declaration without importing it
+(`inline=True`, agent/engine/inline.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 from costwarden.agent.config import Settings
 from costwarden.agent.engine.context import Providers, SweepContext
-from costwarden.agent.engine.graph import build_graph
 from costwarden.agent.engine.nodes.record import totals
 from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.domain import Finding, PlannedAction
@@ -66,7 +67,9 @@ def new_run_id(now: datetime) -> str:
 
 def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool, store: Store | None = None,
               trigger: str = "cli", progress: Callable[[str], None] | None = None,
-              now: datetime | None = None) -> SweepResult:
+              now: datetime | None = None, inline: bool = False) -> SweepResult:
+    """One sweep of `policies`. `inline`: walk the graph in this process without importing LangGraph
+    (agent/engine/inline.py), for a one-shot command; the daemon's sweeps run on LangGraph."""
     own_store = store is None
     store = store or Store(settings.db_url)
     now = now or datetime.now(timezone.utc)
@@ -77,15 +80,24 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
                                                       call_log=providers.aws_call_log),
                        now=now, progress=progress or (lambda _m: None))
     with clock_at(now):  # every row this sweep writes is stamped on the sweep's own clock
-        return _run(settings, policies, store, own_store, ctx, run_id=run_id, dry_run=dry_run, trigger=trigger)
+        return _run(settings, policies, store, own_store, ctx, run_id=run_id, dry_run=dry_run, trigger=trigger,
+                    inline=inline)
 
 
 def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_store: bool, ctx: SweepContext, *,
-         run_id: str, dry_run: bool, trigger: str) -> SweepResult:
+         run_id: str, dry_run: bool, trigger: str, inline: bool) -> SweepResult:
     providers = ctx.providers
     store.start_run(run_id, dry_run=dry_run, policies=[p.name for p in policies], trigger=trigger)
     try:
-        final, path = _walk(build_graph(), {"run_id": run_id, "dry_run": dry_run, "errors": [], "warnings": []}, ctx)
+        inputs = {"run_id": run_id, "dry_run": dry_run, "errors": [], "warnings": []}
+        if inline:
+            from costwarden.agent.engine.inline import walk
+
+            final, path = walk(inputs, ctx)
+        else:
+            from costwarden.agent.engine.graph import build_graph
+
+            final, path = _walk(build_graph(), inputs, ctx)
         log.debug("sweep path", extra={"run_id": run_id, "nodes": path})
         waiting = [a["id"] for a in final.get("actions", []) if a["status"] == ActionStatus.AWAITING_APPROVAL]
         if waiting:

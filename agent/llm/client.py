@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from costwarden.agent.config import LlmSettings
 from costwarden.agent.llm.redact import redact_secrets
@@ -191,6 +190,8 @@ class LlmClient:
     def _complete(self, purpose: str, messages: list[dict[str, str]]) -> Completion:
         if self.stopped is not None:
             raise LlmStopped(self.stopped)
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential  # not at start-up
+
         litellm = import_litellm()
         retryable = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
                      litellm.InternalServerError, litellm.ServiceUnavailableError)

@@ -17,8 +17,6 @@ import re
 import threading
 from typing import Any
 
-from requests.adapters import HTTPAdapter
-
 from costwarden.tools.calls import CallLog
 from costwarden.tools.errors import DryRunViolation, ToolError
 
@@ -39,24 +37,6 @@ def operation_name(method: str, url: str) -> str:
 def gcp_call_log() -> CallLog:
     """Calls named `compute.<METHOD> <path template>` (see operation_name)."""
     return CallLog(lambda name: name.split(" ", 1)[0].split(".", 1)[1] not in READ_METHODS)
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter that refuses mutating HTTP methods in dry-run, before anything is sent."""
-
-    def __init__(self, *, dry_run: bool, call_log: CallLog) -> None:
-        super().__init__(max_retries=0)
-        self.dry_run = dry_run
-        self.call_log = call_log
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        method = (request.method or "GET").upper()
-        name = operation_name(method, request.url or "")
-        if self.dry_run and method not in READ_METHODS:
-            self.call_log.add(name, refused=True)
-            raise DryRunViolation("compute", name.split(".", 1)[1])
-        self.call_log.add(name)
-        return super().send(request, *args, **kwargs)
 
 
 def grpc_operation_name(method: str) -> str:
@@ -104,6 +84,8 @@ def guard_transport(client: Any, *, dry_run: bool, call_log: CallLog) -> Any:
     session = getattr(getattr(client, "_transport", None), "_session", None)
     if session is None or not hasattr(session, "mount"):
         raise ToolError(f"{type(client).__name__}: not a REST transport; Costwarden cannot enforce dry-run on it")
+    from costwarden.tools.gcp.adapter import GuardedAdapter  # requests loads with the first GCP client
+
     adapter = GuardedAdapter(dry_run=dry_run, call_log=call_log)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

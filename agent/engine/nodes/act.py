@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.execute import execute_action
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.state.domain import AUTO, PlannedAction
 from costwarden.state.lifecycle import ActionStatus
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def act(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:

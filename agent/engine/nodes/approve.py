@@ -7,13 +7,14 @@ slow approver never holds up the rest of the sweep or the other approvals.
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.state.lifecycle import ActionStatus
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def approve(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:

@@ -9,14 +9,15 @@ refuse anything else.
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.agent.engine.nodes.stream import ObservationStream
 from costwarden.tools.collectors import CollectPlan, CollectReport, Scope, get_collector
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def collect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:

@@ -6,15 +6,16 @@ draining it drives the collector, so detection and collection interleave batch b
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.detectors.base import DetectContext, Price
 from costwarden.policies.guard import protection_match
 from costwarden.state.domain import Finding, Resource
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:

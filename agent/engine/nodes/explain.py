@@ -10,15 +10,16 @@ Any analyst failure is a warning; the run completes on templates.
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.detectors.words import days as day_words
 from costwarden.policies.detectors.words import evidence_percentile, percentile_name
 from costwarden.state.domain import Finding
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def rationale(f: Finding) -> str:

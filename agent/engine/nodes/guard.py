@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.guard import GuardContext, decide
 from costwarden.state.domain import AUTO, NEEDS_APPROVAL, REPORT, SKIP, Finding, PlannedAction
 from costwarden.state.lifecycle import ActionStatus
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 STATUS_AFTER_GUARD = {SKIP: ActionStatus.SKIPPED, REPORT: ActionStatus.REPORTED,
                       NEEDS_APPROVAL: ActionStatus.AWAITING_APPROVAL, AUTO: ActionStatus.PLANNED}

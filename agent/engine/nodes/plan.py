@@ -7,15 +7,16 @@ with the sweep's `now` and price book (PlanContext), the same ones detection use
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.actions.base import PlanContext
 from costwarden.state.domain import Finding, PlannedAction, short_hash
 from costwarden.state.errors import CostwardenError
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def plan(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:

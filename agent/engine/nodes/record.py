@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from langgraph.runtime import Runtime
+from typing import TYPE_CHECKING, Any
 
 from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.state.domain import SKIP
+
+if TYPE_CHECKING:
+    from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
 
 
 def totals(state: SweepState) -> tuple[Decimal, Decimal]:
