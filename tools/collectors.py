@@ -32,11 +32,19 @@ class CollectPlan:
     metrics: list[MetricRequest]
     lookback_hours: int
     now: datetime
+    # Several policies read through one plan (tools/sharing.py): the metrics each resource needs, the
+    # union over the policies that want it, so a resource only one of them wants is not queried for
+    # the others' metrics. None: `metrics` for every candidate. A collector may ignore it (it then
+    # fetches `metrics` for every candidate, which is more queries but the same answers).
+    metrics_for: Callable[[Resource], list[MetricRequest]] | None = None
 
 
 @dataclass(frozen=True)
 class Scope:
     regions: list[str]
+    # The sweep's inventory (tools/inventory.py): reads that several collectors make alike are made
+    # once per sweep. None outside a sweep: every read is made.
+    inventory: Any = None
 
 
 Collector = Callable[[Any, Scope, CollectPlan, CollectReport], Iterator[Observation]]
