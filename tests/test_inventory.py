@@ -8,19 +8,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from costwarden.agent.config import AwsSettings, Settings
-from costwarden.agent.engine.sweep import SweepResult, run_sweep
-from costwarden.policies.loader import LoadedPolicy, default_pack_path, load_policies, load_policy_file
+from costwarden.agent.engine.sweep import SweepResult
+from costwarden.policies.loader import load_policy_file
 from costwarden.tools.inventory import Inventory
-
-NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)  # seeded and swept on this clock, never today's
-REGIONS = ["us-east-1", "us-west-2"]
+from tests.shipped_estate import REGIONS, estate, shipped_aws_policies, sweep  # noqa: F401 - estate is a fixture
 
 # The EC2 policies of the shipped packs with three different lookbacks: one read serves them all,
 # each policy's series cut to its own window.
@@ -36,34 +31,6 @@ policies:
     resource: aws.ec2
     filters: [{type: off-hours-idle, lookback_days: 7, timezone: UTC}]
 """
-
-
-@pytest.fixture
-def estate(aws, monkeypatch) -> dict[str, Any]:
-    """The demo's AWS estate (GPU instances in two regions, an idle endpoint, an unattached volume, an
-    orphaned snapshot, an unassociated address) in one moto account, 8 days of hourly metrics."""
-    from costwarden.agent.demo.estate import seed_estate
-    from costwarden.agent.demo.moto_metrics import indexed_get_metric_data
-    from costwarden.agent.demo.waste import seed_waste
-
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    import boto3
-
-    session = boto3.Session()
-    ids = seed_estate(aws.endpoint, days=8, now=NOW, session=session)
-    seed_waste(session, aws.endpoint, now=NOW)
-    with indexed_get_metric_data():
-        aws.clear_calls()
-        yield {"ids": ids}
-
-
-def shipped_aws_policies() -> list[LoadedPolicy]:
-    return [p for p in load_policies([default_pack_path().parent]) if p.policy.resource.startswith("aws.")]
-
-
-def sweep(aws: Any, state_dir: Path, policies: list[LoadedPolicy]) -> SweepResult:
-    settings = Settings(state_dir=state_dir, aws=AwsSettings(regions=REGIONS, endpoint_url=aws.endpoint))
-    return run_sweep(settings, policies, dry_run=True, now=NOW)
 
 
 def found(result: SweepResult) -> list[tuple[Any, ...]]:

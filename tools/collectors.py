@@ -60,6 +60,11 @@ class CollectorSpec:
     # clients; `providers` (the sweep's, or None outside a sweep) lets a read it makes through a cloud
     # API (Cost Explorer) count in the sweep's call log.
     source: Callable[[Any, Any], Any] | None = None
+    # The cloud permissions its reads use (AWS `service:Action`, GCP `service.resource.verb`); () for a
+    # collector that reads files. None means undeclared: the registry test fails on it, and so does
+    # `costwarden policies permissions` (policies/permissions.py). Settings-driven reads (Cost Explorer,
+    # s3:// paths, organizations) are declared in policies/permissions.py SETTINGS_PERMISSIONS instead.
+    permissions: tuple[str, ...] | None = None
 
 
 T = TypeVar("T")

@@ -96,9 +96,18 @@ def streamed(list_resources: Callable[[Any, str, str], Iterable[Resource]]) -> L
 # Observations are yielded batch by batch, so a 5,000-instance estate never sits in memory at once.
 collect_ec2 = make_collector(streamed(list_instances), EC2_METRICS)
 
-register_collector(CollectorSpec("aws.ec2", "aws", collect_ec2))
+# Every account's identity (each_account): GetCallerIdentity, which IAM allows every principal anyway.
+# The series' cloudwatch:GetMetricData is declared by the filters that ask for them.
+IDENTITY = ("sts:GetCallerIdentity",)
+register_collector(CollectorSpec("aws.ec2", "aws", collect_ec2, permissions=(*IDENTITY, "ec2:DescribeInstances")))
 register_collector(CollectorSpec("aws.sagemaker-endpoint", "aws",
-                                 make_collector(streamed(list_endpoints), SAGEMAKER_ENDPOINT_METRICS)))
-register_collector(CollectorSpec("aws.ebs-volume", "aws", make_collector(volumes, None)))
-register_collector(CollectorSpec("aws.ebs-snapshot", "aws", make_collector(snapshots, None)))
-register_collector(CollectorSpec("aws.elastic-ip", "aws", make_collector(streamed(list_addresses), None)))
+                                 make_collector(streamed(list_endpoints), SAGEMAKER_ENDPOINT_METRICS),
+                                 permissions=(*IDENTITY, "sagemaker:ListEndpoints", "sagemaker:DescribeEndpoint",
+                                              "sagemaker:DescribeEndpointConfig", "sagemaker:ListTags")))
+register_collector(CollectorSpec("aws.ebs-volume", "aws", make_collector(volumes, None),
+                                 permissions=(*IDENTITY, "ec2:DescribeVolumes")))
+register_collector(CollectorSpec("aws.ebs-snapshot", "aws", make_collector(snapshots, None),
+                                 permissions=(*IDENTITY, "ec2:DescribeSnapshots", "ec2:DescribeVolumes",
+                                              "ec2:DescribeImages")))
+register_collector(CollectorSpec("aws.elastic-ip", "aws", make_collector(streamed(list_addresses), None),
+                                 permissions=(*IDENTITY, "ec2:DescribeAddresses")))
