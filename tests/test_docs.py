@@ -60,6 +60,11 @@ def test_site_builds_strict_with_the_reference_generated_from_the_code(tmp_path)
     config = (site / "reference" / "configuration" / "index.html").read_text()
     assert "<code>billing.focus_paths</code>" in config and "<code>gcp.monitoring.gpu_metric</code>" in config
     assert 'id="costwarden-audit"' in (site / "reference" / "cli" / "index.html").read_text()
+    permissions = (site / "reference" / "permissions" / "index.html").read_text()
+    for _, cls in [*detectors.items(), *actions.items()]:
+        for perm in cls.permissions:  # every declaration is in the generated tables
+            assert f"<code>{perm}</code>" in permissions, (cls.name, perm)
+    assert "<code>ec2:StopInstances</code>" in permissions and '2012-10-17"' in permissions  # the packs' documents
 
 
 def test_strict_build_fails_on_a_broken_link_and_an_orphan_page(tmp_path):

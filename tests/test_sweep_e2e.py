@@ -66,9 +66,10 @@ def test_dry_run_finds_idle_gpus_and_makes_zero_mutating_calls(aws, estate, stat
     assert calls, "the sweep should have called the API"
     assert mutating(calls) == []
     assert "GetMetricData" in calls and "DescribeInstances" in calls
-    # one batched call per policy and region with candidates, not one per instance: idle-gpu and
-    # off-hours-idle in both regions, training-hardware in us-east-1 only (no p4d/p5 in us-west-2)
-    assert calls.count("GetMetricData") == 5
+    # one batched call per region, not one per instance nor one per policy: the three EC2 policies
+    # share one read of each region's instances and their series (tools/sharing.py)
+    assert calls.count("GetMetricData") == 2 and calls.count("DescribeInstances") == 2
+    assert calls.count("GetCallerIdentity") == 1
     assert result.refused_calls == {}
 
     # nothing changed, and every action is marked as a dry run with its would-be decision

@@ -32,11 +32,19 @@ class CollectPlan:
     metrics: list[MetricRequest]
     lookback_hours: int
     now: datetime
+    # Several policies read through one plan (tools/sharing.py): the metrics each resource needs, the
+    # union over the policies that want it, so a resource only one of them wants is not queried for
+    # the others' metrics. None: `metrics` for every candidate. A collector may ignore it (it then
+    # fetches `metrics` for every candidate, which is more queries but the same answers).
+    metrics_for: Callable[[Resource], list[MetricRequest]] | None = None
 
 
 @dataclass(frozen=True)
 class Scope:
     regions: list[str]
+    # The sweep's inventory (tools/inventory.py): reads that several collectors make alike are made
+    # once per sweep. None outside a sweep: every read is made.
+    inventory: Any = None
 
 
 Collector = Callable[[Any, Scope, CollectPlan, CollectReport], Iterator[Observation]]
@@ -52,6 +60,11 @@ class CollectorSpec:
     # clients; `providers` (the sweep's, or None outside a sweep) lets a read it makes through a cloud
     # API (Cost Explorer) count in the sweep's call log.
     source: Callable[[Any, Any], Any] | None = None
+    # The cloud permissions its reads use (AWS `service:Action`, GCP `service.resource.verb`); () for a
+    # collector that reads files. None means undeclared: the registry test fails on it, and so does
+    # `costwarden policies permissions` (policies/permissions.py). Settings-driven reads (Cost Explorer,
+    # s3:// paths, organizations) are declared in policies/permissions.py SETTINGS_PERMISSIONS instead.
+    permissions: tuple[str, ...] | None = None
 
 
 T = TypeVar("T")

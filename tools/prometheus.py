@@ -257,7 +257,7 @@ def collect_gpu_nodes(client: PrometheusClient | None, scope: Any, plan: Any, re
 def _register() -> None:
     from costwarden.tools.collectors import CollectorSpec, register_collector
 
-    register_collector(CollectorSpec("k8s.gpu-node", "k8s", collect_gpu_nodes, source=_source))
+    register_collector(CollectorSpec("k8s.gpu-node", "k8s", collect_gpu_nodes, source=_source, permissions=()))
 
 
 _register()

@@ -1,15 +1,17 @@
-"""`costwarden policies validate|schema`: check policy files, and print the vocabulary they may use."""
+"""`costwarden policies validate|schema|permissions`: check policy files, print the vocabulary they may
+use, and the cloud permissions they need."""
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from costwarden.agent.cli.options import err
+from costwarden.agent.cli.options import ConfigOpt, PolicyOpt, cli_settings, err
 
 policies_app = typer.Typer(no_args_is_help=True, help="Validate and inspect policy files.")
 
@@ -69,3 +71,36 @@ def policies_import_c7n(
               + (f"; written to {output}" if output is not None and text else ""))
     if len(result.policies) < result.total:
         raise typer.Exit(1)
+
+
+class Cloud(str, Enum):
+    aws = "aws"
+    gcp = "gcp"
+
+
+@policies_app.command("permissions")
+def policies_permissions(
+        policy: PolicyOpt = None, config: ConfigOpt = None,
+        cloud: Annotated[Cloud, typer.Option("--cloud", help=(
+            "aws: an IAM policy document (JSON); gcp: a custom role definition (YAML) for "
+            "`gcloud iam roles create --file`."))] = Cloud.aws,
+        read_only: Annotated[bool, typer.Option("--read-only", help=(
+            "Only the reads: enough for `audit` and a dry-run daemon, no action's write."))] = False,
+) -> None:
+    """Print the least-privilege permissions of a policy set, from what its filters, actions and
+    collectors declare; with --config, also those its settings turn on (organizations, price list,
+    Cost Explorer, s3:// billing paths)."""
+    from costwarden.policies.loader import load_policies
+    from costwarden.policies.permissions import gcp_role, needed, render_iam, settings_features
+
+    features = settings_features(cli_settings(config, None, policy)) if config else []
+    need = needed(load_policies(list(policy or [])), settings=features)
+    other = Cloud.gcp if cloud is Cloud.aws else Cloud.aws
+    if need.cloud(other.value):
+        err.print(f"these policies also need {other.value.upper()} permissions: add --cloud {other.value}")
+    if cloud is Cloud.aws:
+        sys.stdout.write(render_iam(need, read_only=read_only))
+    elif need.cloud("gcp", read_only=read_only):
+        sys.stdout.write(gcp_role(need, read_only=read_only))
+    else:
+        err.print("these policies need no GCP permission")

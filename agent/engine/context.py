@@ -8,7 +8,7 @@ thread, so nothing here has to survive a restart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.store import Store
 from costwarden.tools.aws.session import AwsClients, aws_call_log
 from costwarden.tools.calls import CallLog
+from costwarden.tools.inventory import Inventory
 from costwarden.tools.pricing import PriceBook
 
 
@@ -100,3 +101,4 @@ class SweepContext:
     prices: PriceBook
     now: datetime
     progress: Callable[[str], None] = lambda _msg: None
+    inventory: Inventory = field(default_factory=Inventory)  # this sweep's shared reads (tools/inventory.py)

@@ -11,15 +11,17 @@ import importlib.resources
 import inspect
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 from mkdocs.structure.files import File, Files
 
 import cli_md
+import permissions_md
 from models_md import Section, anchor, docstring_md, escape, field_table, model_doc, sections
 
-PAGES = ("reference/configuration.md", "reference/policies.md", "reference/cli.md")
+PAGES = ("reference/configuration.md", "reference/policies.md", "reference/cli.md", "reference/permissions.md")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Code:
     tools: list[str]
     cli: Any
     packs: dict[str, Any]
+    collectors: list[tuple[str, Any]]
+    loaded_packs: dict[str, list[Any]]  # pack file -> its policies, loaded (the permissions page)
 
 
 def read_code() -> Code:
@@ -44,7 +48,8 @@ def read_code() -> Code:
     from costwarden.policies import resources
     from costwarden.policies.registry import actions, detectors, load_builtin
     from costwarden.policies.schema import Policy
-    from costwarden.tools.collectors import resource_types
+    from costwarden.policies.loader import load_policy_file
+    from costwarden.tools.collectors import collectors, resource_types
     from costwarden.tools.registry import tool_names
 
     import typer
@@ -57,13 +62,17 @@ def read_code() -> Code:
     return Code(settings=Settings, policy=Policy, detectors=detectors.items(), actions=actions.items(),
                 resource_types=resource_types(), resource_descriptions=dict(getattr(resources, "RESOURCE_TYPES", {})),
                 resource_attributes=dict(getattr(resources, "RESOURCE_ATTRIBUTES", {})),
-                tools=tool_names(), cli=typer.main.get_command(app), packs=packs)
+                tools=tool_names(), cli=typer.main.get_command(app), packs=packs, collectors=collectors.items(),
+                loaded_packs={p.name: load_policy_file(Path(str(p))) for p in sorted(packs_dir.iterdir(), key=lambda p: p.name)
+                              if p.name.endswith((".yml", ".yaml"))})
 
 
 def on_files(files: Files, config: Any) -> Files:
     code = read_code()
     for path, text in ((PAGES[0], configuration_page(code)), (PAGES[1], policies_page(code)),
-                       (PAGES[2], cli_page(code))):
+                       (PAGES[2], cli_page(code)),
+                       (PAGES[3], permissions_md.render(code.detectors, code.actions, code.collectors,
+                                                        code.loaded_packs))):
         files.append(File.generated(config, path, content=text))
     return files
 

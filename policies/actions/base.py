@@ -47,6 +47,9 @@ class PlanContext:
 class Action:
     name: ClassVar[str]
     resource_types: ClassVar[tuple[str, ...]] = ()
+    # The cloud permissions it uses, AWS `service:Action` and GCP `service.resource.verb` (policies/permissions.py);
+    # no default: a class that declares none fails the registry test and `policies permissions`.
+    permissions: ClassVar[tuple[str, ...]]
     destructive: ClassVar[bool] = False  # delete/terminate: may need two approvers later
     Params: ClassVar[type[ActionParams]] = ActionParams
 

@@ -12,6 +12,9 @@ class Stop(Action):
     """Stop an instance. The saving is its compute run-rate; attached storage keeps billing."""
 
     resource_types = ("aws.ec2", "gcp.compute")
+    permissions = ("ec2:DescribeInstances", "ec2:StopInstances", "ec2:DeleteTags",
+                   "compute.instances.get", "compute.instances.stop", "compute.instances.setLabels",
+                   "compute.zoneOperations.get")  # DeleteTags/setLabels: a due mark-for-op mark is removed
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         args = {"account": finding.account, "region": finding.region, "instance_id": finding.resource_id}

@@ -15,6 +15,8 @@ class SnapshotAndDelete(Action):
     The saving is the volume's cost less what keeping the snapshot may cost."""
 
     resource_types = ("aws.ebs-volume",)
+    permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags",
+                   "ec2:DeleteVolume")  # CreateTags: the snapshot is created with its tags
     destructive = True
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:

@@ -12,6 +12,7 @@ class ReleaseAddress(Action):
     """Release an unassociated Elastic IP. The address cannot be got back, hence destructive."""
 
     resource_types = ("aws.elastic-ip",)
+    permissions = ("ec2:DescribeAddresses", "ec2:ReleaseAddress")
     destructive = True
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:

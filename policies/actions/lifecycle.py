@@ -22,6 +22,9 @@ class Start(Action):
     is $0. A `marked-for-op` finding names its mark (`unmark_tag`): it is removed once started."""
 
     resource_types = INSTANCES
+    permissions = ("ec2:DescribeInstances", "ec2:StartInstances", "ec2:DeleteTags",
+                   "compute.instances.get", "compute.instances.start", "compute.instances.setLabels",
+                   "compute.zoneOperations.get")
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         args: dict[str, object] = _where(finding)
@@ -38,6 +41,9 @@ class EnforceSchedule(Action):
     Only instances carrying the mark are ever started, so an instance a person stopped stays stopped."""
 
     resource_types = INSTANCES
+    permissions = ("ec2:DescribeInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:CreateTags",
+                   "ec2:DeleteTags", "compute.instances.get", "compute.instances.stop", "compute.instances.start",
+                   "compute.instances.setLabels", "compute.zoneOperations.get")  # the stop mark, set and removed
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:
         op, mark = finding.evidence.get("op"), finding.evidence.get("mark_tag")

@@ -58,6 +58,8 @@ class MarkForOp(Action):
     finding raised every day cannot push the date forward forever."""
 
     resource_types = INSTANCES
+    permissions = ("ec2:DescribeInstances", "ec2:CreateTags", "ec2:DeleteTags",
+                   "compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get")
     Params = MarkForOpParams
     params: MarkForOpParams
 
@@ -81,6 +83,8 @@ class Unmark(Action):
     """Remove a mark (e.g. when the finding that asked for it has cleared). Saves nothing by itself."""
 
     resource_types = INSTANCES
+    permissions = ("ec2:DescribeInstances", "ec2:DeleteTags",
+                   "compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get")
     Params = UnmarkParams
     params: UnmarkParams
 

@@ -53,6 +53,10 @@ class ChangeInstanceTypeParams(ActionParams):
 @actions.register("change-instance-type")
 class ChangeInstanceType(Action):
     resource_types = ("aws.ec2", "gcp.compute")
+    permissions = ("ec2:DescribeInstances", "ec2:ModifyInstanceAttribute", "ec2:StopInstances",
+                   "ec2:StartInstances", "ec2:CreateTags", "ec2:DeleteTags", "compute.instances.get",
+                   "compute.instances.setMachineType", "compute.instances.stop", "compute.instances.start",
+                   "compute.instances.setLabels", "compute.zoneOperations.get")  # with restart: the stop, start and mark
     Params = ChangeInstanceTypeParams
     params: ChangeInstanceTypeParams
 

@@ -13,6 +13,8 @@ class DeleteEndpoint(Action):
     action's before-state, so CreateEndpoint can bring it back. The saving is its instances' run-rate."""
 
     resource_types = ("aws.sagemaker-endpoint",)
+    permissions = ("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:ListTags",
+                   "sagemaker:DeleteEndpoint")  # the description it records, to recreate the endpoint
     destructive = True
 
     def plan(self, finding: Finding, ctx: PlanContext) -> ToolCall:

@@ -49,6 +49,8 @@ def hourly_of(finding: Finding, price_of: PriceOf) -> Decimal | None:
 @actions.register("schedule")
 class Schedule(Action):
     resource_types = ("aws.ec2", "gcp.compute")
+    permissions = ("ec2:DescribeInstances", "ec2:CreateTags", "ec2:DeleteTags",
+                   "compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get")
     Params = ScheduleParams
     params: ScheduleParams
 

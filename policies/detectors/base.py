@@ -41,6 +41,9 @@ class DetectContext:
 class Detector:
     name: ClassVar[str]
     resource_types: ClassVar[tuple[str, ...]] = ()
+    # The cloud permissions it uses, AWS `service:Action` and GCP `service.resource.verb` (policies/permissions.py);
+    # no default: a class that declares none fails the registry test and `policies permissions`.
+    permissions: ClassVar[tuple[str, ...]]
     Params: ClassVar[type[DetectorParams]] = DetectorParams
 
     def __init__(self, params: DetectorParams) -> None:

@@ -77,6 +77,7 @@ def _scope(attrs: dict[str, object]) -> str:
 @detectors.register("budget")
 class Budget(Detector):
     resource_types = ("billing.budget",)
+    permissions = ()  # reads files and the price map, no cloud API
     Params = BudgetParams
     params: BudgetParams
 

@@ -37,6 +37,7 @@ class CacheOpportunityParams(DetectorParams):
 @detectors.register("cache-opportunity")
 class CacheOpportunity(Detector):
     resource_types = ("llm.feature",)
+    permissions = ()  # reads files and the price map, no cloud API
     Params = CacheOpportunityParams
     params: CacheOpportunityParams
 

@@ -43,6 +43,7 @@ class IdleGpuParams(DetectorParams):
 @detectors.register("idle-gpu")
 class IdleGpu(Detector):
     resource_types = ("aws.ec2", "gcp.compute", "k8s.gpu-node")
+    permissions = ("cloudwatch:GetMetricData", "monitoring.timeSeries.list")  # the series it asks the collector for
     Params = IdleGpuParams
     params: IdleGpuParams
 

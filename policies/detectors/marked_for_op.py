@@ -30,6 +30,7 @@ class MarkedForOpParams(DetectorParams):
 @detectors.register("marked-for-op")
 class MarkedForOp(Detector):
     resource_types = ("aws.ec2", "gcp.compute")
+    permissions = ()  # reads only what its collector inventories
     Params = MarkedForOpParams
     params: MarkedForOpParams
 

@@ -40,6 +40,7 @@ class NegativeMarginParams(DetectorParams):
 @detectors.register("negative-margin")
 class NegativeMargin(Detector):
     resource_types = ("llm.feature", "llm.tier")
+    permissions = ()  # reads files and the price map, no cloud API
     Params = NegativeMarginParams
     params: NegativeMarginParams
 

@@ -192,6 +192,7 @@ class OffHoursIdleParams(DetectorParams):
 @detectors.register("off-hours-idle")
 class OffHoursIdle(Detector):
     resource_types = ("aws.ec2", "gcp.compute", "k8s.gpu-node")
+    permissions = ("cloudwatch:GetMetricData", "monitoring.timeSeries.list")  # the series it asks the collector for
     Params = OffHoursIdleParams
     params: OffHoursIdleParams
 

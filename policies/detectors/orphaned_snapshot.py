@@ -27,6 +27,7 @@ class OrphanedSnapshotParams(DetectorParams):
 @detectors.register("orphaned-snapshot")
 class OrphanedSnapshot(Detector):
     resource_types = ("aws.ebs-snapshot",)
+    permissions = ()  # reads only what its collector inventories
     Params = OrphanedSnapshotParams
     params: OrphanedSnapshotParams
 

@@ -37,6 +37,7 @@ class OversizedModelParams(DetectorParams):
 @detectors.register("oversized-model")
 class OversizedModel(Detector):
     resource_types = ("llm.feature",)
+    permissions = ()  # reads files and the price map, no cloud API
     Params = OversizedModelParams
     params: OversizedModelParams
 

@@ -49,6 +49,7 @@ def stopped_by_us(mark: datetime | None, stopped_at: datetime | None) -> bool:
 @detectors.register("schedule")
 class Schedule(Detector):
     resource_types = ("aws.ec2", "gcp.compute")
+    permissions = ()  # reads only what its collector inventories
     Params = ScheduleParams
     params: ScheduleParams
 

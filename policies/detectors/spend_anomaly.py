@@ -102,6 +102,7 @@ def robust_expectation(history: dict[date, float], target: date) -> tuple[float,
 @detectors.register("spend-anomaly")
 class SpendAnomaly(Detector):
     resource_types = ("billing.focus", "llm.feature")
+    permissions = ()  # reads files and the price map, no cloud API
     Params = SpendAnomalyParams
     params: SpendAnomalyParams
 

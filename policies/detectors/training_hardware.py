@@ -169,6 +169,7 @@ class TrainingHardwareParams(DetectorParams):
 @detectors.register("training-hardware-for-inference")
 class TrainingHardwareForInference(Detector):
     resource_types = ("aws.ec2", "aws.sagemaker-endpoint", "gcp.compute")
+    permissions = ("cloudwatch:GetMetricData", "monitoring.timeSeries.list")  # the series it asks the collector for
     Params = TrainingHardwareParams
     params: TrainingHardwareParams
 

@@ -13,6 +13,7 @@ from costwarden.state.domain import HOURS_PER_MONTH, Finding, Observation, Resou
 @detectors.register("unassociated-eip")
 class UnassociatedEip(Detector):
     resource_types = ("aws.elastic-ip",)
+    permissions = ()  # reads only what its collector inventories
     Params = DetectorParams
 
     def wants(self, resource: Resource) -> bool:

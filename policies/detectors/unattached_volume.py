@@ -25,6 +25,7 @@ class UnattachedVolumeParams(DetectorParams):
 @detectors.register("unattached-volume")
 class UnattachedVolume(Detector):
     resource_types = ("aws.ebs-volume",)
+    permissions = ()  # reads only what its collector inventories
     Params = UnattachedVolumeParams
     params: UnattachedVolumeParams
 

@@ -37,6 +37,7 @@ class ZombieEndpointParams(DetectorParams):
 @detectors.register("zombie-endpoint")
 class ZombieEndpoint(Detector):
     resource_types = ("aws.sagemaker-endpoint",)
+    permissions = ("cloudwatch:GetMetricData",)  # invocations and utilization per variant
     Params = ZombieEndpointParams
     params: ZombieEndpointParams
 

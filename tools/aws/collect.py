@@ -20,6 +20,7 @@ from costwarden.tools.aws.sagemaker import list_endpoints
 from costwarden.tools.collectors import (Collector, CollectorSpec, CollectPlan, CollectReport, Scope, batched,
                               register_collector, window)
 from costwarden.tools.errors import ToolError
+from costwarden.tools.inventory import listing
 
 MAX_BATCH = MAX_QUERIES_PER_CALL  # resources per batch when no metrics are needed (inventory-only policies)
 
@@ -43,7 +44,8 @@ def each_account(clients: Any, scope: Scope, report: CollectReport) -> Iterator[
         yield view, account
 
 
-Lister = Callable[[Any, str, str], Iterable[Resource]]
+# (account clients, account id, region, the sweep's Inventory or None) -> the resources, page by page
+Lister = Callable[[Any, str, str, Any], Iterable[Resource]]
 
 
 def make_collector(list_resources: Lister, catalog: dict[str, CwMetric] | None) -> Collector:
@@ -57,14 +59,15 @@ def make_collector(list_resources: Lister, catalog: dict[str, CwMetric] | None) 
             for region in scope.regions:
                 try:
                     def candidates() -> Iterator[Resource]:
-                        for r in list_resources(view, account, region):
+                        for r in list_resources(view, account, region, scope.inventory):
                             report.inventoried += 1
                             if plan.wants(r):
                                 report.candidates += 1
                                 yield r
 
                     for batch in batched(candidates(), per_batch):
-                        series = (fetch_series(view, region, batch, metrics, start=start, end=end, catalog=catalog)
+                        series = (fetch_series(view, region, batch, metrics, start=start, end=end, catalog=catalog,
+                                               requests_for=plan.metrics_for)
                                   if metrics and catalog else {})
                         for r in batch:
                             yield Observation(r, series.get(r.resource_id, {}))
@@ -74,12 +77,37 @@ def make_collector(list_resources: Lister, catalog: dict[str, CwMetric] | None) 
     return collect
 
 
-# Observations are yielded batch by batch, so a 5,000-instance estate never sits in memory at once.
-collect_ec2 = make_collector(list_instances, EC2_METRICS)
+def volumes(clients: Any, account: str, region: str, inventory: Any) -> list[Resource]:
+    """The region's EBS volumes, described once a sweep: the volume policies and the snapshot
+    inventory (is a snapshot's source volume gone?) read the same listing."""
+    return listing(inventory, ("aws.ebs-volume", account, region), lambda: list_volumes(clients, account, region))
 
-register_collector(CollectorSpec("aws.ec2", "aws", collect_ec2))
+
+def snapshots(clients: Any, account: str, region: str, inventory: Any) -> Iterable[Resource]:
+    return list_snapshots(clients, account, region,
+                          volume_ids={v.resource_id for v in volumes(clients, account, region, inventory)})
+
+
+def streamed(list_resources: Callable[[Any, str, str], Iterable[Resource]]) -> Lister:
+    """A lister read page by page, never held: the policies of its type share one read (tools/sharing.py)."""
+    return lambda clients, account, region, _inventory: list_resources(clients, account, region)
+
+
+# Observations are yielded batch by batch, so a 5,000-instance estate never sits in memory at once.
+collect_ec2 = make_collector(streamed(list_instances), EC2_METRICS)
+
+# Every account's identity (each_account): GetCallerIdentity, which IAM allows every principal anyway.
+# The series' cloudwatch:GetMetricData is declared by the filters that ask for them.
+IDENTITY = ("sts:GetCallerIdentity",)
+register_collector(CollectorSpec("aws.ec2", "aws", collect_ec2, permissions=(*IDENTITY, "ec2:DescribeInstances")))
 register_collector(CollectorSpec("aws.sagemaker-endpoint", "aws",
-                                 make_collector(list_endpoints, SAGEMAKER_ENDPOINT_METRICS)))
-register_collector(CollectorSpec("aws.ebs-volume", "aws", make_collector(list_volumes, None)))
-register_collector(CollectorSpec("aws.ebs-snapshot", "aws", make_collector(list_snapshots, None)))
-register_collector(CollectorSpec("aws.elastic-ip", "aws", make_collector(list_addresses, None)))
+                                 make_collector(streamed(list_endpoints), SAGEMAKER_ENDPOINT_METRICS),
+                                 permissions=(*IDENTITY, "sagemaker:ListEndpoints", "sagemaker:DescribeEndpoint",
+                                              "sagemaker:DescribeEndpointConfig", "sagemaker:ListTags")))
+register_collector(CollectorSpec("aws.ebs-volume", "aws", make_collector(volumes, None),
+                                 permissions=(*IDENTITY, "ec2:DescribeVolumes")))
+register_collector(CollectorSpec("aws.ebs-snapshot", "aws", make_collector(snapshots, None),
+                                 permissions=(*IDENTITY, "ec2:DescribeSnapshots", "ec2:DescribeVolumes",
+                                              "ec2:DescribeImages")))
+register_collector(CollectorSpec("aws.elastic-ip", "aws", make_collector(streamed(list_addresses), None),
+                                 permissions=(*IDENTITY, "ec2:DescribeAddresses")))

@@ -58,11 +58,14 @@ def list_volumes(clients: AwsClients, account: str, region: str, *, page_size: i
         yield volume_resource(v, account, region)
 
 
-def list_snapshots(clients: AwsClients, account: str, region: str, *, page_size: int = 1000) -> Iterator[Resource]:
+def list_snapshots(clients: AwsClients, account: str, region: str, *, page_size: int = 1000,
+                   volume_ids: set[str] | None = None) -> Iterator[Resource]:
     """The account's own snapshots, each marked with whether its source volume still exists and
-    which of the account's AMIs use it (those cannot be deleted while the AMI is registered)."""
+    which of the account's AMIs use it (those cannot be deleted while the AMI is registered).
+    `volume_ids`: the region's volumes when the sweep has listed them already (else described here)."""
     client = clients.client("ec2", region)
-    volumes = {v["VolumeId"] for v in _pages(client, "describe_volumes", "Volumes", page_size=500)}
+    volumes = volume_ids if volume_ids is not None else {
+        v["VolumeId"] for v in _pages(client, "describe_volumes", "Volumes", page_size=500)}
     ami_of: dict[str, list[str]] = {}
     for img in _call(client, "describe_images", Owners=["self"]).get("Images", []):
         for bdm in img.get("BlockDeviceMappings") or []:

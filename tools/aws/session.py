@@ -80,6 +80,8 @@ class AwsClients:
         self.organization = organization
         self._org_views: list[AccountClients | AwsClients | UnlistedAccounts] | None = None
         self._org_lock = threading.Lock()
+        self._identity: dict[str, Any] | None = None  # the base credentials' GetCallerIdentity, asked once
+        self._identity_lock = threading.Lock()  # one caller asks; the others wait for its answer
         self.botocore_session = shared_models_session()
         self._session = boto3.Session(botocore_session=self.botocore_session)
         self._clients: dict[tuple[str, str, str | None], Any] = {}
@@ -124,8 +126,17 @@ class AwsClients:
         self.call_log.add(name)
 
     def account_id(self, region: str) -> str:
-        """GetCallerIdentity, retried by botocore like every other call."""
-        return str(self.client("sts", region).get_caller_identity()["Account"])
+        """The base credentials' account (GetCallerIdentity, retried by botocore like every other call)."""
+        return str(self.caller_identity(region)["Account"])
+
+    def caller_identity(self, region: str) -> dict[str, Any]:
+        """GetCallerIdentity, asked once per instance (one sweep): every policy of the sweep, and the
+        organization listing, share the answer instead of asking STS again (issue #20: 8 calls, now 1).
+        A failure is not kept, so the next caller asks again and reports its own error."""
+        with self._identity_lock:
+            if self._identity is None:
+                self._identity = dict(self.client("sts", region).get_caller_identity())
+            return self._identity
 
     def accounts(self) -> list[AccountClients | AwsClients | UnlistedAccounts]:
         """What a sweep iterates over: one view per configured role and organization account, or the
@@ -151,7 +162,7 @@ class AwsClients:
         with self._org_lock:
             if self._org_views is None:
                 try:
-                    ident = self.client("sts", ORGANIZATIONS_REGION).get_caller_identity()
+                    ident = self.caller_identity(ORGANIZATIONS_REGION)
                     own, partition = str(ident["Account"]), str(ident.get("Arn", "arn:aws:")).split(":")[1] or "aws"
                     found = discover(self.client("organizations", ORGANIZATIONS_REGION), self.organization)
                     self._org_views = [

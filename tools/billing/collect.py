@@ -349,5 +349,5 @@ def _source(settings: Any, providers: Any = None) -> BillingInputs:
     return inputs
 
 
-register_collector(CollectorSpec("billing.focus", "focus", collect_focus, source=_source))
-register_collector(CollectorSpec("billing.budget", "billing", collect_budgets, source=_source))
+register_collector(CollectorSpec("billing.focus", "focus", collect_focus, source=_source, permissions=()))
+register_collector(CollectorSpec("billing.budget", "billing", collect_budgets, source=_source, permissions=()))

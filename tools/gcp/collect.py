@@ -78,4 +78,5 @@ def collect_gce(clients: Any, scope: Scope, plan: CollectPlan, report: CollectRe
             report.errors.append(f"gcp {project}: {gcp_error(exc)}")
 
 
-register_collector(CollectorSpec("gcp.compute", "gcp", collect_gce))
+# aggregatedList needs compute.instances.list; the series need the filters' monitoring.timeSeries.list
+register_collector(CollectorSpec("gcp.compute", "gcp", collect_gce, permissions=("compute.instances.list",)))

@@ -144,4 +144,4 @@ def _source(settings: Any, _providers: Any = None) -> BillingSettings:
     return settings.billing
 
 
-register_collector(CollectorSpec("llm.feature", "llm", collect_llm_features, source=_source))
+register_collector(CollectorSpec("llm.feature", "llm", collect_llm_features, source=_source, permissions=()))

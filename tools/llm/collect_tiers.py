@@ -53,4 +53,4 @@ def _source(settings: Any, _providers: Any = None) -> BillingSettings:
     return settings.billing
 
 
-register_collector(CollectorSpec("llm.tier", "llm", collect_llm_tiers, source=_source))
+register_collector(CollectorSpec("llm.tier", "llm", collect_llm_tiers, source=_source, permissions=()))

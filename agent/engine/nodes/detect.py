@@ -12,7 +12,9 @@ from costwarden.agent.engine.context import SweepContext
 from costwarden.agent.engine.nodes.state import SweepState
 from costwarden.policies.detectors.base import DetectContext, Price
 from costwarden.policies.guard import protection_match
-from costwarden.state.domain import Finding, Resource
+from costwarden.policies.loader import LoadedPolicy
+from costwarden.state.domain import Finding, Observation, Resource
+from costwarden.tools.sharing import view
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime  # LangGraph passes it; a one-shot audit never imports it
@@ -38,41 +40,65 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     inventoried_by_type: dict[str, int] = {}
     protected_keys = ctx.store.protected_keys()
     streams = state.get("streams", {})
-    for name, lp in ctx.policies.items():
+    drained: set[int] = set()
+    for name in ctx.policies:
         stream = streams[name]
-        dctx = DetectContext(policy=name, run_id=run_id, now=ctx.now, price_of=price_of,
-                             token_price=token_prices.price)
-        protected = 0
+        if id(stream) in drained:
+            continue  # a shared stream: drained with its first member
+        drained.add(id(stream))
+        runs = {n: PolicyRun(ctx.policies[n], DetectContext(policy=n, run_id=run_id, now=ctx.now, price_of=price_of,
+                                                            token_price=token_prices.price))
+                for n in (stream.members or [name])}
         for obs in stream:
-            hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags) or (
-                "protected by a person in Slack" if obs.resource.key in protected_keys else None)
-            if hit:
-                protected += 1
-                ctx.store.append_decision(stage="detect", decision="skip", run_id=run_id, policy=name,
-                                          policy_hash=lp.content_hash, detail={"resource": obs.resource.key},
-                                          reason=f"protected resource ({hit}); excluded before detection")
-                continue
-            findings.extend(lp.filters.evaluate(obs, dctx))
+            for n, run in runs.items():
+                mine = view(obs, stream.members[n]) if stream.members else obs
+                if mine is not None:
+                    run.take(mine, ctx, findings, protected_keys)
         report = stream.report  # complete now that the stream is drained
-        rtype = lp.policy.resource
-        inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
-        errors.extend(report.errors)
+        errors.extend(report.errors)  # a shared read's errors once, not once per policy
         warnings.extend(report.warnings)
-        found = sum(1 for f in findings if f.policy == name)
-        over = max_resources_exceeded(lp.policy.max_resources, {f.resource_id for f in findings if f.policy == name})
-        if over:
-            warnings.append(f"{name}: {over}")
-            ctx.progress(f"detect: {name}: {over}")
-        ctx.progress(f"detect: {name}: {report.inventoried} resources, {report.candidates} candidates, "
-                     f"{found} findings, {len(dctx.insufficient)} insufficient data, {protected} protected"
-                     + no_findings_because(report.candidates, found, protected, dctx.insufficient))
-        warnings.extend(dctx.warnings)
-        insufficient.extend(dctx.insufficient)
+        for n, run in runs.items():
+            lp, dctx = run.lp, run.dctx
+            rtype = lp.policy.resource
+            inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
+            candidates = run.candidates if stream.members else report.candidates
+            found = sum(1 for f in findings if f.policy == n)
+            over = max_resources_exceeded(lp.policy.max_resources, {f.resource_id for f in findings if f.policy == n})
+            if over:
+                warnings.append(f"{n}: {over}")
+                ctx.progress(f"detect: {n}: {over}")
+            ctx.progress(f"detect: {n}: {report.inventoried} resources, {candidates} candidates, "
+                         f"{found} findings, {len(dctx.insufficient)} insufficient data, {run.protected} protected"
+                         + no_findings_because(candidates, found, run.protected, dctx.insufficient))
+            warnings.extend(dctx.warnings)
+            insufficient.extend(dctx.insufficient)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     errors.extend(ctx.store.add_findings(run_id, findings))  # a duplicate id is an error line, not a crash
     insufficient.sort(key=lambda x: (x["policy"], x["resource_id"], x["detector"]))
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
             "insufficient": insufficient, "errors": errors, "warnings": warnings}
+
+
+class PolicyRun:
+    """One policy's detection over the observations it is handed, one at a time."""
+
+    def __init__(self, lp: LoadedPolicy, dctx: DetectContext) -> None:
+        self.lp, self.dctx = lp, dctx
+        self.candidates = 0
+        self.protected = 0
+
+    def take(self, obs: Observation, ctx: SweepContext, findings: list[Finding], protected_keys: set[str]) -> None:
+        lp, name = self.lp, self.dctx.policy
+        self.candidates += 1
+        hit = protection_match(obs.resource.tags, lp.policy.limits.protected_tags) or (
+            "protected by a person in Slack" if obs.resource.key in protected_keys else None)
+        if hit:
+            self.protected += 1
+            ctx.store.append_decision(stage="detect", decision="skip", run_id=self.dctx.run_id, policy=name,
+                                      policy_hash=lp.content_hash, detail={"resource": obs.resource.key},
+                                      reason=f"protected resource ({hit}); excluded before detection")
+            return
+        findings.extend(lp.filters.evaluate(obs, self.dctx))
 
 
 def no_findings_because(candidates: int, found: int, protected: int, insufficient: list[dict[str, Any]]) -> str:

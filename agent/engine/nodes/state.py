@@ -11,7 +11,8 @@ from costwarden.agent.engine.nodes.stream import ObservationStream
 class SweepState(TypedDict, total=False):
     run_id: str
     dry_run: bool
-    streams: dict[str, ObservationStream]  # policy name -> its observations (set by collect, read once by detect)
+    streams: dict[str, ObservationStream]  # policy name -> its observations (set by collect, read once by detect);
+    # policies of one resource type may map to the same, shared stream (its `members`)
     findings: list[dict[str, Any]]
     insufficient: list[dict[str, Any]]  # resources a detector could not judge for want of data (set by detect)
     priority: list[str]  # finding ids in digest order (set by explain); the findings keep theirs

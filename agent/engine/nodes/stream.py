@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from costwarden.state.domain import Observation
-from costwarden.tools.collectors import CollectReport
+from costwarden.tools.collectors import CollectPlan, CollectReport
 
 
 class StreamConsumed(RuntimeError):
@@ -23,6 +23,10 @@ class ObservationStream:
     policy: str
     source: Iterator[Observation] | None = field(repr=False)
     report: CollectReport = field(default_factory=CollectReport)  # filled in by the collector as it is read
+    # One read shared by several policies of a resource type (tools/sharing.py): policy name -> its own
+    # plan, which `detect` uses to give each policy its view of every observation. Empty: the read is
+    # `policy`'s alone. A shared stream is the value of every member's name in the graph's state.
+    members: dict[str, CollectPlan] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Observation]:
         if self.source is None:
