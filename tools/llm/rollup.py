@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS files (path VARCHAR PRIMARY KEY, dev UBIGINT, ino UBI
     mtime_ns BIGINT, "offset" BIGINT, head VARCHAR);
 CREATE TABLE IF NOT EXISTS marks (source VARCHAR PRIMARY KEY, watermark VARCHAR);
 """
+_CELL_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "INTEGER",
+               "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "DOUBLE", "BIGINT", "TIMESTAMP", "TIMESTAMP")
+_AGG_TEXT = ("feature", "tier", "model", "provider", "outcome")
+_AGG_NUMBERS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                "reported_cost", "tenants")
 _FOLD = {
     "cells": f"SELECT source, {KEYS}, in_le, out_le, SUM(requests), SUM(input_tokens), SUM(output_tokens), "
              f"SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), SUM(tenants), MIN(min_ts), "
@@ -210,12 +215,14 @@ class UsageRollup:
                 hours = sorted({r.hour.replace(tzinfo=None) for r in rows})
                 if hours:
                     con.execute("DELETE FROM cells WHERE source = ? AND list_contains(?, hour)", [source, hours])
-                data = [(source, r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome,
-                         None, None, r.requests, r.input_tokens, r.output_tokens, r.cache_read_tokens,
-                         r.cache_write_tokens, r.reported_cost, r.tenants, r.hour.replace(tzinfo=None),
-                         r.hour.replace(tzinfo=None)) for r in rows]
-                if data:
-                    con.executemany("INSERT INTO cells VALUES (" + ", ".join("?" * 18) + ")", data)
+                if rows:
+                    # one statement over column lists: executemany costs DuckDB ~1 ms a row (13 s for the
+                    # 16,710 cells of a million spend-log rows), this 0.1 s
+                    hour = [r.hour.replace(tzinfo=None) for r in rows]
+                    cols = [[source] * len(rows), hour, *([getattr(r, f) for r in rows] for f in _AGG_TEXT),
+                            [None] * len(rows), [None] * len(rows),
+                            *([getattr(r, f) for r in rows] for f in _AGG_NUMBERS), hour, hour]
+                    con.execute(f"INSERT INTO cells SELECT {', '.join(f'unnest(?::{t}[])' for t in _CELL_TYPES)}", cols)
                 con.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [source, watermark])
                 con.execute("COMMIT")
             except BaseException:
