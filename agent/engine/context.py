@@ -8,7 +8,7 @@ thread, so nothing here has to survive a restart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.store import Store
 from costwarden.tools.aws.session import AwsClients, aws_call_log
 from costwarden.tools.calls import CallLog
+from costwarden.tools.llm.session import UsageSession
 from costwarden.tools.pricing import PriceBook
 
 
@@ -29,6 +30,8 @@ class Providers:
     _aws: AwsClients | None = None
     _gcp: Any = None
     _aws_log: CallLog | None = None
+    # the sweep's token usage: each configured source ingested once, read by every policy and budget
+    usage: UsageSession = field(default_factory=UsageSession)
 
     @property
     def gcp(self) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from costwarden.tools.llm.fields import UsageAggregate
 from costwarden.tools.llm.formats import batch_sql, model_sql, present_keys, provider_sql
 from costwarden.tools.llm.locate import first_problem
 
+STORE_WAIT_S = 120.0  # how long to wait for a store another process holds (a daemon's sweep)
 KEYS = "hour, feature, tier, model, provider, outcome"
 CELL = "hash(feature, tier, model, provider, outcome)"  # the tenants table's key of a cell
 _SCHEMA = f"""
@@ -74,25 +76,64 @@ _FOLD = {
 class UsageRollup:
     """One process's rollup over a set of usage files (and any aggregate sources added to it)."""
 
-    def __init__(self, store: str | None = None) -> None:
+    def __init__(self, store: str | None = None, *, wait_s: float = STORE_WAIT_S) -> None:
         self.lock = threading.RLock()
+        self.store = store
+        self.wait_s = wait_s
+        self._con: Any = None
         if store:
-            import duckdb
-
-            try:
-                self.con = duckdb.connect(store)
-            except Exception as exc:  # noqa: BLE001
-                raise BillingInputError(f"billing.usage_store {store}: cannot open: {first_line(exc)}") from None
-            self.con.execute("SET TimeZone='UTC'")
+            self._open_store()
         else:
-            self.con = connect()
+            self._con = connect()
             # compressed like a database file (dictionaries, bit-packing): the 1M-span benchmark's
             # tables take 43 MB instead of 112 MB, and reading is no slower
-            self.con.execute("ATTACH ':memory:' AS rollup (COMPRESS)")
-            self.con.execute("USE rollup")
-        self.con.execute(_SCHEMA)
+            self._con.execute("ATTACH ':memory:' AS rollup (COMPRESS)")
+            self._con.execute("USE rollup")
+            self._con.execute(_SCHEMA)
         self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
         self._appends = 0
+
+    @property
+    def con(self) -> Any:
+        """The connection; a store released after a sweep is opened again on first use."""
+        if self._con is None:
+            self._open_store()
+        return self._con
+
+    def _open_store(self) -> None:
+        """Open the store file, waiting while another process holds it.
+
+        DuckDB lets one process write a database file and no other process open it meanwhile, not
+        even read-only. The daemon holds the store only during a sweep (`release()` after it), so a
+        CLI run beside it waits for the sweep to end; after `wait_s` it stops with one line rather
+        than reading into memory and answering from a partial history."""
+        import duckdb
+
+        assert self.store
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                con = duckdb.connect(self.store)
+                break
+            except Exception as exc:  # noqa: BLE001
+                held = "lock" in str(exc).lower()
+                if held and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                why = (f"held by another process for more than {self.wait_s:g} s (a daemon's sweep?): "
+                       if held else "cannot open: ")
+                raise BillingInputError(f"billing.usage_store {self.store}: {why}{first_line(exc)}") from None
+        con.execute("SET TimeZone='UTC'")
+        con.execute(_SCHEMA)
+        self._con = con
+
+    def release(self) -> None:
+        """Close a store file so other processes can open it (the next use opens it again); an
+        in-memory rollup is kept."""
+        with self.lock:
+            if self.store and self._con is not None:
+                self._con.close()
+                self._con = None
 
     # -- files --------------------------------------------------------------------------------
     def sync(self, files: Sequence[str]) -> None:
@@ -263,4 +304,6 @@ class UsageRollup:
 
     def close(self) -> None:
         with self.lock:
-            self.con.close()
+            if self._con is not None:
+                self._con.close()
+                self._con = None
