@@ -17,8 +17,10 @@ cell rather than per request:
 
 Files are read from watermarks (tools/llm/tail.py), so a sweep reads only what was appended;
 `add_aggregates` takes rows a source already aggregated (LiteLLM's daily tables) under its own
-text watermark. Rows are appended per ingest and re-grouped by the queries; `compact()` folds
-them when they pile up. In memory by default; give a file to keep it across restarts.
+text watermark. Each ingest appends its rows and folds the hours the rollup already had (the hour
+the last sweep stopped in), so tables hold one row per key at a cost proportional to what was read.
+A store file keeps it across restarts (billing.usage_store, by default <state_dir>/usage.duckdb);
+without one it lives in memory.
 """
 
 from __future__ import annotations
@@ -61,15 +63,14 @@ _CELL_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR
 _AGG_TEXT = ("feature", "tier", "model", "provider", "outcome")
 _AGG_NUMBERS = ("requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                 "reported_cost", "tenants")
-_FOLD = {
+_FOLD = {  # each table's rows folded to one per key; {where} selects the hours folded
     "cells": f"SELECT source, {KEYS}, in_le, out_le, SUM(requests), SUM(input_tokens), SUM(output_tokens), "
              f"SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), SUM(tenants), MIN(min_ts), "
-             f"MAX(max_ts) FROM cells GROUP BY ALL",
-    "tenants": "SELECT DISTINCT * FROM tenants",
-    "cell_names": "SELECT DISTINCT * FROM cell_names",
+             f"MAX(max_ts) FROM cells WHERE {{where}} GROUP BY ALL",
+    "tenants": "SELECT DISTINCT * FROM tenants WHERE {where}",
     "prompts": "SELECT hour, feature, model, hash, SUM(n), SUM(input_tokens), SUM(output_tokens) FROM prompts "
-               "GROUP BY ALL",
-    "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes GROUP BY ALL",
+               "WHERE {where} GROUP BY ALL",
+    "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes WHERE {where} GROUP BY ALL",
 }
 
 
@@ -91,7 +92,6 @@ class UsageRollup:
             self._con.execute("USE rollup")
             self._con.execute(_SCHEMA)
         self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
-        self._appends = 0
 
     @property
     def con(self) -> Any:
@@ -165,8 +165,6 @@ class UsageRollup:
             finally:
                 if workdir:
                     tail.remove_workdir(workdir)
-            if self._appends >= 64:  # each ingest appends its own partial rows; fold them now and then
-                self.compact()
 
     def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
         con = self.con
@@ -193,8 +191,7 @@ class UsageRollup:
                     QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""", [lo, hi])
             table = "fresh" if repeats else "batch"
             con.execute(f"INSERT INTO seen SELECT hour, id FROM {table} WHERE id IS NOT NULL")
-            self._append(chunk.source, table)
-            self._appends += 1
+            self._append(chunk.source, table, lo, hi)
             self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
             self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
             con.execute("COMMIT")
@@ -208,9 +205,23 @@ class UsageRollup:
         self.con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
                          [mark.path, mark.dev, mark.ino, mark.size, mark.mtime_ns, mark.offset, mark.head])
 
-    def _append(self, source: str, table: str) -> None:
+    def _append(self, source: str, table: str, lo: Any, hi: Any) -> None:
         """Group the new rows on their keys as written, then normalise model and provider names on the
-        (much smaller) grouped result and group once more."""
+        (much smaller) grouped result and group once more; then fold the hours the rollup already
+        had rows of, so it keeps one row per key.
+
+        Appended data is in time order, so those are the hour a sweep stopped in (and a late file's
+        hours): folding them costs what was appended. A periodic fold of whole tables instead made
+        the sweep that triggered it pay for everything read before (13.9 s, 9% of a 10M-span read)."""
+        con = self.con
+        overlap = [r[0] for r in con.execute(
+            f"SELECT DISTINCT hour FROM cells WHERE hour BETWEEN ? AND ? "
+            f"AND hour IN (SELECT DISTINCT hour FROM {table})", [lo, hi]).fetchall()]
+        self._insert(source, table)
+        if overlap:
+            self._fold("hour BETWEEN ? AND ? AND list_contains(?, hour)", [min(overlap), max(overlap), overlap])
+
+    def _insert(self, source: str, table: str) -> None:
         con = self.con
         norm = f"{model_sql('model')} AS model, {provider_sql('provider', 'model')} AS provider"
         keys = "hour, feature, tier, model, provider, lower(outcome) AS outcome"
@@ -282,21 +293,25 @@ class UsageRollup:
 
     # -- upkeep -------------------------------------------------------------------------------
     def compact(self) -> None:
-        """Fold appended partial aggregates into one row per key (same answers, fewer rows)."""
+        """Fold every table to one row per key (appends fold as they go; this is for rows written
+        by older versions)."""
         with self.lock:
-            con = self.con
-            con.execute("BEGIN")
+            self.con.execute("BEGIN")
             try:
-                for table, sql in _FOLD.items():
-                    con.execute(f"CREATE OR REPLACE TEMP TABLE folded AS {sql}")
-                    con.execute(f"DELETE FROM {table}")
-                    con.execute(f"INSERT INTO {table} SELECT * FROM folded")
-                con.execute("DROP TABLE folded")
-                con.execute("COMMIT")
+                self._fold("TRUE", [])
+                self.con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                self.con.execute("ROLLBACK")
                 raise
-            self._appends = 0
+
+    def _fold(self, where: str, params: list[Any]) -> None:
+        """Replace the rows `where` selects by their fold, inside the caller's transaction."""
+        con = self.con
+        for table, sql in _FOLD.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE folded AS {sql.format(where=where)}", params)
+            con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            con.execute(f"INSERT INTO {table} SELECT * FROM folded")
+        con.execute("DROP TABLE folded")
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:
