@@ -274,12 +274,31 @@ class UsageRollup:
                     cols = [[source] * len(rows), hour, *([getattr(r, f) for r in rows] for f in _AGG_TEXT),
                             [None] * len(rows), [None] * len(rows),
                             *([getattr(r, f) for r in rows] for f in _AGG_NUMBERS), hour, hour]
+                    cols[-3] = [None if r.tenant_ids is not None else r.tenants for r in rows]  # a set: not summed
                     con.execute(f"INSERT INTO cells SELECT {', '.join(f'unnest(?::{t}[])' for t in _CELL_TYPES)}", cols)
+                self._add_tenant_sets([r for r in rows if r.tenant_ids is not None])
                 con.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [source, watermark])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def _add_tenant_sets(self, rows: list[UsageAggregate]) -> None:
+        """The tenants a source sent as sets join the files' tenants (merged exactly, by hash)."""
+        if not rows:
+            return
+        flat = [(r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome, t)
+                for r in rows for t in r.tenant_ids or ()]
+        if not flat:
+            return
+        types = ("TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR")
+        cols = ("hour", "feature", "tier", "model", "provider", "outcome", "tenant")
+        src = "SELECT " + ", ".join(f"unnest(?::{t}[]) AS {c}" for t, c in zip(types, cols))
+        lists = [list(c) for c in zip(*flat)]
+        self.con.execute(f"INSERT INTO tenants SELECT DISTINCT hour, {CELL}, hash(tenant) FROM ({src})", lists)
+        self.con.execute(f"""INSERT INTO cell_names SELECT * FROM (
+                SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome FROM ({src})) c
+            WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""", lists)
 
     def watermark(self, source: str) -> str | None:
         """The text watermark `add_aggregates` last stored for `source` (None: never read)."""
