@@ -34,7 +34,8 @@ from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.fields import UsageAggregate
 
 SPEND_LOGS, DAILY_USER, DAILY_TAG = "LiteLLM_SpendLogs", "LiteLLM_DailyUserSpend", "LiteLLM_DailyTagSpend"
-TENANT_SET_MAX = 64  # distinct tenants of an hourly cell sent as a set (beyond: the count, summed)
+TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: the count, summed): a
+# cap, so the tenants never come back row by row (64 brought back 940,000 names for a million rows: 53 s, 1.5 GB)
 _SUMS = ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 _logs = table(SPEND_LOGS, column("startTime", DateTime), column("model", String), column("model_group", String),
