@@ -293,7 +293,9 @@ class UsageLog:
                 for f, m, h, a, ai, ao, p, ap, c in self.rollup.query(sql, params * 3)]
 
     def close(self) -> None:
-        """Nothing to release: the rollup is shared by the process and outlives one reader."""
+        """Let go of the store file, so another process (a CLI run beside the daemon) can open it; the
+        rollup itself is shared by the process and reopens the file on its next use."""
+        self.rollup.release()
 
 
 def _naive(value: datetime | date) -> datetime:
