@@ -236,6 +236,15 @@ def with_otlp_spool(settings: Settings) -> Settings:
     return settings.model_copy(update={"billing": billing})
 
 
+def with_usage_store(settings: Settings) -> Settings:
+    """Token usage is kept across restarts by default: its rollup lives in <state_dir>/usage.duckdb
+    unless billing.usage_store names another file."""
+    if settings.billing.usage_store or not settings.billing.has_usage:
+        return settings
+    billing = settings.billing.model_copy(update={"usage_store": str(settings.state_dir / "usage.duckdb")})
+    return settings.model_copy(update={"billing": billing})
+
+
 def _env_name(loc: tuple[Any, ...]) -> str | None:
     name = ENV_PREFIX + "__".join(str(p) for p in loc if isinstance(p, str)).upper()
     top = ENV_PREFIX + str(loc[0]).upper() if loc else ""
@@ -293,4 +302,4 @@ def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Se
             update[key] = TypeAdapter(rule).validate_python(value)
         except ValidationError as exc:
             raise ConfigError("command line", exc.errors()[0]["msg"], field=key) from None
-    return with_otlp_spool(settings.model_copy(update=update) if update else settings)
+    return with_usage_store(with_otlp_spool(settings.model_copy(update=update) if update else settings))

@@ -88,11 +88,21 @@ def child_bare(path: str, fmt: str) -> dict[str, float]:
     return {"bare_s": time.perf_counter() - t, "bare_rss_mb": _rss_mb()}
 
 
+def _store(path: str) -> str | None:
+    """The rollup's store, as a sweep has it by default (<state_dir>/usage.duckdb), or None (--memory)."""
+    if os.environ.get("BENCH_MEMORY"):
+        return None
+    store = str(Path(path).with_suffix(".duckdb"))
+    for leftover in (store, store + ".wal"):
+        Path(leftover).unlink(missing_ok=True)
+    return store
+
+
 def child_rollup(path: str, extra: str) -> dict[str, float]:
     from costwarden.tools.llm.rollup import UsageRollup
     from costwarden.tools.llm.usage import UsageLog
 
-    rollup = UsageRollup()
+    rollup = UsageRollup(_store(path))
     t = time.perf_counter()
     rollup.sync([path])
     full = time.perf_counter() - t
@@ -227,7 +237,7 @@ def child_pg_rollup(url: str, spans: str) -> dict[str, float]:
     from costwarden.tools.llm.rollup import UsageRollup
 
     _, clock1, clock2 = _pg_times(int(spans))
-    rollup, res = UsageRollup(), {}
+    rollup, res = UsageRollup(_store(os.path.join(tempfile.gettempdir(), f"bench-litellm-{os.getpid()}.jsonl"))), {}
     since = None
     for label, clock in (("full", clock1), ("incr", clock2)):
         db = LiteLLMDatabase(url, source="spend_logs", clock=lambda c=clock: datetime_utc(c))
@@ -241,6 +251,10 @@ def child_pg_rollup(url: str, spans: str) -> dict[str, float]:
             res["full_rss_mb"] = _rss_mb()
     requests = rollup.query("SELECT SUM(requests) FROM cells")[0][0]
     assert requests == int(spans) + max(1, int(spans) // 100), requests
+    rollup.close()
+    if rollup.store:
+        for leftover in (rollup.store, rollup.store + ".wal"):
+            Path(leftover).unlink(missing_ok=True)
     return {**res, "idle_s": float("nan"), "queries_s": float("nan"), "spans_full": int(spans),
             "spans_incr": max(1, int(spans) // 100)}
 
@@ -268,8 +282,12 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--formats", default="flat,otlp,litellm")
     ap.add_argument("--dir", default=None, help="where to write the files (default: a temporary directory)")
+    ap.add_argument("--memory", action="store_true",
+                    help="keep the rollup in memory (default: a store file, as a sweep keeps it)")
     ap.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory:
+        os.environ["BENCH_MEMORY"] = "1"
     if args.child:
         kind, *rest = args.child
         run = {"bare": child_bare, "rollup": child_rollup, "pgbare": child_pg_bare, "pgrollup": child_pg_rollup}
@@ -298,6 +316,8 @@ def main() -> None:
             res.update(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"{fmt} {kind}: {out.stdout.strip()}", flush=True)
         copy.unlink()
+        for leftover in (copy.with_suffix(".duckdb"), copy.with_suffix(".duckdb.wal")):
+            leftover.unlink(missing_ok=True)
         rows.append((fmt, res))
     if not args.dir:
         shutil.rmtree(work, ignore_errors=True)

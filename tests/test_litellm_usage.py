@@ -51,3 +51,29 @@ def test_files_and_litellm_database_add_up(url, tmp_path):  # noqa: F811
     billing = BillingSettings(usage_paths=[str(spans)], litellm_database_url=url,
                               litellm_database_source="spend_logs")
     assert _totals(billing) == (len(rows) + 40, sum(r["prompt_tokens"] for r in rows) + 40 * 100)
+
+
+def test_litellm_tenants_count_once_across_cells_hours_and_files(url, tmp_path):  # noqa: F811
+    """A tenant in several hourly cells of LiteLLM's database (and in a file) is one distinct user:
+    the cells' tenant sets merge exactly instead of their counts being summed."""
+    rows = requests(300, seed=5, start=START, end=END)
+    write(url, rows, daily=False)
+    spans = tmp_path / "spans.jsonl"
+    t0 = START + timedelta(hours=1)
+    spans.write_text("".join(json.dumps({
+        "spanId": f"{i:016x}", "timestamp": (t0 + timedelta(minutes=i)).isoformat(),
+        "attributes": {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 5,
+                       "costwarden.tenant": ("acme", "newco")[i % 2], "costwarden.tier": "unknown"}}) + "\n"
+        for i in range(10)))
+    billing = BillingSettings(usage_paths=[str(spans)], litellm_database_url=url, litellm_database_source="spend_logs")
+    log = open_usage(billing)
+    window = (START - timedelta(days=1), END + timedelta(days=1))
+    tenants: dict[str, set[str]] = {}
+    for r in rows:
+        tier = next((t.split(":", 1)[1] for t in r["request_tags"] if t.startswith("tier:")), "unknown")
+        if r["end_user"] or r["user"]:
+            tenants.setdefault(tier, set()).add(r["end_user"] or r["user"])
+    tenants.setdefault("unknown", set()).update({"acme", "newco"})
+    assert log.tier_users(*window) == {t: len(v) for t, v in tenants.items()}
+    cells = sum(g.users for g in log.groups(*window))  # per cell, the same tenants in many cells
+    assert cells > sum(len(v) for v in tenants.values())

@@ -18,6 +18,7 @@ from costwarden.state.store import Store
 from costwarden.tools.aws.session import AwsClients, aws_call_log
 from costwarden.tools.calls import CallLog
 from costwarden.tools.inventory import Inventory
+from costwarden.tools.llm.session import UsageSession
 from costwarden.tools.pricing import PriceBook
 
 
@@ -31,6 +32,8 @@ class Providers:
     _gcp: Any = None
     _aws_log: CallLog | None = None
     _warehouse_ledger: Any = None
+    # the sweep's token usage: each configured source ingested once, read by every policy and budget
+    usage: UsageSession = field(default_factory=UsageSession)
 
     @property
     def gcp(self) -> Any:

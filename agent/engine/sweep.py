@@ -80,8 +80,11 @@ def run_sweep(settings: Settings, policies: list[LoadedPolicy], *, dry_run: bool
                                                       call_log=providers.aws_call_log),
                        now=now, progress=progress or (lambda _m: None))
     with clock_at(now):  # every row this sweep writes is stamped on the sweep's own clock
-        return _run(settings, policies, store, own_store, ctx, run_id=run_id, dry_run=dry_run, trigger=trigger,
-                    inline=inline)
+        try:
+            return _run(settings, policies, store, own_store, ctx, run_id=run_id, dry_run=dry_run, trigger=trigger,
+                        inline=inline)
+        finally:
+            providers.usage.close()  # the usage store is let go between sweeps (a CLI run may open it)
 
 
 def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_store: bool, ctx: SweepContext, *,

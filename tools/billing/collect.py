@@ -28,6 +28,7 @@ from costwarden.tools.calls import CallLog
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError, ToolError
 from costwarden.tools.llm.collect import day_epoch
+from costwarden.tools.llm.session import UsageSession
 from costwarden.tools.llm.usage import UsageLog, open_usage
 from costwarden.tools.llm_prices import PriceMap
 
@@ -46,6 +47,7 @@ class BillingInputs:
     call_log: CallLog | None = None
     retries: RetrySettings | None = None  # aws.retries: botocore's retry mode and attempts
     ledger: ScanLedger | None = None  # the sweep's bytes-scanned ledger of billing.warehouse (one allowance)
+    usage: UsageSession | None = None  # the sweep's token usage, read once for every policy
 
     @property
     def uses_cost_explorer(self) -> bool:
@@ -235,7 +237,8 @@ def _budget_daily(b: BudgetSpec, billing: BillingSettings, month_start: datetime
     it), and token volumes of the budget's month when it comes from usage."""
     if b.source == "llm":
         if "usage" not in cache:
-            cache["usage"] = open_usage(billing)
+            session = cache.get("session")
+            cache["usage"] = session.open(billing) if session is not None else open_usage(billing)
         log: UsageLog = cache["usage"]
         prices = cache.setdefault("prices", PriceMap(billing.price_overrides))
         daily: dict[float, float] = defaultdict(float)
@@ -289,7 +292,7 @@ def collect_budgets(billing: BillingSettings | BillingInputs, scope: Scope, plan
     # month they fall in (policies/detectors/budget.py), so it is forecast from the 1st on
     month = (now - timedelta(microseconds=1)).date().replace(day=1)
     month_start = datetime.combine(min(month, now.date() - timedelta(days=31)), datetime.min.time())
-    cache: dict[str, Any] = {}
+    cache: dict[str, Any] = {"session": inputs.usage}
     bill_budgets = [b for b in billing.budgets if b.source == "focus"]
     ce_failed = False
     if inputs.uses_cost_explorer and bill_budgets:
@@ -346,6 +349,8 @@ def _source(settings: Any, providers: Any = None) -> BillingInputs:
         inputs = replace(inputs, call_log=providers.aws_call_log)
     if providers is not None and inputs.billing.warehouse is not None:
         inputs = replace(inputs, ledger=getattr(providers, "warehouse_ledger", None))
+    if getattr(providers, "usage", None) is not None:
+        inputs = replace(inputs, usage=providers.usage)
     return inputs
 
 

@@ -56,7 +56,8 @@ class BillingSettings(_Strict):
         "LiteLLM_SpendLogs (hourly cells with feature and tier tags, tenants and outcomes)."))
     usage_store: str | None = Field(None, description=(
         "A DuckDB file keeping the hourly usage rollup and the files' read positions across restarts "
-        "(default: in memory, rebuilt by the first sweep of each process)"))
+        "(default: <state_dir>/usage.duckdb). One process opens it at a time: the daemon holds it only during a "
+        "sweep, and a CLI run beside it waits for the sweep to end (at most 120 s, then a one-line error)."))
     cost_column: Literal["EffectiveCost", "BilledCost"] = Field("EffectiveCost", description=(
         "The one FOCUS cost column summed, never both (commitments would count twice)."))
     tag_map: dict[str, list[str]] = Field(

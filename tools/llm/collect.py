@@ -19,7 +19,8 @@ from costwarden.state.domain import Observation, Resource, Series
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.errors import BillingInputError
-from costwarden.tools.llm.usage import UsageLog, open_usage
+from costwarden.tools.llm.session import UsageInputs, usage_inputs
+from costwarden.tools.llm.usage import UsageLog
 from costwarden.tools.llm_prices import PriceMap
 
 
@@ -50,12 +51,14 @@ def add_tier(tiers: dict[str, dict[str, Any]], tier: str, requests: int, cost: D
         t["cost_usd"] = round(t["cost_usd"] + float(cost), 6)
 
 
-def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPlan,
+def collect_llm_features(source: BillingSettings | UsageInputs, scope: Scope, plan: CollectPlan,
                          report: CollectReport) -> Iterator[Observation]:
+    inputs = usage_inputs(source)
+    billing = inputs.billing
     if not billing.has_usage:
         return
     try:
-        log = open_usage(billing)
+        log = inputs.open()
     except BillingInputError as exc:
         report.errors.append(f"llm usage: {exc}")
         return
@@ -140,8 +143,9 @@ def collect_llm_features(billing: BillingSettings, scope: Scope, plan: CollectPl
     log.close()
 
 
-def _source(settings: Any, _providers: Any = None) -> BillingSettings:
-    return settings.billing
+def _source(settings: Any, providers: Any = None) -> UsageInputs:
+    """The billing settings and the sweep's usage session (one ingest for every policy)."""
+    return UsageInputs(settings.billing, getattr(providers, "usage", None))
 
 
 register_collector(CollectorSpec("llm.feature", "llm", collect_llm_features, source=_source, permissions=()))

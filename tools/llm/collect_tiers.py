@@ -15,16 +15,18 @@ from costwarden.state.domain import Observation, Resource
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.collectors import CollectorSpec, CollectPlan, CollectReport, Scope, register_collector
 from costwarden.tools.llm.collect import add_tier, covered_days
-from costwarden.tools.llm.usage import open_usage
+from costwarden.tools.llm.session import UsageInputs, usage_inputs
 from costwarden.tools.llm_prices import PriceMap
 
 
-def collect_llm_tiers(billing: BillingSettings, scope: Scope, plan: CollectPlan,
+def collect_llm_tiers(source: BillingSettings | UsageInputs, scope: Scope, plan: CollectPlan,
                       report: CollectReport) -> Iterator[Observation]:
+    inputs = usage_inputs(source)
+    billing = inputs.billing
     if not billing.has_usage:
         return
     try:
-        log = open_usage(billing)
+        log = inputs.open()
         now = plan.now.astimezone(timezone.utc).replace(tzinfo=None)
         start = now - timedelta(days=billing.usage_window_days)
         groups = log.groups(start, now, prices=PriceMap(billing.price_overrides))
@@ -49,8 +51,9 @@ def collect_llm_tiers(billing: BillingSettings, scope: Scope, plan: CollectPlan,
         yield Observation(resource)
 
 
-def _source(settings: Any, _providers: Any = None) -> BillingSettings:
-    return settings.billing
+def _source(settings: Any, providers: Any = None) -> UsageInputs:
+    """The billing settings and the sweep's usage session (one ingest for every policy)."""
+    return UsageInputs(settings.billing, getattr(providers, "usage", None))
 
 
 register_collector(CollectorSpec("llm.tier", "llm", collect_llm_tiers, source=_source, permissions=()))

@@ -38,7 +38,8 @@ class UsageAggregate:
     """Usage already aggregated by its source (LiteLLM's daily tables, GROUP BY pushed down).
 
     `hour` is the UTC start of the period (a daily table gives midnight); `tenants` is the
-    distinct-tenant count of the cell when the source knows it, else None.
+    distinct-tenant count of the cell when the source knows it, else None; `tenant_ids` the
+    tenants themselves when the source sent them.
     """
 
     hour: datetime
@@ -54,3 +55,6 @@ class UsageAggregate:
     cache_write_tokens: int
     reported_cost: float | None
     tenants: int | None
+    # the cell's distinct tenants themselves, when the source sends them (few enough): kept as a set
+    # in the rollup, so a tenant seen in several cells or hours counts once; else `tenants` is summed
+    tenant_ids: tuple[str, ...] | None = None

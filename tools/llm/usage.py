@@ -33,7 +33,6 @@ Costwarden's own attributes (OTel) or their LiteLLM equivalents:
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -52,7 +51,7 @@ from costwarden.tools.llm_prices import PriceMap, normalise_model
 if TYPE_CHECKING:
     from costwarden.tools.billing.settings import BillingSettings
 
-__all__ = ["INPUT_BUCKETS", "OUTPUT_BUCKETS", "ModelDay", "RepeatStats", "SizeCell", "UsageLog", "shared_rollup"]
+__all__ = ["INPUT_BUCKETS", "OUTPUT_BUCKETS", "ModelDay", "RepeatStats", "SizeCell", "UsageLog", "release_stores", "shared_rollup"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,6 @@ class RepeatStats:
     cache_read_tokens: int  # tokens the provider already served from its prompt cache
 
 
-_log = logging.getLogger(__name__)
 _ROLLUPS: OrderedDict[tuple[str, ...], UsageRollup] = OrderedDict()
 _ROLLUPS_LOCK = threading.Lock()
 _KEEP = 8  # rollups kept per process (one per configured set of paths; tests make many)
@@ -108,21 +106,30 @@ def shared_rollup(paths: Sequence[str | Path], store: str | None = None) -> Usag
     with _ROLLUPS_LOCK:
         rollup = _ROLLUPS.get(key)
         if rollup is None:
-            try:
-                rollup = UsageRollup(str(store) if store else None)
-            except BillingInputError as exc:  # another process holds the store: work from memory
-                _log.warning("%s; this process keeps its usage rollup in memory", exc)
-                rollup = UsageRollup(None)
+            # a store another process holds is waited for, then one error: never a silent fallback to
+            # memory, which would answer from whatever this process happens to read
+            rollup = UsageRollup(str(store) if store else None)
             _ROLLUPS[key] = rollup
             while len(_ROLLUPS) > _KEEP:
-                _ROLLUPS.popitem(last=False)  # dropped, not closed: a UsageLog may still hold it
+                _, dropped = _ROLLUPS.popitem(last=False)  # not closed: a UsageLog may still hold it
+                dropped.release()  # ... but a store file is let go (it reopens on use)
         _ROLLUPS.move_to_end(key)
         return rollup
 
 
+def release_stores() -> None:
+    """Let go of every store file this process holds (after a sweep: a CLI run beside the daemon
+    can then open it); each reopens on its next use."""
+    with _ROLLUPS_LOCK:
+        rollups = list(_ROLLUPS.values())
+    for rollup in rollups:
+        rollup.release()
+
+
 def open_usage(billing: BillingSettings) -> UsageLog:
     """The token usage a configuration names: its files and, when set, LiteLLM's database, in the
-    one rollup of this process (BillingInputError if it names none, or one cannot be read)."""
+    one rollup of this process (BillingInputError if it names none, or one cannot be read).
+    Within a sweep, `UsageSession.open` (tools/llm/session.py) reads it once for every policy."""
     url = billing.litellm_database_url.get_secret_value() if billing.litellm_database_url else None
     return UsageLog(billing.usage_paths, store=billing.usage_store, litellm_url=url,
                     litellm_source=billing.litellm_database_source)
@@ -286,7 +293,9 @@ class UsageLog:
                 for f, m, h, a, ai, ao, p, ap, c in self.rollup.query(sql, params * 3)]
 
     def close(self) -> None:
-        """Nothing to release: the rollup is shared by the process and outlives one reader."""
+        """Let go of the store file, so another process (a CLI run beside the daemon) can open it; the
+        rollup itself is shared by the process and reopens the file on its next use."""
+        self.rollup.release()
 
 
 def _naive(value: datetime | date) -> datetime:
