@@ -39,6 +39,7 @@ tools: Registry[ToolSpec] = Registry("tool", modules=(
     "costwarden.tools.aws.ebs", "costwarden.tools.aws.ec2", "costwarden.tools.aws.eip",
     "costwarden.tools.aws.sagemaker",
     "costwarden.tools.gcp.compute",  # imports the Google SDK only when a tool runs
+    "costwarden.tools.litellm_proxy.caps",
 ))
 
 
