@@ -33,6 +33,8 @@ class ToolSpec:
     # state and does only what is left), instead of being left to the next sweep: a resize that
     # stopped an instance must start it again, and no finding would bring it back.
     resume: bool = False
+    # One line saying what the call changes, for the approval message ("team starter: max_budget ...").
+    describe: Callable[[dict[str, Any]], str] | None = None
 
 
 tools: Registry[ToolSpec] = Registry("tool", modules=(

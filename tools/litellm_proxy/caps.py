@@ -95,6 +95,18 @@ def undo_args(action_args: dict[str, Any], before_state: dict[str, Any]) -> dict
     return {"scope": action_args["scope"], "target": action_args["target"], "previous": dict(before_state["previous"])}
 
 
-register_tool(ToolSpec("llm.litellm.set_limits", PROVIDER, set_limits, observe_limits, is_capped))
+def describe_limits(args: dict[str, Any]) -> str:
+    """'LiteLLM team starter: max_budget $157.81 per 30d': the change an approver is asked about."""
+    limits = wanted_fields(dict(args.get("limits") or {}))
+    parts = []
+    if "max_budget" in limits:
+        parts.append(f"max_budget ${float(limits['max_budget']):,.2f}"
+                     + (f" per {limits['budget_duration']}" if limits.get("budget_duration") else ""))
+    parts += [f"{k} {limits[k]:,}" for k in ("tpm_limit", "rpm_limit") if k in limits]
+    return f"LiteLLM {args.get('scope')} {args.get('target')}: {', '.join(parts) or 'no change'} (previous values kept for undo)"
+
+
+register_tool(ToolSpec("llm.litellm.set_limits", PROVIDER, set_limits, observe_limits, is_capped,
+                       describe=describe_limits))
 register_tool(ToolSpec("llm.litellm.restore_limits", PROVIDER, restore_limits, observe_restored,
                        lambda st: st.get("state") == "restored"))
