@@ -5,7 +5,7 @@ at the transport, exactly one update per approved action, undo, and realized sav
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,6 +15,7 @@ from costwarden.agent.demo.billing import write_demo_billing
 from costwarden.agent.engine.approvals import decide
 from costwarden.agent.engine.context import Providers
 from costwarden.agent.engine.execute import execute_action
+from costwarden.agent.engine.realized import refresh_realized
 from costwarden.agent.engine.sweep import run_sweep
 from costwarden.policies.actions.base import PlanContext
 from costwarden.policies.actions.cap_spend import CapSpend, CapSpendParams
@@ -22,13 +23,14 @@ from costwarden.policies.actions.evidence import PlanError
 from costwarden.policies.loader import load_policies, load_policy_file
 from costwarden.state.clock import utcnow
 from costwarden.state.domain import Finding, PlannedAction
-from costwarden.state.store import Store
+from costwarden.state.store import Store, as_utc
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.errors import DryRunViolation, ToolError
 from costwarden.tools.litellm_proxy.admin import LiteLLMAdmin
 from costwarden.tools.litellm_proxy.caps import restore_limits, set_limits, undo_args
 from costwarden.tools.litellm_proxy.settings import LiteLLMProxySettings
 from tests.fakes.litellm_proxy import MASTER_KEY, FakeLiteLLMProxy
+from tests.test_realized_llm import GPT4O, MONTH, capped_tier
 
 NOW = datetime(2025, 3, 20, 9, tzinfo=timezone.utc)
 PCTX = PlanContext(now=NOW, price_of=lambda *_: (None, ""))
@@ -216,7 +218,7 @@ def test_dry_run_sweep_proposes_the_cap_and_makes_no_request(live, proxy):
     assert proxy.requests == []
 
 
-def test_approved_cap_executes_exactly_once_and_is_measured_from_usage(live, proxy):
+def test_approved_cap_executes_exactly_once_and_is_measured_from_usage(live, proxy, tmp_path):
     result = run_sweep(live, margins_policy(), dry_run=False, now=LIVE_NOW)
     [a] = result.actions
     assert a.status == "awaiting_approval" and proxy.posts() == []
@@ -234,5 +236,17 @@ def test_approved_cap_executes_exactly_once_and_is_measured_from_usage(live, pro
                               policy_hash="") == "already-claimed"
         assert len(proxy.posts()) == 1
         assert any(d.stage == "approval" for d in store.decisions(action_id=a.id))
+
+        # realized: the tier's usage around the change, from the rollup (dry-run providers: reads only)
+        [(_, _, acted_at)] = store.executed_actions()
+        split = as_utc(acted_at).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        capped_tier(tmp_path, split)
+        usage = BillingSettings(usage_paths=[str(tmp_path / "usage.jsonl")], usage_window_days=7)
+        [m] = refresh_realized(store, Providers(live, dry_run=True), now=split + timedelta(days=7), billing=usage)
+        assert m["method"] == "usage" and m["held"] is True and m["basis"] == "cost_per_user"
+        assert m["realized_monthly_usd"] == pytest.approx((24 - 6) * GPT4O * MONTH * 20, rel=0.03)
+        row = store.get_realized(a.id)
+        assert row.method == "usage" and float(row.realized_monthly_usd) == m["realized_monthly_usd"]
+        assert len(proxy.posts()) == 1  # measuring changed nothing
     finally:
         store.close()
