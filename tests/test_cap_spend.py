@@ -61,7 +61,7 @@ def finding(detector="negative-margin", evidence=None, resource_id="agent-chat",
 # -- planning -------------------------------------------------------------------------------------
 def test_plan_caps_the_tier_that_saves_most_at_its_cost_after_the_quota():
     call = CapSpend(CapSpendParams(target="{tier}")).plan(finding(), PCTX)
-    assert call.tool == "llm.litellm.set_limits" and call.projected_monthly_savings_usd == Decimal("417.64")
+    assert call.tool == "llm.feature.set_limits" and call.projected_monthly_savings_usd == Decimal("417.64")
     assert call.args["target"] == "starter" and call.args["tier"] == "starter" and call.args["feature"] == "agent-chat"
     # 20 users x $8.00 a month, for a 30-day budget window of a 730-hour month
     assert call.args["limits"]["max_budget"] == pytest.approx(160 * 30 / (730 / 24), abs=0.01)
@@ -213,7 +213,7 @@ def test_dry_run_sweep_proposes_the_cap_and_makes_no_request(live, proxy):
     result = run_sweep(live, margins_policy(), dry_run=True, now=LIVE_NOW)
     assert result.errors == []
     [a] = result.actions
-    assert a.tool == "llm.litellm.set_limits" and a.decision == "needs_approval" and a.status == "dry_run"
+    assert a.tool == "llm.feature.set_limits" and a.decision == "needs_approval" and a.status == "dry_run"
     assert a.args["target"] == "starter" and a.projected_monthly_savings_usd > 0
     assert proxy.requests == []
 

@@ -138,4 +138,4 @@ class CapSpend(Action):
                   "tpm_limit": p.tpm_limit, "rpm_limit": p.rpm_limit}
         args = {"scope": p.scope, "target": self._target(finding, feature, tier), "limits": limits,
                 "feature": feature, "tier": tier, "basis": basis}
-        return ToolCall("llm.litellm.set_limits", args, saving)
+        return ToolCall(f"{finding.resource_type}.set_limits", args, saving)

@@ -1,10 +1,10 @@
 """The guarded tools behind cap-spend: set a LiteLLM team's or key's limits, and put the old ones back.
 
-`llm.litellm.set_limits` reads the row first (GET /team/info or /key/info): its current values of the
+`llm.feature.set_limits` (and `llm.tier.set_limits`) reads the row first (GET /team/info or /key/info): its current values of the
 fields the action sets are the before-state the store records with `pending`, which is what undo puts
 back. A row already holding the wanted values is done without a POST (the action is idempotent); else
 exactly one POST /team/update or /key/update, then a read-back that must show the new values.
-`llm.litellm.restore_limits` is the undo: one POST with the recorded previous values (null included,
+`*.restore_limits` is the undo: one POST with the recorded previous values (null included,
 which clears a limit that was not set before).
 """
 
@@ -17,6 +17,7 @@ from costwarden.tools.litellm_proxy.admin import LIMIT_FIELDS, LiteLLMAdmin, Sco
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
 
 PROVIDER = "litellm"
+RESOURCE_TYPES = ("llm.feature", "llm.tier")  # what cap-spend acts on: a feature's or a tier's spend
 
 
 def wanted_fields(limits: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +107,8 @@ def describe_limits(args: dict[str, Any]) -> str:
     return f"LiteLLM {args.get('scope')} {args.get('target')}: {', '.join(parts) or 'no change'} (previous values kept for undo)"
 
 
-register_tool(ToolSpec("llm.litellm.set_limits", PROVIDER, set_limits, observe_limits, is_capped,
-                       describe=describe_limits))
-register_tool(ToolSpec("llm.litellm.restore_limits", PROVIDER, restore_limits, observe_restored,
-                       lambda st: st.get("state") == "restored"))
+for _rt in RESOURCE_TYPES:  # one tool name per resource type (tool names start with it), the same calls
+    register_tool(ToolSpec(f"{_rt}.set_limits", PROVIDER, set_limits, observe_limits, is_capped,
+                           describe=describe_limits))
+    register_tool(ToolSpec(f"{_rt}.restore_limits", PROVIDER, restore_limits, observe_restored,
+                           lambda st: st.get("state") == "restored"))
