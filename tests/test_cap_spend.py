@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from costwarden.agent.cli.main import main
 from costwarden.agent.config import Settings
 from costwarden.agent.demo.billing import write_demo_billing
 from costwarden.agent.engine.approvals import decide
@@ -218,7 +219,7 @@ def test_dry_run_sweep_proposes_the_cap_and_makes_no_request(live, proxy):
     assert proxy.requests == []
 
 
-def test_approved_cap_executes_exactly_once_and_is_measured_from_usage(live, proxy, tmp_path):
+def test_approved_cap_executes_exactly_once_is_measured_from_usage_and_undone(live, proxy, tmp_path, monkeypatch):
     result = run_sweep(live, margins_policy(), dry_run=False, now=LIVE_NOW)
     [a] = result.actions
     assert a.status == "awaiting_approval" and proxy.posts() == []
@@ -248,5 +249,23 @@ def test_approved_cap_executes_exactly_once_and_is_measured_from_usage(live, pro
         row = store.get_realized(a.id)
         assert row.method == "usage" and float(row.realized_monthly_usd) == m["realized_monthly_usd"]
         assert len(proxy.posts()) == 1  # measuring changed nothing
+    finally:
+        store.close()
+
+    # undo from the command line: refused by the transport in dry-run, then the previous values back
+    env = {"COSTWARDEN_STATE_DIR": str(live.state_dir), "COSTWARDEN_LITELLM_PROXY__URL": proxy.url,
+           "COSTWARDEN_LITELLM_PROXY__MASTER_KEY": MASTER_KEY}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["approvals", "undo", a.id]) == 1 and len(proxy.posts()) == 1
+    monkeypatch.setenv("COSTWARDEN_DRY_RUN", "false")
+    assert main(["approvals", "undo", a.id]) == 0
+    assert proxy.posts()[-1] == ("/team/update", {"team_id": "starter", "max_budget": 500.0, "budget_duration": "30d"})
+    assert main(["approvals", "undo", a.id]) == 0 and len(proxy.posts()) == 2  # already back: no second POST
+    store = Store(live.db_url)
+    try:
+        undo = [(d.decision, d.reason) for d in store.decisions(action_id=a.id) if d.stage == "undo"]
+        assert [d for d, _ in undo] == ["started", "failed", "started", "done", "started", "done"]
+        assert "dry-run: refused mutating call litellm.POST /team/update" in undo[1][1]
     finally:
         store.close()

@@ -35,6 +35,8 @@ class ToolSpec:
     resume: bool = False
     # One line saying what the call changes, for the approval message ("team starter: max_budget ...").
     describe: Callable[[dict[str, Any]], str] | None = None
+    # (args, recorded before-state) -> (the undo tool's name, its args); None: no undo
+    undo: Callable[[dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
 
 
 tools: Registry[ToolSpec] = Registry("tool", modules=(

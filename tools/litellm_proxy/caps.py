@@ -109,6 +109,7 @@ def describe_limits(args: dict[str, Any]) -> str:
 
 for _rt in RESOURCE_TYPES:  # one tool name per resource type (tool names start with it), the same calls
     register_tool(ToolSpec(f"{_rt}.set_limits", PROVIDER, set_limits, observe_limits, is_capped,
-                           describe=describe_limits))
+                           describe=describe_limits,
+                           undo=lambda args, before, rt=_rt: (f"{rt}.restore_limits", undo_args(args, before))))
     register_tool(ToolSpec(f"{_rt}.restore_limits", PROVIDER, restore_limits, observe_restored,
                            lambda st: st.get("state") == "restored"))
