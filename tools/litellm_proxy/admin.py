@@ -14,18 +14,17 @@ the sweep's CallLog, so a dry-run sweep provably makes zero POSTs. Reads are ret
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from costwarden.tools.calls import CallLog
 from costwarden.tools.errors import DryRunViolation, ToolError
+from costwarden.tools.litellm_proxy.caps import Scope
 from costwarden.tools.litellm_proxy.settings import LiteLLMProxySettings
 
-Scope = Literal["team", "key"]
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-LIMIT_FIELDS = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")
 ID_FIELD: dict[str, str] = {"team": "team_id", "key": "key"}
 SERVICE = "litellm"
 
@@ -142,7 +141,3 @@ class LiteLLMAdmin:
         """One POST /team/update or /key/update with these fields (None clears a limit); never retried."""
         return self._send("POST", f"/{scope}/update", json={ID_FIELD[scope]: target, **fields})
 
-
-def limits_of(row: dict[str, Any]) -> dict[str, Any]:
-    """The four limits cap-spend sets, as a row holds them (None: no limit)."""
-    return {k: row.get(k) for k in LIMIT_FIELDS}

@@ -10,11 +10,21 @@ which clears a limit that was not set before).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from costwarden.tools.errors import ToolError
-from costwarden.tools.litellm_proxy.admin import LIMIT_FIELDS, LiteLLMAdmin, Scope, limits_of
 from costwarden.tools.registry import ToolOutcome, ToolSpec, register_tool
+
+if TYPE_CHECKING:  # httpx loads with the client, when a cap runs, not when the tool registry does
+    from costwarden.tools.litellm_proxy.admin import LiteLLMAdmin
+
+Scope = Literal["team", "key"]
+LIMIT_FIELDS = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")
+
+
+def limits_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The four limits cap-spend sets, as a team or key row holds them (None: no limit)."""
+    return {k: row.get(k) for k in LIMIT_FIELDS}
 
 PROVIDER = "litellm"
 RESOURCE_TYPES = ("llm.feature", "llm.tier")  # what cap-spend acts on: a feature's or a tier's spend
