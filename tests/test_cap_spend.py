@@ -214,6 +214,7 @@ def test_dry_run_sweep_proposes_the_cap_and_makes_no_request(live, proxy):
     assert result.errors == []
     [a] = result.actions
     assert a.tool == "llm.feature.set_limits" and a.decision == "needs_approval" and a.status == "dry_run"
+    assert a.action == "cap-spend"
     assert a.args["target"] == "starter" and a.projected_monthly_savings_usd > 0
     assert proxy.requests == []
 
