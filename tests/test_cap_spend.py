@@ -185,11 +185,11 @@ def test_failures_are_one_line_errors_and_change_nothing(proxy, case):
     assert proxy.posts() == [] and proxy.teams["starter"]["max_budget"] == 500.0
 
 
-def test_settings_missing_are_a_one_line_error():
+def test_settings_missing_are_a_one_line_error_when_a_cap_runs():
     with pytest.raises(ToolError, match="litellm_proxy.url is not set"):
-        LiteLLMAdmin(LiteLLMProxySettings(), dry_run=True)
+        set_limits(LiteLLMAdmin(LiteLLMProxySettings(), dry_run=False), scope="team", target="t", limits=LIMITS)
     with pytest.raises(ToolError, match="master_key is not set"):
-        LiteLLMAdmin(LiteLLMProxySettings(url="http://x"), dry_run=True)
+        LiteLLMAdmin(LiteLLMProxySettings(url="http://x"), dry_run=True).info("team", "t")
 
 
 # -- through the sweep and the approval -----------------------------------------------------------
@@ -269,3 +269,16 @@ def test_approved_cap_executes_exactly_once_is_measured_from_usage_and_undone(li
         assert "dry-run: refused mutating call litellm.POST /team/update" in undo[1][1]
     finally:
         store.close()
+
+
+def test_an_approved_cap_without_a_proxy_configured_fails_cleanly_with_its_reason(live, proxy):
+    settings = live.model_copy(update={"litellm_proxy": LiteLLMProxySettings()})
+    [a] = run_sweep(settings, margins_policy(), dry_run=False, now=LIVE_NOW).actions
+    store = Store(settings.db_url)
+    try:
+        assert decide(settings, store, a.id, actor="cli:alice", decision="approve") == "approved"
+        row = store.get_action(a.id)
+        assert row.status == "failed" and row.error.startswith("litellm_proxy.url is not set")
+    finally:
+        store.close()
+    assert proxy.requests == []

@@ -91,22 +91,32 @@ class LiteLLMAdmin:
 
     def __init__(self, settings: LiteLLMProxySettings, *, dry_run: bool, call_log: CallLog | None = None,
                  inner: httpx.BaseTransport | None = None) -> None:
-        if not settings.url:
-            raise ToolError("litellm_proxy.url is not set: cap-spend needs the LiteLLM proxy's address")
-        if settings.master_key is None:
-            raise ToolError("litellm_proxy.master_key is not set: the management API needs the proxy's master key")
-        self.settings = settings
+        self.settings, self.dry_run, self._inner = settings, dry_run, inner
         self.call_log = call_log or litellm_call_log()
-        transport = GuardedTransport(inner or httpx.HTTPTransport(), dry_run=dry_run, call_log=self.call_log)
-        self._http = httpx.Client(base_url=settings.url, transport=transport, timeout=settings.timeout_seconds,
-                                  headers={"Authorization": f"Bearer {settings.master_key.get_secret_value()}"})
+        self._http: httpx.Client | None = None
+
+    def _client(self) -> httpx.Client:
+        """Built on the first request, so a missing setting fails that action (recorded), not its caller."""
+        s = self.settings
+        if not s.url:
+            raise ToolError("litellm_proxy.url is not set: cap-spend needs the LiteLLM proxy's address")
+        if s.master_key is None:
+            raise ToolError("litellm_proxy.master_key is not set: the management API needs the proxy's master key")
+        if self._http is None:
+            transport = GuardedTransport(self._inner or httpx.HTTPTransport(), dry_run=self.dry_run,
+                                         call_log=self.call_log)
+            self._http = httpx.Client(base_url=s.url, transport=transport, timeout=s.timeout_seconds,
+                                      headers={"Authorization": f"Bearer {s.master_key.get_secret_value()}"})
+        return self._http
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        http = self._client()
         try:
-            resp = self._http.request(method, path, **kwargs)
+            resp = http.request(method, path, **kwargs)
         except DryRunViolation:
             raise
         except httpx.TransportError as exc:
