@@ -18,6 +18,7 @@ from costwarden.policies.yamlsrc import load_located_yaml
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings, RetrySettings
 from costwarden.tools.gcp.settings import GcpSettings
+from costwarden.tools.litellm_proxy.settings import LiteLLMProxySettings
 from costwarden.tools.prometheus import PrometheusSettings
 
 ENV_PREFIX = "COSTWARDEN_"
@@ -199,6 +200,8 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
+    litellm_proxy: LiteLLMProxySettings = Field(default_factory=LiteLLMProxySettings, description=(
+        "The LiteLLM proxy whose teams and keys cap-spend actions limit (management API)."))
 
     @field_validator("log_level")
     @classmethod

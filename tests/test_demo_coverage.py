@@ -49,3 +49,19 @@ def test_the_demo_loads_every_pack_and_shows_the_estate_waste(demo_json):  # noq
     tools = {a["tool"] for a in demo_json["actions"]}
     assert {"aws.sagemaker-endpoint.delete_endpoint", "aws.ebs-volume.snapshot_and_delete"} <= tools
     assert all(a["status"] == "dry_run" for a in demo_json["actions"])
+
+
+def test_the_demo_proposes_a_spend_cap_for_the_losing_tier(demo_json):  # noqa: F811
+    """agent-chat's starter tier loses money: the finding carries its quota, the cap-spend proposal a
+    budget on the starter team; both with their monthly saving, both waiting for a person."""
+    [margin] = [f for f in demo_json["findings"] if f["detector"] == "negative-margin"]
+    [line] = margin["evidence"]["tiers"]
+    assert (margin["resource_id"], line["tier"]) == ("agent-chat", "starter")
+    assert line["quota_requests_per_user_month"] > 0 and margin["monthly_waste_usd"] == line["saving_usd_month"] > 0
+    [cap] = [a for a in demo_json["actions"] if a["finding_id"] == margin["id"]]
+    assert cap["action"] == "cap-spend" and cap["tool"] == "llm.feature.set_limits"
+    assert cap["decision"] == "needs_approval" and cap["status"] == "dry_run"
+    assert cap["projected_monthly_savings_usd"] == margin["monthly_waste_usd"]
+    # the budget is the tier's cost after the quota: users x cost per user after, for 30 of 30.4 days
+    assert abs(cap["args"]["limits"]["max_budget"] - line["users"] * line["cost_per_user_month_after"] * 30 / (730 / 24)) < 0.1
+    assert cap["args"]["target"] == "starter" and cap["args"]["limits"]["budget_duration"] == "30d"

@@ -33,12 +33,17 @@ class ToolSpec:
     # state and does only what is left), instead of being left to the next sweep: a resize that
     # stopped an instance must start it again, and no finding would bring it back.
     resume: bool = False
+    # One line saying what the call changes, for the approval message ("team starter: max_budget ...").
+    describe: Callable[[dict[str, Any]], str] | None = None
+    # (args, recorded before-state) -> (the undo tool's name, its args); None: no undo
+    undo: Callable[[dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
 
 
 tools: Registry[ToolSpec] = Registry("tool", modules=(
     "costwarden.tools.aws.ebs", "costwarden.tools.aws.ec2", "costwarden.tools.aws.eip",
     "costwarden.tools.aws.sagemaker",
     "costwarden.tools.gcp.compute",  # imports the Google SDK only when a tool runs
+    "costwarden.tools.litellm_proxy.caps",
 ))
 
 

@@ -97,7 +97,8 @@ def approval_blocks(action: dict[str, Any], finding: dict[str, Any], *, expires:
                  ("Monthly waste", f"${float(finding['monthly_waste_usd']):,.2f}"),
                  ("Projected saving", f"${float(action['projected_monthly_savings_usd']):,.2f}/month"),
                  ("Policy", action["policy"]),
-                 ("Why it needs you", action.get("reason") or "policy")]),
+                 ("Why it needs you", action.get("reason") or "policy"),
+                 *([("Proposed change", action["change"])] if action.get("change") else [])]),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Evidence: {facts}" if facts else "Evidence: -"}]},
     ]
     if outcome:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from costwarden.agent.cli.options import ConfigOpt, StateOpt, cli_settings
 
-approvals_app = typer.Typer(no_args_is_help=True, help="Actions waiting for a human: list, approve, reject.")
+approvals_app = typer.Typer(no_args_is_help=True, help="Actions waiting for a human: list, approve, reject; undo an executed one.")
 
 
 class Format(str, Enum):
@@ -91,3 +91,21 @@ def approvals_approve(action_id: str, config: ConfigOpt = None, state_dir: State
 def approvals_reject(action_id: str, config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
     """Reject an action: recorded, and nothing is executed."""
     _decide(action_id, "reject", config, state_dir)
+
+
+@approvals_app.command("undo")
+def approvals_undo(action_id: str, config: ConfigOpt = None, state_dir: StateOpt = None) -> None:
+    """Undo an executed action (cap-spend: restore the recorded previous limits); logged as stage `undo`."""
+    from costwarden.agent.engine.context import Providers
+    from costwarden.agent.engine.undo import undo_action
+    from costwarden.state.store import Store
+
+    settings = cli_settings(config, state_dir, None)
+    store = Store(settings.db_url)
+    try:
+        outcome = undo_action(store, Providers(settings, dry_run=settings.dry_run), action_id, actor=_operator())
+    finally:
+        store.close()
+    sys.stdout.write(f"{action_id}: undo {outcome}\n")
+    if outcome != "done":
+        raise typer.Exit(1)

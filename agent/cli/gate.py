@@ -23,6 +23,7 @@ import typer
 
 if TYPE_CHECKING:
     from costwarden.policies.gate import GateOptions, GateReport, UsageVolumes
+    from costwarden.policies.gate.margins import TierUsage
 
 
 class GateFormat(str, Enum):
@@ -30,35 +31,44 @@ class GateFormat(str, Enum):
     json = "json"
 
 
-def _volumes(paths: list[Path], window_days: int) -> tuple[UsageVolumes, str]:
+def _volumes(paths: list[Path], window_days: int, tier_prices: dict[str, float] | None = None,
+             model_overrides: dict | None = None) -> tuple[UsageVolumes, str, list[TierUsage]]:
     """Token volumes per feature over the last `window_days` of the usage data (not of the
-    calendar: a CI job often reads an export that is a few days old)."""
+    calendar: a CI job often reads an export that is a few days old); with tier prices, each
+    priced tier's monthly cost and users too (the tier-margin check)."""
     from costwarden.policies.gate import UsageVolumes
+    from costwarden.policies.gate.margins import tier_usage
     from costwarden.tools.llm.usage import UsageLog
+    from costwarden.tools.llm_prices import PriceMap
 
     log = UsageLog([str(p) for p in paths])
+    tiers: list[TierUsage] = []
     try:
         span = log.span()
         if span is None:
-            return UsageVolumes([], 1, "empty usage data"), f"{', '.join(map(str, paths))}: no usage rows"
+            return UsageVolumes([], 1, "empty usage data"), f"{', '.join(map(str, paths))}: no usage rows", []
         lo, hi = span
         start = max(lo, hi - timedelta(days=window_days))
         end = hi + timedelta(seconds=1)
         days = max(1.0, round((hi + timedelta(hours=1) - start).total_seconds() / 86400, 2))  # last hour counts
-        groups = log.groups(start, end)
+        groups = log.groups(start, end, prices=PriceMap(model_overrides) if tier_prices else None)
+        if tier_prices:
+            tiers = tier_usage(groups, days, log.tier_users(start, end), tier_prices)
     finally:
         log.close()
     label = f"{', '.join(p.name for p in paths)}, {days:g} days"
     return UsageVolumes(groups, days, label), (f"{', '.join(map(str, paths))}: {start:%Y-%m-%d} to {hi:%Y-%m-%d} "
-                                               f"({days:g} days), scaled to 30.4 days/month")
+                                               f"({days:g} days), scaled to 30.4 days/month"), tiers
 
 
 def run_gate(repo_path: Path, base: str, head: str, options: GateOptions, usage: list[Path] | None = None,
              usage_window_days: int = 30, model_overrides: dict | None = None,
-             instance_overrides: dict[str, float] | None = None) -> GateReport:
+             instance_overrides: dict[str, float] | None = None,
+             tier_prices: dict[str, float] | None = None) -> GateReport:
     """The whole gate without the CLI around it (the benchmark and tests call this)."""
     from costwarden.policies.gate import GateSource, diff_settings, evaluate, extract, file_format
     from costwarden.policies.gate.diff import Change, cancel_moves
+    from costwarden.policies.gate.margins import with_tier_margins
     from costwarden.tools.gate_git import GitRepo
     from costwarden.tools.llm_prices import PriceMap
     from costwarden.tools.pricing import PriceBook
@@ -84,12 +94,14 @@ def run_gate(repo_path: Path, base: str, head: str, options: GateOptions, usage:
         renamed_from = f.old_path if f.status == "R" else None
         changes += diff_settings(f.new_path or f.old_path or "", old, new, renamed_from)
     changes = cancel_moves(changes)
-    volumes, usage_label = (_volumes(usage, usage_window_days) if usage else (None, None))
+    volumes, usage_label, tiers = (_volumes(usage, usage_window_days, tier_prices, model_overrides) if usage
+                                   else (None, None, []))
     source = GateSource(base=base, head=head, base_commit=base_c, head_commit=head_c, compared_from=from_c,
                         files_changed=len(changed), files_scanned=len(wanted), usage=usage_label)
-    return evaluate(changes, model_price=PriceMap(model_overrides).price,
-                    instance_price=PriceBook(instance_overrides).hourly, options=options, source=source,
-                    volumes=volumes, warnings=warnings)
+    report = evaluate(changes, model_price=PriceMap(model_overrides).price,
+                      instance_price=PriceBook(instance_overrides).hourly, options=options, source=source,
+                      volumes=volumes, warnings=warnings)
+    return with_tier_margins(report, tiers)
 
 
 def gate(base: Annotated[str, typer.Option("--base", help="Base revision (e.g. origin/main); the PR is compared "
@@ -130,15 +142,17 @@ def gate(base: Annotated[str, typer.Option("--base", help="Base revision (e.g. o
     except ValidationError as exc:
         e = exc.errors()[0]
         raise ToolError(f"gate: --{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None
-    model_overrides, instance_overrides = None, None
+    model_overrides, instance_overrides, tier_prices = None, None, None
     if config is not None:
         from costwarden.agent.config import load_settings
 
         settings = load_settings(config)
         model_overrides, instance_overrides = settings.billing.price_overrides, settings.pricing.overrides
+        tier_prices = dict(settings.billing.tier_revenue_usd_month) or None  # the tier-margin check
         if not usage and settings.billing.usage_paths:  # the daemon's own usage data (globs) gives the volumes
             usage = [Path(p) for p in settings.billing.usage_paths]
-    report = run_gate(repo, base, head, options, usage, usage_window_days, model_overrides, instance_overrides)
+    report = run_gate(repo, base, head, options, usage, usage_window_days, model_overrides, instance_overrides,
+                      tier_prices)
     text = render_json(report) if fmt is GateFormat.json else render_markdown(report)
     if output:
         try:

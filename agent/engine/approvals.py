@@ -32,6 +32,7 @@ from costwarden.state.domain import PlannedAction
 from costwarden.state.lifecycle import SYSTEM_ACTOR, TERMINAL, ActionStatus
 from costwarden.state.store import Store, as_utc
 from costwarden.tools.errors import ToolError
+from costwarden.tools.registry import get_tool
 
 log = logging.getLogger("costwarden.approvals")
 
@@ -141,11 +142,20 @@ def _message(store: Store, action_id: str, outcome: str | None) -> tuple[str, li
     f = {c: getattr(finding, c) for c in ("resource_id", "resource_type", "account", "region", "evidence",
                                            "monthly_waste_usd", "rationale")}
     a = {"id": action.id, "action": action.action, "policy": action.policy, "reason": action.reason,
-         "projected_monthly_savings_usd": action.projected_monthly_savings_usd}
+         "projected_monthly_savings_usd": action.projected_monthly_savings_usd, "change": _change(action)}
     expires = as_utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
     text = f"Costwarden asks to {action.action} {finding.resource_id} (${float(finding.monthly_waste_usd):,.2f}/month)"
     return text, approval_blocks(a, f, expires=expires, required=approval.required, votes=list(approval.votes or []),
                                  outcome=outcome)
+
+
+def _change(action: Any) -> str:
+    """The tool's own one-line account of the change, when it gives one (cap-spend: the new limits)."""
+    try:
+        spec = get_tool(action.tool)
+        return spec.describe(dict(action.args or {})) if spec.describe else ""
+    except Exception:  # noqa: BLE001 - the message goes out without the line rather than not at all
+        return ""
 
 
 def post_request(settings: Settings, store: Store, slack: Any | None, action_id: str, channel: str | None) -> bool:

@@ -34,6 +34,7 @@ class Providers:
     _warehouse_ledger: Any = None
     # the sweep's token usage: each configured source ingested once, read by every policy and budget
     usage: UsageSession = field(default_factory=UsageSession)
+    _litellm: Any = None
 
     @property
     def gcp(self) -> Any:
@@ -81,9 +82,19 @@ class Providers:
             self._warehouse_ledger = ScanLedger(wh.max_bytes_scanned, wh.kind) if wh is not None else None
         return self._warehouse_ledger
 
+    @property
+    def litellm(self) -> Any:
+        """LiteLLMAdmin for settings.litellm_proxy: its transport refuses every update in dry-run."""
+        if self._litellm is None:
+            from costwarden.tools.litellm_proxy.admin import LiteLLMAdmin
+
+            self._litellm = LiteLLMAdmin(self.settings.litellm_proxy, dry_run=self.dry_run)
+        return self._litellm
+
     def call_logs(self) -> list[Any]:
         """The call logs of the providers this sweep actually used."""
-        logs = [self._aws_log, getattr(self._aws, "call_log", None), getattr(self._gcp, "call_log", None)]
+        logs = [self._aws_log, getattr(self._aws, "call_log", None), getattr(self._gcp, "call_log", None),
+                getattr(self._litellm, "call_log", None)]
         return [log for i, log in enumerate(logs)  # each log once: `aws` normally shares `aws_call_log`
                 if log is not None and not any(log is seen for seen in logs[:i])]
 
@@ -92,6 +103,8 @@ class Providers:
             return self.aws
         if provider == "gcp":
             return self.gcp
+        if provider == "litellm":
+            return self.litellm
         raise KeyError(f"no clients for provider {provider!r}")
 
 

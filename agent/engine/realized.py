@@ -73,6 +73,14 @@ def refresh_realized(store: Store, providers: Any, *, now: datetime | None = Non
         except Exception as exc:  # noqa: BLE001 - one unreadable resource must not stop the others
             log.warning("realized savings: cannot read %s: %s", action.resource_key, exc)
             continue
+        if action.tool.startswith("llm."):  # measured from the usage rollup, not from a run-rate
+            from costwarden.agent.engine.realized_llm import record_llm_realized
+
+            try:
+                out.append(record_llm_realized(store, action, finding, as_utc(acted_at), now, billing, held, state))
+            except Exception as exc:  # noqa: BLE001 - a bad usage source leaves the others measured
+                log.warning("realized savings: usage for %s: %s", action.resource_key, exc)
+            continue
         current = advance(current, now, held)
         billing_monthly = None
         if billing is not None and getattr(billing, "focus_paths", None):

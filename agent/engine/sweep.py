@@ -123,7 +123,8 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
         findings=[Finding.from_dict(d) for d in final.get("findings", [])],
         actions=[PlannedAction.from_dict(d) for d in final.get("actions", [])],
         inventoried=final.get("inventoried", 0), errors=final.get("errors", []),
-        warnings=[*final.get("warnings", []), *ctx.prices.warnings],  # e.g. the Price List API unreachable
+        # each once: two policies reading the same source (llm-features, llm-margins) warn about it alike
+        warnings=list(dict.fromkeys([*final.get("warnings", []), *ctx.prices.warnings])),  # e.g. Price List API down
         api_calls=dict(calls), refused_calls=dict(refused), retries=dict(retries),
         priority=final.get("priority", []), insufficient=final.get("insufficient", []), llm_calls=llm_calls, llm_cost_usd=llm_cost,
     )

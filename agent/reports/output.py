@@ -11,7 +11,9 @@ from costwarden.tools.calls import by_operation
 
 FINDING_FIELDS = ("id", "policy", "detector", "provider", "account", "region", "resource_id", "resource_type",
                   "evidence", "monthly_waste_usd", "severity", "confidence", "rationale")
-ACTION_FIELDS = ("id", "finding_id", "tool", "args", "decision", "reason", "status", "projected_monthly_savings_usd")
+# `action`: the policy's name for it (stop, cap-spend, ...), next to the tool that carries it out
+ACTION_FIELDS = ("id", "finding_id", "action", "tool", "args", "decision", "reason", "status",
+                 "projected_monthly_savings_usd")
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:

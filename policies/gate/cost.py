@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,6 +126,7 @@ class GateReport(BaseModel):
     unpriced: int
     warnings: list[str]
     assumptions: list[str]
+    tier_margins: list[Any] = Field(default_factory=list)  # policies/gate/margins.TierMarginFlag
 
 
 # -- token volumes -------------------------------------------------------------------------------------
