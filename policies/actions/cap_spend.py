@@ -87,6 +87,7 @@ def normal_month_usd(evidence: dict[str, Any]) -> float | None:
 @actions.register("cap-spend")
 class CapSpend(Action):
     resource_types = ("llm.feature", "llm.tier")
+    permissions = ()  # no cloud API: it calls the LiteLLM proxy's management API with its master key
     Params = CapSpendParams
     params: CapSpendParams
 

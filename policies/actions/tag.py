@@ -35,6 +35,8 @@ class TagParams(ActionParams):
 @actions.register("tag")
 class Tag(Action):
     resource_types = INSTANCES
+    permissions = ("ec2:DescribeInstances", "ec2:CreateTags",
+                   "compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get")
     Params = TagParams
     params: TagParams
 

@@ -27,6 +27,7 @@ class Block(PlainFilter):
 
     resource_types = tuple(RESOURCE_TYPES)
     Params = BlockParams
+    permissions = ()  # a block's calls are its children's, which declare their own
 
     def __init__(self, params: DetectorParams, children: list[Detector] | None = None) -> None:
         super().__init__(params)

@@ -77,6 +77,7 @@ class ValueParams(DetectorParams):
 @detectors.register("value")
 class ValueFilter(PlainFilter):
     resource_types = tuple(RESOURCE_TYPES)
+    permissions = ()  # reads the attributes the collector already fetched
     Params = ValueParams
     params: ValueParams
 
