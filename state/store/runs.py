@@ -107,14 +107,20 @@ class RunRecords(Database):
                 "llm": [(m, int(i or 0), int(o or 0), Decimal(str(c or 0))) for m, i, o, c in llm]}
 
     # --- findings ---------------------------------------------------------------------------
-    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> list[str]:
+    def add_findings(self, run_id: str, findings: Iterable[Finding], *, resumed: bool = False) -> list[str]:
         """Store the findings; a second finding with an id already stored (or already in this batch) is
-        not stored and comes back as an error line: one detector bug must not lose the whole sweep."""
+        not stored and comes back as an error line: one detector bug must not lose the whole sweep.
+        `resumed`: a retried fan-out job (agent/fanout) finds what its dead attempt stored; those ids
+        (the run's own, deterministic) are kept as they are, not errors."""
         errors: list[str] = []
         batch = list(findings)
         with self.session() as s:
             seen = set(s.scalars(select(FindingRow.id).where(FindingRow.id.in_([f.id for f in batch]))))
+            stored = set(seen) if resumed else set()
             for f in batch:
+                if f.id in stored:
+                    stored.discard(f.id)  # kept from the dead attempt; a second copy in this batch is still an error
+                    continue
                 if f.id in seen:
                     errors.append(f"finding {f.id} ({f.detector} on {f.resource_id}): duplicate id, not stored")
                     continue
