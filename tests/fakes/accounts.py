@@ -80,7 +80,8 @@ class AccountsFake(WsgiFake):
         body = environ["wsgi.input"].read(length).decode() if length else ""
         params = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
         op = params.get("Action", "?")
-        self._count(account, op)
+        role = _ROLE.match(params.get("RoleArn", "")) if op == "AssumeRole" else None
+        self._count(role.group(1) if role else account, op)  # an AssumeRole counts for the account it enters
         held = self.holds.get((account, op))
         if held is not None:
             held.wait(120)  # a call in flight for as long as a test needs (to kill its caller)
