@@ -56,6 +56,7 @@ def write_config(tmp: Path, *, database_url: str, endpoint: str, accounts: list[
                  live: bool = False, concurrency: int = 8, max_attempts: int = 10,
                  heartbeat_s: float = 1.0, stalled_s: float = 4.0) -> Path:
     """A config on the fake and PostgreSQL with one role per account; returns its path."""
+    tmp.mkdir(parents=True, exist_ok=True)
     policy = tmp / "policies.yml"
     policy.write_text(POLICY)
     cfg = {"dry_run": not live, "state_dir": str(tmp / "state"), "database_url": database_url,
