@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from costwarden.state.clock import utcnow
 from costwarden.state.domain import Finding
 from costwarden.state.lifecycle import ActionStatus, Transition
-from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run
+from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run, RunPartRow
 from costwarden.state.store.actions import move
 from costwarden.state.store.db import Database, StoreError
 
@@ -56,9 +56,12 @@ class RunRecords(Database):
             return list(s.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
 
     def interrupt_stale_runs(self) -> int:
-        """Runs still `running` at start-up were cut off by a crash or a kill: say so."""
+        """Runs still `running` at start-up were cut off by a crash or a kill: say so. Not a fanned-out
+        run (one with parts, agent/server/fanout.py): its workers carry on without this process, the
+        queue retries a part whose worker died, and its last part closes it."""
         with self.session() as s:
-            stale = list(s.scalars(select(Run).where(Run.status == "running")))
+            stale = list(s.scalars(select(Run).where(
+                Run.status == "running", ~exists().where(RunPartRow.run_id == Run.id))))
             for run in stale:
                 run.status = "interrupted"
                 run.finished_at = utcnow()
