@@ -106,7 +106,7 @@ def crash_tick(world: Any) -> dict[str, Any]:
                 procs[0].wait()
                 killed_at = done
         else:
-            retry_stalled(world.app, world.settings.fanout.stalled_after_seconds)
+            retry_stalled(world.settings)
         time.sleep(0.25)
     wall = time.monotonic() - t0
     _stop(procs, world.store)

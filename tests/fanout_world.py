@@ -53,7 +53,7 @@ class World:
             if run.status != "running":
                 return run
             if stalled:  # what the scheduler's loop does every heartbeat
-                retry_stalled(self.app, self.settings.fanout.stalled_after_seconds)
+                retry_stalled(self.settings)
             time.sleep(0.3)
         logs = "\n".join((self.config.parent / f).read_text()[-2000:] for f in os.listdir(self.config.parent)
                          if f.endswith(".log"))

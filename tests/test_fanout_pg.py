@@ -133,3 +133,46 @@ def _wait_queue_empty(w: World, timeout: float = 60) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError("jobs still queued")
+
+
+def test_the_daemon_in_role_all_schedules_a_tick_and_sweeps_it(tmp_path: Path, pg_url: str) -> None:
+    """`costwarden run --role all`: the elected replica enqueues the policy's tick at start-up and its
+    own worker thread sweeps it; the run closes with every account swept once."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.fanout_estate import FAKE_ENV
+
+    with fanout_world(tmp_path, pg_url, n_accounts=3, regions=["us-east-1"], concurrency=2) as w:
+        log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed below
+        daemon = subprocess.Popen([sys.executable, "-m", "costwarden.agent.cli", "run", "--role", "all", "--port", "0",
+                                   "--host", "127.0.0.1", "--config", str(w.config)],
+                                  env={**os.environ, **FAKE_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        w.workers.append(daemon)
+        deadline = time.monotonic() + 120
+        runs = []
+        while time.monotonic() < deadline:
+            runs = [r for r in w.store.list_runs() if r.status != "running"]
+            if runs:
+                break
+            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            time.sleep(0.3)
+        assert runs, (tmp_path / "daemon.log").read_text()[-3000:]
+        (run,) = runs
+        assert run.status == "done" and run.trigger == "schedule"
+        assert {(p.account, p.status) for p in _parts(w, run.id)} == {(a, "done") for a in w.accounts}
+        assert w.fake.per_account("DescribeInstances") == {a: 1 for a in w.accounts}
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+        log.close()
+
+
+def test_the_distributed_roles_refuse_sqlite_in_one_line(tmp_path: Path, no_costwarden_env, capsys) -> None:
+    from costwarden.agent.cli.main import main
+
+    assert main(["run", "--role", "worker", "--state-dir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "needs database_url on PostgreSQL" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert main(["run", "--role", "boss", "--state-dir", str(tmp_path)]) == 2
+    assert "--role must be single, scheduler, worker or all" in capsys.readouterr().err

@@ -118,8 +118,13 @@ def run_worker(settings: Settings, policies: list[LoadedPolicy], *, install_sign
     return 0
 
 
-def retry_stalled(app: Any, stalled_after_seconds: float) -> int:
-    """Hand the running jobs of workers silent for `stalled_after_seconds` back to the queue."""
+def retry_stalled(settings: Settings) -> int:
+    """Hand the running jobs of workers silent for `fanout.stalled_after_seconds` back to the queue.
+
+    On an App of its own: closing an App opened with open_async also closes the sync connector
+    the scheduler defers with."""
+    app = make_app(settings)
+    stalled_after_seconds = settings.fanout.stalled_after_seconds
 
     async def _go() -> int:
         async with app.open_async():
@@ -166,6 +171,6 @@ class FanoutScheduler:
 
     def retry_stalled(self) -> None:
         try:
-            retry_stalled(self.app, self.settings.fanout.stalled_after_seconds)
+            retry_stalled(self.settings)
         except Exception as exc:  # noqa: BLE001 - tried again at the next check
             log.error("stalled jobs not retried", extra={"error": f"{exc.__class__.__name__}: {exc}"})

@@ -11,16 +11,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 
-from costwarden.state.clock import utcnow
 from costwarden.state.models import DecisionRow, Run, RunPartRow
 from costwarden.state.store.db import Database, StoreError
 
 FINAL = ("done", "partial", "failed")
+
+
+def wall_clock() -> datetime:
+    """When a part started and finished, and when the run closed, are operational facts read with
+    the wall clock: a job runs under its tick's clock (state/clock.py), which starts at the tick's
+    `now` however long the job waited in the queue, so it cannot say when the job really ran."""
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class PartRecords(Database):
             if row.status in FINAL:
                 return None
             row.attempts += 1
-            row.status, row.worker, row.started_at = "running", worker, utcnow()
+            row.status, row.worker, row.started_at = "running", worker, wall_clock()
             return row.attempts
 
     def finish_part(self, key: PartKey, *, status: str, errors: list[str], monthly_waste: Decimal,
@@ -72,7 +79,7 @@ class PartRecords(Database):
                 raise StoreError(f"unknown run part {key.run_id} {key.label}")
             if row.status in FINAL:
                 return False  # a duplicate finish (a worker presumed dead came back): the first one stands
-            row.status, row.errors, row.finished_at = status, list(errors), utcnow()
+            row.status, row.errors, row.finished_at = status, list(errors), wall_clock()
             row.monthly_waste_usd, row.projected_monthly_savings_usd = monthly_waste, projected_savings
             row.api_calls = [dict(c) for c in api_calls]
             s.flush()
@@ -99,7 +106,7 @@ def _close(s: Any, run: Run) -> None:
             calls[(c["service"], c["operation"])] += int(c["count"])
     run.status = "done" if all(p.status == "done" for p in parts) else "partial"
     run.errors = errors
-    run.finished_at = utcnow()
+    run.finished_at = wall_clock()
     run.monthly_waste_usd = sum((p.monthly_waste_usd for p in parts), Decimal(0))
     run.projected_monthly_savings_usd = sum((p.projected_monthly_savings_usd for p in parts), Decimal(0))
     run.api_calls = [{"service": svc, "operation": op, "count": n} for (svc, op), n in sorted(calls.items())]
