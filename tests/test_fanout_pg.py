@@ -176,3 +176,20 @@ def test_the_distributed_roles_refuse_sqlite_in_one_line(tmp_path: Path, no_cost
     assert "needs database_url on PostgreSQL" in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert main(["run", "--role", "boss", "--state-dir", str(tmp_path)]) == 2
     assert "--role must be single, scheduler, worker or all" in capsys.readouterr().err
+
+
+def test_a_tick_is_skipped_while_the_previous_one_is_still_being_swept(tmp_path: Path, pg_url: str) -> None:
+    with fanout_world(tmp_path, pg_url, n_accounts=3, regions=["us-east-1"]) as w:
+        first = w.tick()  # no worker: its parts stay queued
+        assert w.tick() == ""  # a second tick would pile up behind it
+        assert [r.id for r in w.store.list_runs()] == [first]
+        from sqlalchemy import text
+
+        with w.store.engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")).scalar() == 3
+        with w.store.engine.begin() as c:  # the jobs vanish (failed for good, or deleted by hand) ...
+            c.execute(text("DELETE FROM procrastinate_jobs"))
+        second = w.tick()  # ... so the open parts would never finish: they are failed, and ticks go on
+        assert second not in ("", first)
+        old = w.store.get_run(first)
+        assert old.status == "partial" and all("left the queue" in e for e in old.errors) and len(old.errors) == 3

@@ -72,10 +72,21 @@ def plan_tick(settings: Settings, policies: list[LoadedPolicy], run_id: str, cli
 
 def enqueue_tick(settings: Settings, policies: list[LoadedPolicy], store: Store, app: Any, *,
                  now: datetime | None = None, trigger: str = "schedule") -> tuple[str, int]:
-    """Start the tick's run, record its parts, enqueue their jobs; (run id, jobs enqueued)."""
+    """Start the tick's run, record its parts, enqueue their jobs; (run id, jobs enqueued).
+
+    A policy whose previous tick is still being swept gets no new tick (("", 0)): as in one process,
+    a sweep never overlaps itself, and a backlog does not grow a tick at a time when the workers
+    are too few; the log says so, and the next tick after it finishes runs."""
     from costwarden.agent.engine.context import Providers
     from costwarden.agent.engine.sweep import new_run_id
 
+    busy = {lp.name: n for lp in policies if (n := store.open_parts(lp.name))}
+    for name in [n for n in busy if not queued_jobs(store, n)]:  # open parts whose jobs are gone: never finishing
+        store.fail_open_parts(name, "its job left the queue without finishing (failed after its retries, or deleted)")
+        del busy[name]
+    if busy:
+        log.warning("previous tick still being swept; this one is skipped", extra={"open_parts": busy})
+        return "", 0
     now = now or datetime.now(timezone.utc)
     run_id = new_run_id(now)
     store.start_run(run_id, dry_run=settings.dry_run, policies=[p.name for p in policies], trigger=trigger)
@@ -94,6 +105,16 @@ def enqueue_tick(settings: Settings, policies: list[LoadedPolicy], store: Store,
     n = defer_parts(app, parts, hashes, now=now, dry_run=settings.dry_run)
     log.info("tick enqueued", extra={"run_id": run_id, "parts": len(parts), "jobs": n, "errors": errors})
     return run_id, n
+
+
+def queued_jobs(store: Store, policy: str) -> int:
+    """The policy's jobs waiting or running in procrastinate's table."""
+    from sqlalchemy import text
+
+    with store.engine.connect() as c:
+        return int(c.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :t AND status IN "
+                                  "('todo', 'doing') AND args->>'policy' = :p"),
+                             {"t": TASK_NAME, "p": policy}).scalar() or 0)
 
 
 def job_kwargs(key: PartKey, policy_hash: str, *, now: datetime, dry_run: bool) -> dict[str, Any]:

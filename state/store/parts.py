@@ -90,6 +90,23 @@ class PartRecords(Database):
             _close(s, run)
             return True
 
+    def open_parts(self, policy: str) -> int:
+        """Parts of the policy's earlier ticks not finished yet (queued, or running)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(RunPartRow).where(
+                RunPartRow.policy == policy, RunPartRow.status.not_in(FINAL))) or 0)
+
+    def fail_open_parts(self, policy: str, reason: str) -> int:
+        """Close the policy's open parts as failed (their jobs are gone from the queue); each run whose
+        last part this was is closed too."""
+        with self.session() as s:
+            keys = [PartKey(r.run_id, r.policy, r.account, r.region, r.role_arn) for r in s.scalars(
+                select(RunPartRow).where(RunPartRow.policy == policy, RunPartRow.status.not_in(FINAL)))]
+        for key in keys:
+            self.finish_part(key, status="failed", errors=[reason], monthly_waste=Decimal(0),
+                             projected_savings=Decimal(0), api_calls=[])
+        return len(keys)
+
     def parts_of(self, run_id: str) -> list[RunPartRow]:
         with self.session() as s:
             return list(s.scalars(select(RunPartRow).where(RunPartRow.run_id == run_id).order_by(
