@@ -106,13 +106,24 @@ def run_worker(settings: Settings, policies: list[LoadedPolicy], *, install_sign
     _WORKER.update(settings=settings, store=store, policies={lp.name: lp for lp in policies}, name=worker_name())
     with app.open():
         ensure_queue_schema(app, store)
-    log.info("fanout worker started", extra={"worker": _WORKER["name"], "concurrency": settings.fanout.worker_concurrency})
+    n = settings.fanout.worker_concurrency
+    log.info("fanout worker started", extra={"worker": _WORKER["name"], "concurrency": n})
+
+    async def work() -> None:
+        # procrastinate runs a sync task in the loop's default executor, which holds cpu_count + 4
+        # threads (6 on 2 cores): without threads of their own, concurrency above that would wait
+        from concurrent.futures import ThreadPoolExecutor
+
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(n, thread_name_prefix="fanout-job"))
+        async with app.open_async():
+            await app.run_worker_async(concurrency=n, name=_WORKER["name"], wait=True,
+                                       update_heartbeat_interval=settings.fanout.heartbeat_seconds,
+                                       stalled_worker_timeout=settings.fanout.stalled_after_seconds,
+                                       shutdown_graceful_timeout=settings.shutdown_timeout_seconds,
+                                       install_signal_handlers=install_signal_handlers, delete_jobs="successful")
+
     try:
-        app.run_worker(concurrency=settings.fanout.worker_concurrency, name=_WORKER["name"], wait=True,
-                       update_heartbeat_interval=settings.fanout.heartbeat_seconds,
-                       stalled_worker_timeout=settings.fanout.stalled_after_seconds,
-                       shutdown_graceful_timeout=settings.shutdown_timeout_seconds,
-                       install_signal_handlers=install_signal_handlers, delete_jobs="successful")
+        asyncio.run(work())
     finally:
         store.close()
     return 0
