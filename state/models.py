@@ -181,7 +181,7 @@ class RealizedSavingsRow(Base):
 
 
 class RunPartRow(Base):
-    """One (policy, account, region) part of a fanned-out run (agent/fanout): planned by the
+    """One (policy, account, region) part of a fanned-out run (agent/server/fanout.py): planned by the
     scheduler, swept by one worker job. Its key is the job's identity in the tick, so a retried or
     re-enqueued job finds its part `done` and sweeps nothing twice; the last part to finish closes
     the run with the parts' totals."""

@@ -88,7 +88,7 @@ class SweepContext:
     prices: PriceBook
     now: datetime
     progress: Callable[[str], None] = lambda _msg: None
-    # A fan-out job (agent/fanout) sweeps one part of a run: `record` closes the part, not the run,
+    # A fan-out job (agent/server/fanout.py) sweeps one part of a run: `record` closes the part, not the run,
     # and a retried job (`resumed`) keeps what its dead attempt stored instead of storing it twice.
     part: Any = None  # state.store.parts.PartKey
     resumed: bool = False

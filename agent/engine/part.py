@@ -1,6 +1,6 @@
 """One part of a fanned-out run: one policy over one account and one region, under the tick's run.
 
-A worker job (agent/fanout) calls `sweep_part`. It builds its own context (settings narrowed to
+A worker job (agent/server/fanout.py) calls `sweep_part`. It builds its own context (settings narrowed to
 the part's account and region, its own clients and call log), runs the same graph as a sweep in
 one process, and its `record` node closes the part instead of the run (state/store/parts.py).
 Why the graph is not changed for this: detection, planning, the guard and the claim are the same
@@ -54,8 +54,8 @@ def sweep_part(settings: Settings, policy: LoadedPolicy, key: PartKey, *, store:
         return None
     scoped = part_settings(settings, key)
     providers = Providers(scoped, dry_run=dry_run)
-    ctx = SweepContext(settings=scoped, store=store, policies={policy.name: policy}, providers=providers,
-                       prices=PriceBook.from_settings(scoped.pricing, scoped.state_dir, call_log=providers.aws_call_log),
+    prices = PriceBook.from_settings(scoped.pricing, scoped.state_dir, call_log=providers.aws_call_log)
+    ctx = SweepContext(settings=scoped, store=store, policies={policy.name: policy}, providers=providers, prices=prices,
                        now=now, part=key, resumed=attempt > 1)
     with clock_at(now):
         try:

@@ -54,7 +54,8 @@ def account_parts(settings: Settings, clients: Any) -> tuple[list[tuple[str, str
     return out, errors
 
 
-def plan_tick(settings: Settings, policies: list[LoadedPolicy], run_id: str, clients: Any) -> tuple[list[PartKey], list[str]]:
+def plan_tick(settings: Settings, policies: list[LoadedPolicy], run_id: str,
+              clients: Any) -> tuple[list[PartKey], list[str]]:
     """The tick's parts, and the lines of what could not be planned."""
     parts: list[PartKey] = []
     accounts: list[tuple[str, str | None]] | None = None

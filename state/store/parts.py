@@ -1,4 +1,4 @@
-"""The parts of a fanned-out run (agent/fanout): planned by the scheduler, swept by worker jobs.
+"""The parts of a fanned-out run (agent/server/fanout.py): planned by the scheduler, swept by worker jobs.
 
 Why a table and not only the task queue's own jobs: the part row is the job's identity in the
 tick. A job retried after its worker died, or enqueued twice, finds its part `done` and sweeps

@@ -113,7 +113,7 @@ class RunRecords(Database):
     def add_findings(self, run_id: str, findings: Iterable[Finding], *, resumed: bool = False) -> list[str]:
         """Store the findings; a second finding with an id already stored (or already in this batch) is
         not stored and comes back as an error line: one detector bug must not lose the whole sweep.
-        `resumed`: a retried fan-out job (agent/fanout) finds what its dead attempt stored; those ids
+        `resumed`: a retried fan-out job (agent/server/fanout.py) finds what its dead attempt stored; those ids
         (the run's own, deterministic) are kept as they are, not errors."""
         errors: list[str] = []
         batch = list(findings)
