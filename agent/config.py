@@ -160,6 +160,22 @@ class OtlpSettings(Section):
         "Hourly spool files older than this are deleted as the receiver rotates."))
 
 
+class FanoutSettings(Section):
+    """The distributed mode (`costwarden run --role scheduler|worker|all` on a PostgreSQL database_url):
+    every tick, one job per (policy, account, region) on procrastinate's queue; see
+    docs/deploy/thousands-of-accounts.md."""
+
+    worker_concurrency: int = Field(8, ge=1, le=256, description=(
+        "Jobs one worker process runs at once (threads: a job mostly waits on cloud APIs)."))
+    max_attempts: int = Field(3, ge=1, le=20, description=(
+        "Tries of a job whose worker died or whose code raised; a part already swept is never swept again."))
+    heartbeat_seconds: float = Field(10.0, gt=0, le=600, description=(
+        "How often a worker marks itself alive in the queue's table."))
+    stalled_after_seconds: float = Field(30.0, gt=0, le=3600, description=(
+        "A worker silent this long is presumed dead: the scheduler hands its running jobs to other workers. "
+        "More than heartbeat_seconds, with room for a busy database."))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -202,6 +218,7 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
     litellm_proxy: LiteLLMProxySettings = Field(default_factory=LiteLLMProxySettings, description=(
         "The LiteLLM proxy whose teams and keys cap-spend actions limit (management API)."))
+    fanout: FanoutSettings = Field(default_factory=FanoutSettings)
 
     @field_validator("log_level")
     @classmethod

@@ -178,3 +178,27 @@ class RealizedSavingsRow(Base):
     realized_monthly_usd: Mapped[Decimal | None] = mapped_column(MONEY)  # the saving's monthly run-rate
     billing_monthly_usd: Mapped[Decimal | None] = mapped_column(MONEY)  # the same, from FOCUS rows, when any
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class RunPartRow(Base):
+    """One (policy, account, region) part of a fanned-out run (agent/server/fanout.py): planned by the
+    scheduler, swept by one worker job. Its key is the job's identity in the tick, so a retried or
+    re-enqueued job finds its part `done` and sweeps nothing twice; the last part to finish closes
+    the run with the parts' totals."""
+
+    __tablename__ = "run_parts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account: Mapped[str] = mapped_column(String(40), primary_key=True)  # "*": a policy swept whole (not per account)
+    region: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role_arn: Mapped[str | None] = mapped_column(String(300), nullable=True)  # None: the base credentials
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|partial|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    monthly_waste_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    projected_monthly_savings_usd: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    api_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)

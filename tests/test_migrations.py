@@ -103,6 +103,7 @@ def previous_release(url: str, *, tags: bool, drop: tuple[str, ...] = ()) -> Non
         Base.metadata.create_all(engine)
         with engine.begin() as c:
             c.exec_driver_sql("ALTER TABLE runs DROP COLUMN api_calls")  # 0003 came after migrations did
+            c.exec_driver_sql("DROP TABLE run_parts")  # and so did 0004
             if not tags:
                 c.exec_driver_sql("ALTER TABLE findings DROP COLUMN tags")
             for t in drop:
@@ -432,4 +433,5 @@ def test_cli_db_current_upgrade_history(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().out.strip().endswith(f"already at {HEAD} (head)")
     assert main(["db", "history"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["<base> -> 0001", "0001 -> 0002", f"0002 -> {HEAD} (head)"]
+    assert [ln.split(":")[0] for ln in lines] == ["<base> -> 0001", "0001 -> 0002", "0002 -> 0003",
+                                                  f"0003 -> {HEAD} (head)"]

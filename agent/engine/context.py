@@ -118,3 +118,7 @@ class SweepContext:
     now: datetime
     progress: Callable[[str], None] = lambda _msg: None
     inventory: Inventory = field(default_factory=Inventory)  # this sweep's shared reads (tools/inventory.py)
+    # A fan-out job (agent/server/fanout.py) sweeps one part of a run: `record` closes the part, not the run,
+    # and a retried job (`resumed`) keeps what its dead attempt stored instead of storing it twice.
+    part: Any = None  # state.store.parts.PartKey
+    resumed: bool = False

@@ -94,13 +94,13 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
     try:
         inputs = {"run_id": run_id, "dry_run": dry_run, "errors": [], "warnings": []}
         if inline:
-            from costwarden.agent.engine.inline import walk
+            from costwarden.agent.engine.inline import walk as walk_inline
 
-            final, path = walk(inputs, ctx)
+            final, path = walk_inline(inputs, ctx)
         else:
             from costwarden.agent.engine.graph import build_graph
 
-            final, path = _walk(build_graph(), inputs, ctx)
+            final, path = walk(build_graph(), inputs, ctx)
         log.debug("sweep path", extra={"run_id": run_id, "nodes": path})
         waiting = [a["id"] for a in final.get("actions", []) if a["status"] == ActionStatus.AWAITING_APPROVAL]
         if waiting:
@@ -108,12 +108,12 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
 
             open_threads(settings, store, waiting)  # each pauses in interrupt() until a human decides
         llm_calls, llm_cost = store.llm_usage(run_id)
-        calls, refused, retries = _call_counts(providers)
+        calls, refused, retries = call_counts(providers)
         store.set_run_api_calls(run_id, by_operation(calls))  # every call is made by now
     except BaseException as exc:
         store.finish_run(run_id, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],
                          monthly_waste=Decimal(0), projected_savings=Decimal(0))
-        store.set_run_api_calls(run_id, by_operation(_call_counts(providers)[0]))
+        store.set_run_api_calls(run_id, by_operation(call_counts(providers)[0]))
         raise
     finally:
         if own_store:
@@ -130,7 +130,7 @@ def _run(settings: Settings, policies: list[LoadedPolicy], store: Store, own_sto
     )
 
 
-def _call_counts(providers: Providers) -> tuple[Counter[str], Counter[str], Counter[str]]:
+def call_counts(providers: Providers) -> tuple[Counter[str], Counter[str], Counter[str]]:
     """The sweep's calls sent, calls refused and SDK retries, summed over its providers' call logs."""
     calls: Counter[str] = Counter()
     refused: Counter[str] = Counter()
@@ -142,7 +142,7 @@ def _call_counts(providers: Providers) -> tuple[Counter[str], Counter[str], Coun
     return calls, refused, retries
 
 
-def _walk(graph: Any, inputs: dict[str, Any], ctx: SweepContext) -> tuple[dict[str, Any], list[str]]:
+def walk(graph: Any, inputs: dict[str, Any], ctx: SweepContext) -> tuple[dict[str, Any], list[str]]:
     """Run the graph; return its final state and the nodes it ran, in order."""
     final: dict[str, Any] = dict(inputs)
     path: list[str] = []

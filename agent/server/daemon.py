@@ -96,8 +96,10 @@ def policy_files(paths: list[Path]) -> list[Path]:
 
 class Daemon:
     def __init__(self, settings: Settings, *, host: str, port: int, poll_seconds: float = 2.0,
-                 http_limits: Limits | None = None) -> None:
+                 http_limits: Limits | None = None, role: str = "single") -> None:
         self.settings = settings
+        self.role = role  # single | scheduler | all (agent/server/fanout.py: a tick becomes worker jobs)
+        self.fanout: Any = None
         self.counters = ProcessCounters()
         # the port first: "in use" must stop the start before the store migrates anything
         self.http = HttpServer(host, port, {}, limits=http_limits, counters=self.counters)
@@ -125,6 +127,7 @@ class Daemon:
         self._inflight_lock = threading.Lock()
         self._next_expiry_check = 0.0
         self._next_housekeeping = 0.0
+        self._next_stalled_check = 0.0
         self.http.routes.update({
             ("POST", "/slack/interactions"): self._slack_route(),
             ("GET", "/healthz"): lambda _h, _b: Response(200, {"status": "ok"}),
@@ -183,6 +186,12 @@ class Daemon:
         with self._inflight_lock:
             self._inflight += 1
         started = time.monotonic()
+        if self.fanout is not None:  # the distributed mode: the tick becomes worker jobs
+            try:
+                return self.fanout.enqueue(lp)
+            finally:
+                with self._inflight_lock:
+                    self._inflight -= 1
         try:
             from costwarden.agent.engine.sweep import run_sweep  # LangGraph costs ~1 s to import: not on the path to ready
 
@@ -296,6 +305,10 @@ class Daemon:
         global _CURRENT
         _CURRENT = self
         self.http.start()
+        if self.role != "single":
+            from costwarden.agent.server.fanout import FanoutScheduler
+
+            self.fanout = FanoutScheduler(self.settings, self.store, list(self.policies.values()), role=self.role)
         self._start_socket_mode()
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
@@ -314,6 +327,9 @@ class Daemon:
                 if self.state["leader"] and time.monotonic() >= self._next_expiry_check:
                     self._next_expiry_check = time.monotonic() + 60
                     self._expire_approvals()
+                if self.state["leader"] and self.fanout is not None and time.monotonic() >= self._next_stalled_check:
+                    self._next_stalled_check = time.monotonic() + self.settings.fanout.heartbeat_seconds
+                    self.fanout.retry_stalled()
                 if self.state["leader"] and time.monotonic() >= self._next_housekeeping:
                     self._next_housekeeping = time.monotonic() + 3600
                     self._housekeeping()

@@ -8,5 +8,5 @@ the previous head, append its id here, and let the model-vs-migration test tell 
 
 from __future__ import annotations
 
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD: str = REVISIONS[-1]

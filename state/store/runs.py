@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from costwarden.state.clock import utcnow
 from costwarden.state.domain import Finding
 from costwarden.state.lifecycle import ActionStatus, Transition
-from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run
+from costwarden.state.models import ActionRow, ApprovalRow, DecisionRow, FindingRow, LlmCallRow, Run, RunPartRow
 from costwarden.state.store.actions import move
 from costwarden.state.store.db import Database, StoreError
 
@@ -56,9 +56,12 @@ class RunRecords(Database):
             return list(s.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit)))
 
     def interrupt_stale_runs(self) -> int:
-        """Runs still `running` at start-up were cut off by a crash or a kill: say so."""
+        """Runs still `running` at start-up were cut off by a crash or a kill: say so. Not a fanned-out
+        run (one with parts, agent/server/fanout.py): its workers carry on without this process, the
+        queue retries a part whose worker died, and its last part closes it."""
         with self.session() as s:
-            stale = list(s.scalars(select(Run).where(Run.status == "running")))
+            stale = list(s.scalars(select(Run).where(
+                Run.status == "running", ~exists().where(RunPartRow.run_id == Run.id))))
             for run in stale:
                 run.status = "interrupted"
                 run.finished_at = utcnow()
@@ -107,14 +110,20 @@ class RunRecords(Database):
                 "llm": [(m, int(i or 0), int(o or 0), Decimal(str(c or 0))) for m, i, o, c in llm]}
 
     # --- findings ---------------------------------------------------------------------------
-    def add_findings(self, run_id: str, findings: Iterable[Finding]) -> list[str]:
+    def add_findings(self, run_id: str, findings: Iterable[Finding], *, resumed: bool = False) -> list[str]:
         """Store the findings; a second finding with an id already stored (or already in this batch) is
-        not stored and comes back as an error line: one detector bug must not lose the whole sweep."""
+        not stored and comes back as an error line: one detector bug must not lose the whole sweep.
+        `resumed`: a retried fan-out job (agent/server/fanout.py) finds what its dead attempt stored; those ids
+        (the run's own, deterministic) are kept as they are, not errors."""
         errors: list[str] = []
         batch = list(findings)
         with self.session() as s:
             seen = set(s.scalars(select(FindingRow.id).where(FindingRow.id.in_([f.id for f in batch]))))
+            stored = set(seen) if resumed else set()
             for f in batch:
+                if f.id in stored:
+                    stored.discard(f.id)  # kept from the dead attempt; a second copy in this batch is still an error
+                    continue
                 if f.id in seen:
                     errors.append(f"finding {f.id} ({f.detector} on {f.resource_id}): duplicate id, not stored")
                     continue

@@ -73,7 +73,8 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             warnings.extend(dctx.warnings)
             insufficient.extend(dctx.insufficient)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
-    errors.extend(ctx.store.add_findings(run_id, findings))  # a duplicate id is an error line, not a crash
+    # a duplicate id is an error line, not a crash
+    errors.extend(ctx.store.add_findings(run_id, findings, resumed=ctx.resumed))
     insufficient.sort(key=lambda x: (x["policy"], x["resource_id"], x["detector"]))
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
             "insufficient": insufficient, "errors": errors, "warnings": warnings}

@@ -27,6 +27,11 @@ def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     for d in state.get("actions", []):
         a = PlannedAction.from_dict(d)
         lp = ctx.policies[a.policy]
+        stored = ctx.store.get_action(a.id) if ctx.resumed else None
+        if stored is not None:  # a dead attempt of this fan-out job planned it: its record (and claim) stands
+            a.decision, a.reason, a.status = stored.decision, stored.reason, ActionStatus(stored.status)
+            out.append(a)
+            continue
         gctx = per_policy.setdefault(a.policy, GuardContext(now=ctx.now, flagged=len(
             {f.resource_id for f in findings.values() if f.policy == a.policy})))
         since = ctx.now - timedelta(hours=lp.policy.limits.cooldown_hours)

@@ -24,6 +24,12 @@ def record(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
     waste, savings = totals(state)
     errors = state.get("errors", [])
     status = "done" if not errors else "partial"
-    runtime.context.store.finish_run(state["run_id"], status=status, errors=errors,
-                                     monthly_waste=waste, projected_savings=savings)
+    ctx = runtime.context
+    if ctx.part is not None:  # a fan-out job: the part is closed here, the run by its last part
+        from costwarden.agent.engine.part import part_calls
+
+        ctx.store.finish_part(ctx.part, status=status, errors=errors, monthly_waste=waste, projected_savings=savings,
+                              api_calls=part_calls(ctx.providers))
+        return {"status": status}
+    ctx.store.finish_run(state["run_id"], status=status, errors=errors, monthly_waste=waste, projected_savings=savings)
     return {"status": status}
