@@ -17,6 +17,7 @@ from costwarden.policies.errors import PolicyError
 from costwarden.policies.yamlsrc import load_located_yaml
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings, RetrySettings
+from costwarden.tools.gateway.settings import GatewaySettings
 from costwarden.tools.gcp.settings import GcpSettings
 from costwarden.tools.prometheus import PrometheusSettings
 
@@ -199,6 +200,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @field_validator("log_level")
     @classmethod

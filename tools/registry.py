@@ -33,12 +33,17 @@ class ToolSpec:
     # state and does only what is left), instead of being left to the next sweep: a resize that
     # stopped an instance must start it again, and no finding would bring it back.
     resume: bool = False
+    # At plan time (dry-run too; reads only): complete the action's args with what the tool will do
+    # (route-model: the repository, branch and diff a person approves), and give a reason to only
+    # report it ('' when it may go on to the guard). (clients, args) -> (args, report_reason).
+    prepare: Callable[[Any, dict[str, Any]], tuple[dict[str, Any], str]] | None = None
 
 
 tools: Registry[ToolSpec] = Registry("tool", modules=(
     "costwarden.tools.aws.ebs", "costwarden.tools.aws.ec2", "costwarden.tools.aws.eip",
     "costwarden.tools.aws.sagemaker",
     "costwarden.tools.gcp.compute",  # imports the Google SDK only when a tool runs
+    "costwarden.tools.gateway.route",  # LiteLLM router config changes, pushed with git
 ))
 
 

@@ -48,6 +48,9 @@ class Action:
     name: ClassVar[str]
     resource_types: ClassVar[tuple[str, ...]] = ()
     destructive: ClassVar[bool] = False  # delete/terminate: may need two approvers later
+    # Non-empty: the action proposes something only for findings of these detectors; a policy's
+    # other filters (a report-only anomaly beside them) get no proposal from it, and no error.
+    for_detectors: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[ActionParams]] = ActionParams
 
     def __init__(self, params: ActionParams) -> None:
