@@ -61,8 +61,8 @@ def load_config(text: str, path: str) -> Any:
         problem = getattr(exc, "problem", None) or exc.__class__.__name__
         raise GatewayConfigError(f"gateway config {path}: not valid YAML{where}: {problem}") from None
     if not isinstance(doc, dict):
-        raise GatewayConfigError(f"gateway config {path}: expected a mapping with `model_list`, found "
-                                 f"{type(doc).__name__ if doc is not None else 'an empty file'}")
+        found = "an empty file" if doc is None else "a list" if isinstance(doc, list) else "a single value"
+        raise GatewayConfigError(f"gateway config {path}: expected a mapping with `model_list`, found {found}")
     if not isinstance(doc.get("model_list"), list):
         raise GatewayConfigError(f"gateway config {path}: no `model_list` list (not a LiteLLM router config)")
     for i, entry in enumerate(doc["model_list"]):
