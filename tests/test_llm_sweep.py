@@ -185,4 +185,6 @@ def test_oversized_model_findings_get_judged_complexity_from_redacted_prompt_sam
     complex_ = sum("analyse" in r["text"] for r in sent[0]["requests"])
     assert helpdesk.rationale.endswith(f"(redacted, by openai/gpt-4o-mini): {12 - complex_} simple, {complex_} complex.")
     assert "@" not in json.dumps(sent) and "5001" not in json.dumps(sent)
-    assert result.actions == []  # report-mode policies: words added, nothing decided
+    # words added, nothing decided: the one proposal (route-model) is reported, no gateway being configured
+    assert [(a.action, a.decision) for a in result.actions] == [("route-model", "report")]
+    assert "gateway.repo is not set" in result.actions[0].reason
