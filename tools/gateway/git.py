@@ -48,26 +48,33 @@ class GitTransport:
         self.git = shutil.which("git")
 
     def run(self, args: list[str], *, cwd: Path | None = None, what: str) -> str:
+        """One git command's output as text; see run_bytes."""
+        return self.run_bytes(args, cwd=cwd, what=what).decode("utf-8", errors="replace")
+
+    def run_bytes(self, args: list[str], *, cwd: Path | None = None, what: str, stdin: bytes | None = None) -> bytes:
         """One git command; DryRunViolation (before any process starts) for a push in dry-run."""
         command = args[0]
+        if command.startswith("-"):  # the subcommand comes first, so the dry-run rule cannot be stepped around
+            raise ValueError(f"git {command}: global options are not accepted here")
         if self.dry_run and command in MUTATING:
             self.log.add(f"git.{command}", refused=True)
             raise DryRunViolation("git", command)
         if self.git is None:
             raise GitError("git is not installed (gateway changes are committed and pushed with the git command)")
         name, email = self.author
-        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": name,
+        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_AUTHOR_NAME": name,
                "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
         self.log.add(f"git.{command}")
         try:
-            proc = subprocess.run([self.git, *args], cwd=cwd, capture_output=True, env=env, timeout=300, check=False)
+            proc = subprocess.run([self.git, *args], cwd=cwd, capture_output=True, env=env, timeout=300, check=False,
+                                  input=stdin)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GitError(f"{what}: {exc}") from None
         if proc.returncode != 0:
             detail = [ln for ln in proc.stderr.decode("utf-8", errors="replace").strip().splitlines()
                       if ln.strip() and not ln.startswith("hint:")]
             raise GitError(what + (f" ({detail[-1].strip()})" if detail else ""))
-        return proc.stdout.decode("utf-8", errors="replace")
+        return proc.stdout
 
     def remote_branch(self, repo: str, branch: str) -> str | None:
         """The commit `branch` points at on the remote, or None when it has no such branch."""
@@ -78,6 +85,27 @@ class GitTransport:
             if ref == f"refs/heads/{branch}":
                 return sha
         return None
+
+    def read_at(self, repo: str, branch: str, path: str) -> tuple[str, str | None] | None:
+        """(commit of `branch`, the file there or None) read straight from a repository on this machine,
+        without a clone: one read-only `git cat-file --batch`. None when `repo` is not a local path."""
+        if _clone_url(repo) == repo:
+            return None
+        out = self.run_bytes(["cat-file", "--batch"], cwd=Path(repo).resolve(), what=f"cannot read {repo}",
+                             stdin=f"refs/heads/{branch}\nrefs/heads/{branch}:{path}\n".encode())
+        header, _, rest = out.partition(b"\n")
+        commit = header.split()
+        if len(commit) != 3 or commit[1] != b"commit":
+            raise GitError(f"cannot read branch {branch!r} of {repo} (no such branch)")
+        rest = rest[int(commit[2]) + 1:]  # the commit object, then a newline
+        header, _, rest = rest.partition(b"\n")
+        blob = header.split()
+        if len(blob) != 3 or blob[1] != b"blob":
+            return commit[0].decode(), None
+        try:
+            return commit[0].decode(), rest[:int(blob[2])].decode("utf-8")
+        except UnicodeDecodeError:
+            raise GitError(f"{path} on branch {branch!r} of {repo}: not UTF-8 text") from None
 
     @contextmanager
     def scratch_clone(self, repo: str, branch: str) -> Iterator[Path]:

@@ -65,11 +65,14 @@ def _change(clients: GatewayClients, repo: str, config_path: str, base: str, fea
             routes: list[Route]) -> tuple[str, str, Any]:
     """(base commit, diff, Rerouted) of the change on the base branch as it is now."""
     git = clients.git
-    with git.scratch_clone(repo, base) as clone:
-        text = git.read(clone, config_path)
-        if text is None:
-            raise GatewayConfigError(f"gateway config {config_path}: no such file on branch {base!r} of {repo}")
-        commit = git.head(clone)
+    local = git.read_at(repo, base, config_path)  # a repository on this machine: read in place, no clone
+    if local is not None:
+        commit, text = local
+    else:
+        with git.scratch_clone(repo, base) as clone:
+            text, commit = git.read(clone, config_path), git.head(clone)
+    if text is None:
+        raise GatewayConfigError(f"gateway config {config_path}: no such file on branch {base!r} of {repo}")
     result = reroute(text, config_path, feature, routes)
     return commit, unified_diff(text, result.text, config_path), result
 
