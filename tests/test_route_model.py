@@ -132,6 +132,14 @@ def test_the_proposal_carries_the_diff_and_approval_pushes_one_branch_and_opens_
     blocks = json.dumps(post["blocks"])
     assert "+      model: openai/gpt-4o-mini" in blocks and "Projected saving" in blocks
     assert refs(remote) == before and pushes(remote) == [] and github.requests == []
+    # and `costwarden approvals list` shows the same diff to whoever decides from a terminal
+    from typer.testing import CliRunner
+
+    from costwarden.agent.cli.main import app
+
+    listed = CliRunner().invoke(app, ["approvals", "list", "--state-dir", str(settings.state_dir), "-f", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert [i["diff"] for i in json.loads(listed.stdout) if i["action_id"] == a.id] == [a.args["diff"]]
 
     store = Store(settings.db_url)
     try:
