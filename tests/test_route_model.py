@@ -287,3 +287,37 @@ def test_no_process_is_left_behind_and_no_scratch_clone_remains(tmp_path, remote
     run_sweep(settings, policies, dry_run=True)
     assert {p.name for p in root.glob("costwarden-gateway-*")} == before
     assert os.environ.get(TOKEN_ENV) == GH_TOKEN  # read from the environment, never written anywhere
+
+
+class Crash(BaseException):
+    """The process dying mid-action (not an Exception: nothing catches it)."""
+
+
+def test_a_crash_between_push_and_pull_request_is_finished_at_start_up_without_a_second_push(
+        tmp_path, remote, github, monkeypatch, no_costwarden_env):
+    from costwarden.agent.engine.reconcile import reconcile_pending
+    from costwarden.tools.gateway.github import GitHubClient
+
+    settings, policies = world(tmp_path, remote, github, None, dry_run=False)
+    a = helpdesk(run_sweep(settings, policies, dry_run=False))
+    store = Store(settings.db_url)
+    try:
+        store.set_action_status(a.id, "approved")
+        a.status = "approved"
+
+        def die(*_args, **_kwargs):
+            raise Crash()
+
+        with monkeypatch.context() as m:
+            m.setattr(GitHubClient, "create_pull", die)
+            with pytest.raises(Crash):
+                execute_action(store, Providers(settings, dry_run=False), a, run_id="r", policy_hash="h")
+        assert store.get_action(a.id).status == "pending" and len(pushes(remote)) == 1 and github.pulls == []
+
+        counts = reconcile_pending(store, Providers(settings, dry_run=False), policies={p.name: p for p in policies})
+        assert counts["resumed"] == 1
+        row = store.get_action(a.id)
+        assert row.status == "done" and row.after_state["pull_request_url"] == github.pulls[0]["html_url"]
+        assert len(pushes(remote)) == 1 and len(github.pulls) == 1  # the branch was found, not pushed again
+    finally:
+        store.close()
