@@ -321,3 +321,27 @@ def test_a_crash_between_push_and_pull_request_is_finished_at_start_up_without_a
         assert len(pushes(remote)) == 1 and len(github.pulls) == 1  # the branch was found, not pushed again
     finally:
         store.close()
+
+
+def test_once_merged_and_its_branch_deleted_the_change_still_reads_as_applied(tmp_path, remote, github,
+                                                                              no_costwarden_env):
+    from costwarden.tools.gateway.route import is_done, observe
+
+    settings, policies = world(tmp_path, remote, github, None, dry_run=False, pr=False)
+    a = helpdesk(run_sweep(settings, policies, dry_run=False))
+    store = Store(settings.db_url)
+    try:
+        decide(settings, store, a.id, actor="cli:ops", decision="approve")
+        row = store.get_action(a.id)
+    finally:
+        store.close()
+    clients = GatewayClients(settings.gateway, dry_run=True)  # observing is reading: dry-run clients suffice
+    assert is_done(observe(clients, **row.args)) and observe(clients, **row.args)["state"] == "pushed"
+    branch = f"refs/heads/{row.args['branch']}"
+    git("--git-dir", str(remote), "update-ref", "refs/heads/main", row.after_state["commit"])  # merged
+    git("--git-dir", str(remote), "update-ref", "-d", branch)  # and the branch deleted
+    state = observe(clients, **row.args)
+    assert state["state"] == "on-base" and is_done(state)
+    git("--git-dir", str(remote), "update-ref", "refs/heads/main", row.args["base_commit"])  # reverted
+    state = observe(clients, **row.args)
+    assert state["state"] == "absent" and not is_done(state)

@@ -61,9 +61,8 @@ def _routes(args: dict[str, Any]) -> list[Route]:
     return [Route(r["from_model"], r["to_model"]) for r in args["routes"]]
 
 
-def _change(clients: GatewayClients, repo: str, config_path: str, base: str, feature: str,
-            routes: list[Route]) -> tuple[str, str, Any]:
-    """(base commit, diff, Rerouted) of the change on the base branch as it is now."""
+def _base(clients: GatewayClients, repo: str, config_path: str, base: str) -> tuple[str, str]:
+    """(commit, config text) of the base branch as it is now."""
     git = clients.git
     local = git.read_at(repo, base, config_path)  # a repository on this machine: read in place, no clone
     if local is not None:
@@ -73,6 +72,13 @@ def _change(clients: GatewayClients, repo: str, config_path: str, base: str, fea
             text, commit = git.read(clone, config_path), git.head(clone)
     if text is None:
         raise GatewayConfigError(f"gateway config {config_path}: no such file on branch {base!r} of {repo}")
+    return commit, text
+
+
+def _change(clients: GatewayClients, repo: str, config_path: str, base: str, feature: str,
+            routes: list[Route]) -> tuple[str, str, Any]:
+    """(base commit, diff, Rerouted) of the change on the base branch as it is now."""
+    commit, text = _base(clients, repo, config_path, base)
     result = reroute(text, config_path, feature, routes)
     return commit, unified_diff(text, result.text, config_path), result
 
@@ -119,6 +125,8 @@ def observe(clients: GatewayClients, **args: Any) -> dict[str, Any]:
         return {**state, "state": "unplanned"}
     commit = clients.git.remote_branch(args["repo"], args["branch"])
     state.update(branch=args["branch"], commit=commit, state="pushed" if commit else "absent")
+    if commit is None and _on_base(clients, args):  # merged, and the branch deleted (GitHub's default)
+        return {**state, "state": "on-base"}
     if commit and args.get("pull_request"):
         gh = clients.github()
         try:
@@ -129,7 +137,19 @@ def observe(clients: GatewayClients, **args: Any) -> dict[str, Any]:
     return state
 
 
+def _on_base(clients: GatewayClients, args: dict[str, Any]) -> bool:
+    """Whether the base branch's config already sends the feature to the small model(s)."""
+    try:
+        _commit, text = _base(clients, args["repo"], args["config_path"], args["base_branch"])
+        return reroute(text, args["config_path"], args["feature"], _routes(args)).already
+    except ToolError:
+        return False  # unreadable now: not known to be applied
+
+
 def is_done(state: dict[str, Any]) -> bool:
+    """Pushed (with its pull request, when one is wanted), or already on the base branch."""
+    if state.get("state") == "on-base":
+        return True
     return state.get("state") == "pushed" and ("pull_request_url" not in state or bool(state["pull_request_url"]))
 
 
