@@ -190,6 +190,10 @@ def test_dry_run_pushes_nothing_and_posts_nothing_even_when_the_tool_is_called(
     a = helpdesk(result)
     assert a.status == "dry_run" and a.args["diff"]  # the audit still shows the change
     assert result.refused_calls == {}
+    from costwarden.agent.reports.output import render_markdown
+
+    md = render_markdown(result)
+    assert "## Proposed changes" in md and f"```diff\n{a.args['diff'].strip()}\n```" in md
     # below the agent: the transport refuses the push before any git process starts ...
     clients = GatewayClients(settings.gateway, dry_run=True)
     with pytest.raises(DryRunViolation, match="git.push"):
