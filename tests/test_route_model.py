@@ -38,7 +38,7 @@ POLICY = """
 policies:
   - name: right-size-models
     resource: llm.feature
-    mode: approve
+    mode: {mode}
     filters:
       - type: spend-anomaly
       - type: oversized-model
@@ -48,6 +48,7 @@ policies:
         pull_request: {pr}
     limits:
       protected_tags: {protected}
+      max_monthly_usd_per_auto_action: {cap}
     approval:
       approvers: [U0ALICE]
 """
@@ -96,12 +97,12 @@ def slack():
 
 
 def world(tmp_path: Path, remote: Path, github: FakeGitHub, slack: FakeSlack | None, *, dry_run: bool,
-          pr: bool = True, protected: str = "{}") -> tuple[Settings, list]:
+          pr: bool = True, protected: str = "{}", mode: str = "approve", cap: float = 100) -> tuple[Settings, list]:
     usage = tmp_path / "usage"
     usage.mkdir(exist_ok=True)
     billing = BillingSettings.model_validate(write_demo_billing(usage))
     policy = tmp_path / "p.yml"
-    policy.write_text(POLICY.format(pr=str(pr).lower(), protected=protected))
+    policy.write_text(POLICY.format(pr=str(pr).lower(), protected=protected, mode=mode, cap=cap))
     settings = Settings(
         state_dir=tmp_path / "state", dry_run=dry_run, billing=billing,
         gateway=GatewaySettings(repo=str(remote), config_path=CONFIG_PATH, github_repo=GH_REPO,
@@ -349,3 +350,12 @@ def test_once_merged_and_its_branch_deleted_the_change_still_reads_as_applied(tm
     git("--git-dir", str(remote), "update-ref", "refs/heads/main", row.args["base_commit"])  # reverted
     state = observe(clients, **row.args)
     assert state["state"] == "absent" and not is_done(state)
+
+
+@pytest.mark.parametrize("cap, decision, pushed", [(50, "needs_approval", 0), (100000, "auto", 1)])
+def test_auto_mode_acts_within_the_monthly_cap_and_asks_above_it(tmp_path, remote, github, no_costwarden_env,
+                                                                 cap, decision, pushed):
+    settings, policies = world(tmp_path, remote, github, None, dry_run=False, pr=False, mode="auto", cap=cap)
+    a = helpdesk(run_sweep(settings, policies, dry_run=False))
+    assert a.decision == decision and (decision == "auto") == (a.status == "done")
+    assert len(pushes(remote)) == pushed and github.requests == []
