@@ -50,7 +50,8 @@ def test_sweep_finds_each_seed_scenario(tmp_path, demo_billing, no_costwarden_en
     assert [k for k in by if k[0] == "negative-margin"] == [("negative-margin", "agent-chat")]
     assert ("budget", "web-team") not in by
     assert any("acme-internal-llm" in w and "unpriced" in w for w in result.warnings)
-    assert all(a.tool for a in result.actions) and result.actions == []  # report mode: no actions
+    # the one proposal, route-model for the helpdesk trap, is only reported: no gateway repository is configured
+    assert [(a.action, a.args["feature"], a.decision) for a in result.actions] == [("route-model", "helpdesk", "report")]
 
 
 def test_bad_usage_line_is_a_one_line_error_and_the_sweep_goes_on(tmp_path, demo_billing, no_costwarden_env):
