@@ -17,6 +17,7 @@ from costwarden.policies.errors import PolicyError
 from costwarden.policies.yamlsrc import load_located_yaml
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.aws.settings import CostExplorerSettings, OrganizationSettings, RetrySettings
+from costwarden.tools.gateway.settings import GatewaySettings
 from costwarden.tools.gcp.settings import GcpSettings
 from costwarden.tools.litellm_proxy.settings import LiteLLMProxySettings
 from costwarden.tools.prometheus import PrometheusSettings
@@ -219,6 +220,7 @@ class Settings(BaseSettings):
     litellm_proxy: LiteLLMProxySettings = Field(default_factory=LiteLLMProxySettings, description=(
         "The LiteLLM proxy whose teams and keys cap-spend actions limit (management API)."))
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @field_validator("log_level")
     @classmethod

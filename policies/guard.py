@@ -57,6 +57,8 @@ def decide(policy: Policy, action: PlannedAction, tags: dict[str, str], ctx: Gua
                       f"{limits.cooldown_hours:g}h")
     if policy.mode == "report":
         return REPORT, "policy mode is report"
+    if action.report_reason:
+        return REPORT, action.report_reason
     if ctx.counted >= limits.max_actions_per_run:
         return REPORT, f"limit reached: max_actions_per_run={limits.max_actions_per_run}"
     env = tags.get(limits.environment_tag, "")

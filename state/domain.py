@@ -140,6 +140,7 @@ class PlannedAction:
     status: str = ActionStatus.PLANNED
     destructive: bool = False
     approval_reason: str = ""  # set by the action: the guard asks a person even in auto mode (policies/guard.py)
+    report_reason: str = ""  # set at plan time: the action cannot be carried out as things are; only reported
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

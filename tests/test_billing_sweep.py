@@ -50,10 +50,14 @@ def test_sweep_finds_each_seed_scenario(tmp_path, demo_billing, no_costwarden_en
     assert [k for k in by if k[0] == "negative-margin"] == [("negative-margin", "agent-chat")]
     assert ("budget", "web-team") not in by
     assert any("acme-internal-llm" in w and "unpriced" in w for w in result.warnings)
-    # report mode everywhere but llm-margins, whose one proposal caps the starter tier's LiteLLM team
-    [cap] = result.actions
+    # two proposals: llm-margins caps the starter tier's LiteLLM team (for approval); route-model for the
+    # helpdesk trap is only reported, no gateway repository being configured
+    by_action = {a.action: a for a in result.actions}
+    assert sorted(by_action) == ["cap-spend", "route-model"]
+    cap, route = by_action["cap-spend"], by_action["route-model"]
     assert (cap.policy, cap.tool, cap.args["target"]) == ("llm-margins", "llm.feature.set_limits", "starter")
     assert cap.decision == "needs_approval" and cap.projected_monthly_savings_usd == margin.monthly_waste_usd
+    assert (route.args["feature"], route.decision) == ("helpdesk", "report")
 
 
 def test_bad_usage_line_is_a_one_line_error_and_the_sweep_goes_on(tmp_path, demo_billing, no_costwarden_env):

@@ -65,3 +65,16 @@ def test_the_demo_proposes_a_spend_cap_for_the_losing_tier(demo_json):  # noqa: 
     # the budget is the tier's cost after the quota: users x cost per user after, for 30 of 30.4 days
     assert abs(cap["args"]["limits"]["max_budget"] - line["users"] * line["cost_per_user_month_after"] * 30 / (730 / 24)) < 0.1
     assert cap["args"]["target"] == "starter" and cap["args"]["limits"]["budget_duration"] == "30d"
+
+
+def test_the_demo_proposes_routing_helpdesk_to_a_small_model_with_its_diff(demo_json):  # noqa: F811
+    """The helpdesk trap ends in a change a person can approve: the LiteLLM config diff, its saving."""
+    by_id = {f["id"]: f for f in demo_json["findings"]}
+    (route,) = [a for a in demo_json["actions"] if a["tool"] == "llm.feature.route_model"]
+    finding = by_id[route["finding_id"]]
+    assert finding["detector"] == "oversized-model" and finding["resource_id"] == "helpdesk"
+    assert route["decision"] == "needs_approval" and route["status"] == "dry_run"
+    assert route["projected_monthly_savings_usd"] == finding["monthly_waste_usd"] > 0
+    assert route["args"]["routes"][0]["from_model"] == "gpt-4o" and route["args"]["routes"][0]["to_model"] == "gpt-4o-mini"
+    assert "-      model: openai/gpt-4o\n+      model: openai/gpt-4o-mini\n" in route["args"]["diff"]
+    assert route["args"]["branch"].startswith("costwarden/route-model/helpdesk-")

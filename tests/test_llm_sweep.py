@@ -185,5 +185,8 @@ def test_oversized_model_findings_get_judged_complexity_from_redacted_prompt_sam
     complex_ = sum("analyse" in r["text"] for r in sent[0]["requests"])
     assert helpdesk.rationale.endswith(f"(redacted, by openai/gpt-4o-mini): {12 - complex_} simple, {complex_} complex.")
     assert "@" not in json.dumps(sent) and "5001" not in json.dumps(sent)
-    # report-mode policies: words added, nothing decided; llm-margins alone proposes (its cap, for approval)
-    assert {a.policy for a in result.actions} <= {"llm-margins"}
+    # words added, nothing decided: route-model is only reported (no gateway configured); llm-margins alone
+    # proposes something for approval (its cap)
+    routes = [a for a in result.actions if a.action == "route-model"]
+    assert [a.decision for a in routes] == ["report"] and "gateway.repo is not set" in routes[0].reason
+    assert {a.policy for a in result.actions if a.action != "route-model"} <= {"llm-margins"}

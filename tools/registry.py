@@ -37,6 +37,10 @@ class ToolSpec:
     describe: Callable[[dict[str, Any]], str] | None = None
     # (args, recorded before-state) -> (the undo tool's name, its args); None: no undo
     undo: Callable[[dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
+    # At plan time (dry-run too; reads only): complete the action's args with what the tool will do
+    # (route-model: the repository, branch and diff a person approves), and give a reason to only
+    # report it ('' when it may go on to the guard). (clients, args) -> (args, report_reason).
+    prepare: Callable[[Any, dict[str, Any]], tuple[dict[str, Any], str]] | None = None
 
 
 tools: Registry[ToolSpec] = Registry("tool", modules=(
@@ -44,6 +48,7 @@ tools: Registry[ToolSpec] = Registry("tool", modules=(
     "costwarden.tools.aws.sagemaker",
     "costwarden.tools.gcp.compute",  # imports the Google SDK only when a tool runs
     "costwarden.tools.litellm_proxy.caps",
+    "costwarden.tools.gateway.route",  # LiteLLM router config changes, pushed with git
 ))
 
 

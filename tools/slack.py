@@ -101,6 +101,10 @@ def approval_blocks(action: dict[str, Any], finding: dict[str, Any], *, expires:
                  *([("Proposed change", action["change"])] if action.get("change") else [])]),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Evidence: {facts}" if facts else "Evidence: -"}]},
     ]
+    diff = str((action.get("args") or {}).get("diff") or "")
+    if diff:  # a config change (route-model): the person approves exactly this diff
+        shown = diff if len(diff) <= 2800 else diff[:2800] + "\n... (diff cut; the full diff is in the action's record)"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Proposed change*\n```{shown}```"}})
     if outcome:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome[:2900]}})
         return blocks

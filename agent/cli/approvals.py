@@ -48,7 +48,8 @@ def approvals_list(config: ConfigOpt = None, state_dir: StateOpt = None,
     items = [{"action_id": a.id, "policy": a.policy, "action": a.action, "resource": a.resource_key,
               "projected_monthly_savings_usd": float(a.projected_monthly_savings_usd), "reason": a.reason,
               "requested_at": str(ap.requested_at), "expires_at": str(ap.expires_at) if ap.expires_at else None,
-              "approvals": f"{len(ap.votes or [])}/{ap.required}", "slack_message": bool(ap.message_ts)}
+              "approvals": f"{len(ap.votes or [])}/{ap.required}", "slack_message": bool(ap.message_ts),
+              **({"diff": a.args["diff"]} if (a.args or {}).get("diff") else {})}  # a config change (route-model)
              for ap, a in rows]
     if fmt is Format.json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
@@ -62,6 +63,10 @@ def approvals_list(config: ConfigOpt = None, state_dir: StateOpt = None,
         table.add_row(i["action_id"], i["policy"], i["action"], i["resource"],
                       f"${i['projected_monthly_savings_usd']:,.2f}", i["approvals"], i["expires_at"] or "never")
     Console().print(table)
+    for i in items:
+        if "diff" in i:
+            Console().print(f"Proposed change of {i['action_id']} ({i['action']}):", markup=False)
+            Console().print(i["diff"].rstrip("\n"), markup=False, highlight=False)
 
 
 def _decide(action_id: str, decision: str, config: Path | None, state_dir: Path | None) -> None:

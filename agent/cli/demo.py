@@ -42,7 +42,8 @@ def demo_settings(settings: Settings, demo: dict[str, Any]) -> Settings:
     if "billing" in demo:  # the demo's FOCUS export and token-usage log, with its tiers and budgets
         merged = {**settings.billing.model_dump(exclude_unset=True), **demo["billing"]}
         update["billing"] = type(settings.billing).model_validate(merged)
-    for section in ("gcp", "prometheus"):  # the demo's GCP project (fake Compute API) and scraped GPU cluster
+    # the demo's GCP project (fake Compute API), scraped GPU cluster, and LiteLLM config repository
+    for section in ("gcp", "prometheus", "gateway"):
         if section in demo:
             merged = {**getattr(settings, section).model_dump(exclude_unset=True), **demo[section]}
             update[section] = type(getattr(settings, section)).model_validate(merged)

@@ -186,6 +186,7 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
         from pathlib import Path
 
         from costwarden.agent.demo.billing import write_demo_billing
+        from costwarden.agent.demo.gateway import write_demo_gateway
 
         from costwarden.agent.demo.gcp import gcp_demo_estate
         from costwarden.agent.demo.moto_metrics import indexed_get_metric_data
@@ -194,8 +195,9 @@ def demo_estate(days: int = 14) -> Iterator[dict[str, Any]]:
                 gcp_demo_estate(days=days) as gcp, \
                 indexed_get_metric_data():  # the same answers as moto's GetMetricData, without its quadratic scan
             billing = write_demo_billing(Path(billing_dir), days=days)  # FOCUS export + OTel token usage
+            gateway = write_demo_gateway(Path(billing_dir) / "gateway-config")  # the LiteLLM config's git repo
             yield {"endpoint_url": endpoint, "regions": DEMO_REGIONS, "instances": ids, "waste": waste,
-                   "billing": billing,
+                   "billing": billing, **({"gateway": gateway} if gateway else {}),
                    "gcp": gcp["gcp"], "prometheus": gcp["prometheus"], "pricing": gcp["pricing"]}
     finally:
         for k, v in saved.items():

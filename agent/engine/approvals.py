@@ -142,7 +142,8 @@ def _message(store: Store, action_id: str, outcome: str | None) -> tuple[str, li
     f = {c: getattr(finding, c) for c in ("resource_id", "resource_type", "account", "region", "evidence",
                                            "monthly_waste_usd", "rationale")}
     a = {"id": action.id, "action": action.action, "policy": action.policy, "reason": action.reason,
-         "projected_monthly_savings_usd": action.projected_monthly_savings_usd, "change": _change(action)}
+         "projected_monthly_savings_usd": action.projected_monthly_savings_usd, "change": _change(action),
+         "args": action.args or {}}
     expires = as_utc(approval.expires_at).strftime("%Y-%m-%d %H:%M UTC") if approval.expires_at else "never"
     text = f"Costwarden asks to {action.action} {finding.resource_id} (${float(finding.monthly_waste_usd):,.2f}/month)"
     return text, approval_blocks(a, f, expires=expires, required=approval.required, votes=list(approval.votes or []),

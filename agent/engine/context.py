@@ -30,6 +30,7 @@ class Providers:
     dry_run: bool
     _aws: AwsClients | None = None
     _gcp: Any = None
+    _gateway: Any = None
     _aws_log: CallLog | None = None
     _warehouse_ledger: Any = None
     # the sweep's token usage: each configured source ingested once, read by every policy and budget
@@ -53,6 +54,15 @@ class Providers:
                                    utilization=util, utilization_source=g.utilization_source,
                                    monitoring=g.monitoring)
         return self._gcp
+
+    @property
+    def gateway(self) -> Any:
+        """GatewayClients: the git remote holding the LiteLLM config, and GitHub (route-model)."""
+        if self._gateway is None:
+            from costwarden.tools.gateway.route import GatewayClients
+
+            self._gateway = GatewayClients(self.settings.gateway, dry_run=self.dry_run)
+        return self._gateway
 
     @property
     def aws(self) -> AwsClients:
@@ -94,7 +104,7 @@ class Providers:
     def call_logs(self) -> list[Any]:
         """The call logs of the providers this sweep actually used."""
         logs = [self._aws_log, getattr(self._aws, "call_log", None), getattr(self._gcp, "call_log", None),
-                getattr(self._litellm, "call_log", None)]
+                getattr(self._litellm, "call_log", None), getattr(self._gateway, "log", None)]
         return [log for i, log in enumerate(logs)  # each log once: `aws` normally shares `aws_call_log`
                 if log is not None and not any(log is seen for seen in logs[:i])]
 
@@ -105,6 +115,8 @@ class Providers:
             return self.gcp
         if provider == "litellm":
             return self.litellm
+        if provider == "gateway":
+            return self.gateway
         raise KeyError(f"no clients for provider {provider!r}")
 
 

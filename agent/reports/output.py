@@ -126,6 +126,11 @@ def render_table(r: SweepResult, console: Any) -> None:
     if not r.findings:
         table.add_row("no waste found", "", "$0.00", "", "")
     console.print(table)
+    for a in r.actions:  # a config change (route-model) is shown as the diff a person would approve
+        if (a.args or {}).get("diff"):
+            console.print(f"[bold]Proposed change[/] {a.action} {a.args.get('feature', '')} ({a.id}, "
+                          f"{a.decision}): commit on branch {a.args.get('branch')} of {a.args.get('repo')}")
+            console.print(a.args["diff"].rstrip("\n"), markup=False, highlight=False)
     if r.insufficient:
         gaps = Table(title="Insufficient data: not judged, not counted as waste", show_lines=False, expand=True)
         gaps.add_column("Resource", overflow="fold", ratio=2)

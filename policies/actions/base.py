@@ -51,6 +51,9 @@ class Action:
     # no default: a class that declares none fails the registry test and `policies permissions`.
     permissions: ClassVar[tuple[str, ...]]
     destructive: ClassVar[bool] = False  # delete/terminate: may need two approvers later
+    # Non-empty: the action proposes something only for findings of these detectors; a policy's
+    # other filters (a report-only anomaly beside them) get no proposal from it, and no error.
+    for_detectors: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[ActionParams]] = ActionParams
 
     def __init__(self, params: ActionParams) -> None:
