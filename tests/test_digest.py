@@ -98,6 +98,7 @@ def test_a_database_from_before_the_tags_column_keeps_working(tmp_path: Path, sl
     with sqlite3.connect(tmp_path / "old.sqlite") as db:  # make it what the previous release created
         db.execute("ALTER TABLE findings DROP COLUMN tags")
         db.execute("ALTER TABLE runs DROP COLUMN api_calls")  # added by 0003, later still
+        db.execute("DROP TABLE run_parts")  # added by 0004
         db.execute("DROP TABLE alembic_version")  # that release had no migrations
         db.execute("INSERT INTO runs (id, started_at, status, dry_run, \"trigger\", policies, errors, monthly_waste_usd, "
                    "projected_monthly_savings_usd) VALUES ('old', ?, 'done', 1, 'test', '[]', '[]', 5, 0)",

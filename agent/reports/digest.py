@@ -111,12 +111,14 @@ def digest_blocks(digest: dict[str, Any], *, team: str | None = None, top_n: int
     ]
     if findings:
         shown = top_with_rest(findings, top_n + 1, "resource", ["monthly_waste_usd"])
-        room = (SECTION_CHARS - 20) // len(shown)  # each line is cut to its share, so the last line always shows
+        head = "*Top findings*\n"
+        # each line is cut to its share of what the heading and the line breaks leave, so the last line always shows
+        room = (SECTION_CHARS - len(head) - (len(shown) - 1)) // len(shown)
         lines = [_cut(f"{i}. *{f['resource']}* ({f['detector']}): ${f['monthly_waste_usd']:,.2f}/month. {f['summary']}"
                       if "other" not in f else
                       f"{i}. {other_label(f['other'])} findings: ${f['monthly_waste_usd']:,.2f}/month", room)
                  for i, f in enumerate(shown, 1)]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Top findings*\n" + "\n".join(lines)}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": head + "\n".join(lines)}})
     else:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No waste found this week."}})
     return text, blocks
