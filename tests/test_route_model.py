@@ -40,9 +40,10 @@ policies:
     resource: llm.feature
     mode: {mode}
     filters:
-      - type: spend-anomaly
-      - type: oversized-model
-        allowed_models: [gpt-4o-mini]
+      - or:  # each reports on its own; route-model answers only oversized-model's findings
+          - type: spend-anomaly
+          - type: oversized-model
+            allowed_models: [gpt-4o-mini]
     actions:
       - type: route-model
         pull_request: {pr}

@@ -50,6 +50,21 @@ def _sweep(state_dir: Path, policies: list[Any], caplog: pytest.LogCaptureFixtur
     return summary(r), path
 
 
+def ranked(r: SweepResult) -> list[list[str]]:
+    """The priority order as runs of tied findings (same severity and waste), each run's names sorted:
+    ties fall to resource ids, which differ between seeded estates."""
+    by_id = {f.id: f for f in r.findings}
+    runs: list[tuple[tuple[str, str], list[str]]] = []
+    for i in r.priority:
+        f = by_id[i]
+        key = (f.severity, str(f.monthly_waste_usd))
+        if runs and runs[-1][0] == key:
+            runs[-1][1].append(f.tags.get("Name", f.resource_id))
+        else:
+            runs.append((key, [f.tags.get("Name", f.resource_id)]))
+    return [sorted(names) for _key, names in runs]
+
+
 def summary(r: SweepResult) -> dict[str, Any]:
     name = {f.id: f.tags.get("Name", f.resource_id) for f in r.findings}
     return {
@@ -59,7 +74,7 @@ def summary(r: SweepResult) -> dict[str, Any]:
         "actions": sorted((a.policy, a.tool, name.get(a.finding_id), a.decision, a.status, str(a.projected_monthly_savings_usd))
                           for a in r.actions),
         "insufficient": sorted(str(sorted(i.items())) for i in r.insufficient),
-        "priority": [name.get(i) for i in r.priority],
+        "priority": ranked(r),
         "api_calls": r.api_calls, "refused": r.refused_calls,
     }
 

@@ -79,9 +79,10 @@ def explain_finding(client: LlmClient, f: Finding, template: str) -> str | None:
 
 # --- prioritise --------------------------------------------------------------------------------------
 def default_priority(findings: Sequence[Finding]) -> list[str]:
-    """Severity first, then monthly waste, then id: stable, and what a human would do first."""
+    """Severity first, then monthly waste, then resource and id: stable across runs (a finding's id
+    carries its run), and what a human would do first."""
     return [f.id for f in sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.severity, 9), -f.monthly_waste_usd,
-                                                          f.id))]
+                                                          f.resource_id, f.id))]
 
 
 PRIORITISE_SYSTEM = (
