@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,20 @@ def aws(moto_server: RecordingMotoServer, monkeypatch: pytest.MonkeyPatch) -> Re
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A test that starts the daemon in-process configures the root logger (JSON lines to stderr);
+    the next test on that worker must not inherit it (alembic's INFO lines in a CLI's stderr)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in list(logging.root.manager.loggerDict)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)
 
 
 @pytest.fixture
