@@ -62,12 +62,12 @@ def sweep_part(settings: Settings, policy: LoadedPolicy, key: PartKey, *, store:
             final, _path = walk(build_graph(), {"run_id": key.run_id, "dry_run": dry_run, "errors": [],
                                                  "warnings": []}, ctx)
         except Exception as exc:  # noqa: BLE001 - the part fails, the run goes on with the others
-            providers.usage.close()
             store.finish_part(key, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],
                               monthly_waste=Decimal(0), projected_savings=Decimal(0), api_calls=part_calls(providers))
             log.error("part failed", extra={"run_id": key.run_id, "part": key.label, "error": str(exc)})
             return "failed"
-        providers.usage.close()  # the usage store is let go between jobs, as between sweeps
+        finally:
+            providers.usage.close()  # the usage store is let go between jobs, as between sweeps
         waiting = [a["id"] for a in final.get("actions", []) if a["status"] == ActionStatus.AWAITING_APPROVAL]
         if waiting:
             from costwarden.agent.engine.approvals import open_threads

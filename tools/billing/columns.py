@@ -134,6 +134,15 @@ def utc_naive(value: datetime | date) -> datetime:
     return datetime(value.year, value.month, value.day)
 
 
+def data_end_of(period: tuple[datetime, datetime] | None) -> datetime | None:
+    """Midnight after an export's last complete day (its latest charge end, down to a day boundary):
+    where a default window ends when the wall-clock one holds no data. Local and warehouse alike."""
+    if period is None:
+        return None
+    end = period[1]
+    return datetime(end.year, end.month, end.day)
+
+
 def epoch_us(value: datetime | date) -> int:
     """Microseconds since the epoch of a UTC wall-clock time (see utc_naive)."""
     delta = utc_naive(value) - EPOCH

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from costwarden.tools.billing.columns import (AMOUNT, COLUMNS, DAY_US, DIMENSIONS, TEXT, TS, CostColumn, Source,
-                                              SpendRow, epoch_us, tag_value_sql, utc_naive)
+                                              SpendRow, data_end_of, epoch_us, tag_value_sql, utc_naive)
 from costwarden.tools.billing.cube import CUBES, DailyCube, file_key
 from costwarden.tools.billing.paths import expand_paths
 from costwarden.tools.duckdb_sql import first_line, ident
@@ -275,13 +275,8 @@ class FocusExport:
         return None if row[0] is None else (row[0], row[1])
 
     def data_end(self) -> datetime | None:
-        """Midnight after the export's last complete day (the end of its latest charge period, down to
-        a day boundary): where a default window ends when the wall-clock one holds no data."""
-        period = self.period()
-        if period is None:
-            return None
-        end = period[1]
-        return datetime(end.year, end.month, end.day)
+        """Midnight after the export's last complete day: see columns.data_end_of."""
+        return data_end_of(self.period())
 
     def data_start(self) -> date | None:
         """The export's first UTC day (of its earliest ChargePeriodStart), read from the daily cube, so

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from costwarden.tools.billing.columns import SpendRow, utc_naive
+from costwarden.tools.billing.columns import SpendRow, data_end_of, utc_naive
 from costwarden.tools.billing.warehouse.queries import FocusQueries, Query, transpile
 from costwarden.tools.billing.warehouse.runners import Runner, ScanLedger, open_runner
 from costwarden.tools.billing.warehouse.settings import WarehouseSettings
@@ -101,11 +101,7 @@ class WarehouseExport:
 
     def data_end(self) -> datetime | None:
         """Midnight after the last complete day (as FocusExport.data_end), within HISTORY_DAYS."""
-        period = self.period()
-        if period is None:
-            return None
-        end = period[1]
-        return datetime(end.year, end.month, end.day)
+        return data_end_of(self.period())
 
     def data_start(self) -> date | None:
         """The first day with data in the windows asked so far (budgets: every earlier day was before
