@@ -222,23 +222,31 @@ class UsageRollup:
             self._fold("hour BETWEEN ? AND ? AND list_contains(?, hour)", [min(overlap), max(overlap), overlap])
 
     def _insert(self, source: str, table: str) -> None:
+        """Append the batch's rows to every table, grouped.
+
+        A batch names few distinct (feature, tier, model, provider, outcome) combinations, so they
+        are normalised once, in a map keyed by the hash of the names as written, and the million
+        rows are grouped on numbers (hour, that hash, size buckets) joined to it: grouping on the
+        names themselves, then normalising and grouping again, took 2.5 s of a 1M-span read where
+        the hourly cells are almost as many as the rows."""
         con = self.con
-        norm = f"{model_sql('model')} AS model, {provider_sql('provider', 'model')} AS provider"
-        keys = "hour, feature, tier, model, provider, lower(outcome) AS outcome"
-        con.execute(f"""INSERT INTO cells SELECT ?, hour, feature, tier, model, provider, outcome, in_le, out_le,
-            SUM(n), SUM(i), SUM(o), SUM(cr), SUM(cw), SUM(rc), NULL, MIN(lo), MAX(hi)
-            FROM (SELECT hour, feature, tier, {norm}, outcome, in_le, out_le, n, i, o, cr, cw, rc, lo, hi
-                  FROM (SELECT {keys}, in_le, out_le, COUNT(*) n, SUM(input_tokens) i, SUM(output_tokens) o,
-                               SUM(cache_read_tokens) cr, SUM(cache_write_tokens) cw, SUM(reported_cost) rc,
-                               MIN(ts) lo, MAX(ts) hi FROM {table} GROUP BY ALL))
-            GROUP BY ALL""", [source])
-        con.execute(f"""INSERT INTO tenants SELECT DISTINCT hour, {CELL}, hash(tenant)
-            FROM (SELECT hour, feature, tier, {norm}, outcome, tenant
-                  FROM (SELECT DISTINCT {keys}, tenant FROM {table} WHERE tenant IS NOT NULL))""")
-        con.execute(f"""INSERT INTO cell_names SELECT * FROM (
-                SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome
-                FROM (SELECT feature, tier, {norm}, outcome
-                      FROM (SELECT DISTINCT feature, tier, model, provider, lower(outcome) AS outcome FROM {table}))) c
+        raw = "hash(feature, tier, model, provider, outcome)"  # the names as written
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE names AS
+            SELECT raw, feature, tier, model, provider, outcome, {CELL} AS cell
+            FROM (SELECT raw, feature, tier, {model_sql('model')} AS model, {provider_sql('provider', 'model')} AS provider,
+                         lower(outcome) AS outcome
+                  FROM (SELECT {raw} AS raw, any_value(feature) feature, any_value(tier) tier, any_value(model) model,
+                               any_value(provider) provider, any_value(outcome) outcome
+                        FROM (SELECT DISTINCT feature, tier, model, provider, outcome FROM {table}) GROUP BY raw))""")
+        rows = f"(SELECT b.*, n.cell FROM (SELECT *, {raw} AS raw FROM {table}) b JOIN names n USING (raw))"
+        con.execute(f"""INSERT INTO cells SELECT ?, g.hour, n.feature, n.tier, n.model, n.provider, n.outcome, g.in_le,
+                g.out_le, g.n, g.i, g.o, g.cr, g.cw, g.rc, NULL, g.lo, g.hi
+            FROM (SELECT hour, cell, in_le, out_le, COUNT(*) n, SUM(input_tokens) i, SUM(output_tokens) o,
+                         SUM(cache_read_tokens) cr, SUM(cache_write_tokens) cw, SUM(reported_cost) rc, MIN(ts) lo,
+                         MAX(ts) hi FROM {rows} GROUP BY ALL) g
+            JOIN (SELECT DISTINCT cell, feature, tier, model, provider, outcome FROM names) n USING (cell)""", [source])
+        con.execute(f"INSERT INTO tenants SELECT DISTINCT hour, cell, hash(tenant) FROM {rows} WHERE tenant IS NOT NULL")
+        con.execute("""INSERT INTO cell_names SELECT DISTINCT cell, feature, tier, model, provider, outcome FROM names c
             WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""")
         con.execute(f"""INSERT INTO prompts SELECT hour, feature, model, hash, SUM(n), SUM(i), SUM(o)
             FROM (SELECT hour, feature, {model_sql('model')} AS model, prompt_hash AS hash, COUNT(*) n,
@@ -248,6 +256,7 @@ class UsageRollup:
             FROM (SELECT hour, feature, {model_sql('model')} AS model, prefix_hash AS hash, COUNT(*) n,
                          MIN(prefix_tokens) p
                   FROM {table} WHERE prefix_hash IS NOT NULL GROUP BY ALL) GROUP BY ALL""")
+        con.execute("DROP TABLE names")
 
     def _raise_located(self, chunk: tail.Chunk, fallback: str) -> None:
         """A one-line error naming the file and, when it can be found, the line."""
