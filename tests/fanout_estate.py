@@ -54,11 +54,11 @@ def build(fake: Any, accounts: list[str], regions: list[str], now: datetime) -> 
 
 def write_config(tmp: Path, *, database_url: str, endpoint: str, accounts: list[str], regions: list[str],
                  live: bool = False, concurrency: int = 8, max_attempts: int = 10,
-                 heartbeat_s: float = 1.0, stalled_s: float = 4.0) -> Path:
+                 heartbeat_s: float = 1.0, stalled_s: float = 4.0, max_resources: int | None = None) -> Path:
     """A config on the fake and PostgreSQL with one role per account; returns its path."""
     tmp.mkdir(parents=True, exist_ok=True)
     policy = tmp / "policies.yml"
-    policy.write_text(POLICY)
+    policy.write_text(POLICY + (f"    max-resources: {max_resources}\n" if max_resources is not None else ""))
     cfg = {"dry_run": not live, "state_dir": str(tmp / "state"), "database_url": database_url,
            "policies": [str(policy)], "log_level": "WARNING",
            "aws": {"regions": regions, "endpoint_url": endpoint,

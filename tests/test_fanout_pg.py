@@ -116,6 +116,26 @@ def test_a_worker_killed_mid_action_is_retried_by_another_and_acts_once(tmp_path
         assert sorted(f.resource_id for f in w.store.findings_for_run(run_id)) == sorted(w.expected)
 
 
+def test_max_resources_bounds_what_a_policy_acts_on_across_the_parts_of_a_run(tmp_path: Path, pg_url: str) -> None:
+    # 6 accounts with one idle GPU instance each, a live auto policy with max-resources 3, two workers:
+    # each part sees one resource, but the run as a whole must act on at most 3
+    with fanout_world(tmp_path, pg_url, n_accounts=6, regions=["us-east-1"], live=True, concurrency=2,
+                      max_resources=3) as w:
+        run_id = w.tick()
+        w.worker("a")
+        w.worker("b")
+        run = w.wait_closed(run_id)
+        assert run.status == "done", run.errors
+        stops = sum(w.fake.per_account("StopInstances").values())
+        actions = w.store.actions_for_run(run_id)
+        assert len(actions) == 6  # every finding is planned and recorded ...
+        done = [a for a in actions if a.status == "done"]
+        reported = [a for a in actions if "max-resources guard" in (a.reason or "")]
+        assert stops == len(done) == 3  # ... the first three parts act (the parts' order decides which) ...
+        assert len(reported) == 3 and all(a.status != "done" for a in reported)  # ... the rest only report
+        assert len(w.store.findings_for_run(run_id)) == 6
+
+
 def _policy_hash(w: World) -> str:
     from costwarden.policies.loader import load_policies
 

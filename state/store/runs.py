@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, text, update
 
 from costwarden.state.clock import utcnow
 from costwarden.state.domain import Finding
@@ -115,25 +115,49 @@ class RunRecords(Database):
         not stored and comes back as an error line: one detector bug must not lose the whole sweep.
         `resumed`: a retried fan-out job (agent/server/fanout.py) finds what its dead attempt stored; those ids
         (the run's own, deterministic) are kept as they are, not errors."""
-        errors: list[str] = []
-        batch = list(findings)
         with self.session() as s:
-            seen = set(s.scalars(select(FindingRow.id).where(FindingRow.id.in_([f.id for f in batch]))))
-            stored = set(seen) if resumed else set()
-            for f in batch:
-                if f.id in stored:
-                    stored.discard(f.id)  # kept from the dead attempt; a second copy in this batch is still an error
-                    continue
-                if f.id in seen:
-                    errors.append(f"finding {f.id} ({f.detector} on {f.resource_id}): duplicate id, not stored")
-                    continue
-                seen.add(f.id)
-                s.add(FindingRow(
-                    id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
-                    provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
-                    resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
-                    severity=f.severity, confidence=f.confidence, rationale=f.rationale, tags=dict(f.tags or {}),
-                ))
+            return self._add_findings(s, run_id, list(findings), resumed)
+
+    def add_findings_counted(self, run_id: str, findings: Iterable[Finding], policies: Collection[str], *,
+                             resumed: bool = False) -> tuple[list[str], dict[str, int]]:
+        """`add_findings` for one part of a fanned-out run, returning the distinct resources each of
+        `policies` has flagged in the whole run so far, this part's included.
+
+        Why: max-resources bounds what one policy acts on in one run, and a run's parts are swept by
+        several workers. The parts of a run store their findings one at a time (an advisory lock on
+        PostgreSQL; SQLite has one writer), so each part's count includes every part stored before
+        it: the part that takes a policy over its limit, and every later one, act on none, and the
+        parts before it acted on at most the limit together."""
+        with self.session() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(hashtext('costwarden-findings:' || :run))"),
+                          {"run": run_id})
+            errors = self._add_findings(s, run_id, list(findings), resumed)
+            s.flush()
+            counts = dict(s.execute(
+                select(FindingRow.policy, func.count(func.distinct(FindingRow.resource_id)))
+                .where(FindingRow.run_id == run_id, FindingRow.policy.in_(list(policies)))
+                .group_by(FindingRow.policy)).all()) if policies else {}
+        return errors, {p: int(counts.get(p, 0)) for p in policies}
+
+    def _add_findings(self, s: Any, run_id: str, batch: list[Finding], resumed: bool) -> list[str]:
+        errors: list[str] = []
+        seen = set(s.scalars(select(FindingRow.id).where(FindingRow.id.in_([f.id for f in batch]))))
+        stored = set(seen) if resumed else set()
+        for f in batch:
+            if f.id in stored:
+                stored.discard(f.id)  # kept from the dead attempt; a second copy in this batch is still an error
+                continue
+            if f.id in seen:
+                errors.append(f"finding {f.id} ({f.detector} on {f.resource_id}): duplicate id, not stored")
+                continue
+            seen.add(f.id)
+            s.add(FindingRow(
+                id=f.id, run_id=run_id, fingerprint=f.fingerprint, policy=f.policy, detector=f.detector,
+                provider=f.provider, account=f.account, region=f.region, resource_id=f.resource_id,
+                resource_type=f.resource_type, evidence=f.evidence, monthly_waste_usd=f.monthly_waste_usd,
+                severity=f.severity, confidence=f.confidence, rationale=f.rationale, tags=dict(f.tags or {}),
+            ))
         return errors
 
     def set_rationales(self, rationales: dict[str, str]) -> None:

@@ -63,7 +63,8 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
             candidates = run.candidates if stream.members else report.candidates
             found = sum(1 for f in findings if f.policy == n)
-            over = max_resources_exceeded(lp.policy.max_resources, {f.resource_id for f in findings if f.policy == n})
+            over = "" if ctx.part is not None else max_resources_exceeded(  # a part counts the whole run, below
+                lp.policy.max_resources, len({f.resource_id for f in findings if f.policy == n}))
             if over:
                 warnings.append(f"{n}: {over}")
                 ctx.progress(f"detect: {n}: {over}")
@@ -74,10 +75,21 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             insufficient.extend(dctx.insufficient)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     # a duplicate id is an error line, not a crash
-    errors.extend(ctx.store.add_findings(run_id, findings, resumed=ctx.resumed))
+    limited = [n for n, lp in ctx.policies.items() if lp.policy.max_resources is not None]
+    flagged_in_run: dict[str, int] = {}
+    if ctx.part is not None and limited:
+        stored, flagged_in_run = ctx.store.add_findings_counted(run_id, findings, limited, resumed=ctx.resumed)
+        errors.extend(stored)
+        for n in limited:
+            over = max_resources_exceeded(ctx.policies[n].policy.max_resources, flagged_in_run[n], whole_run=True)
+            if over:
+                warnings.append(f"{n}: {over}")
+                ctx.progress(f"detect: {n}: {over}")
+    else:
+        errors.extend(ctx.store.add_findings(run_id, findings, resumed=ctx.resumed))
     insufficient.sort(key=lambda x: (x["policy"], x["resource_id"], x["detector"]))
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
-            "insufficient": insufficient, "errors": errors, "warnings": warnings}
+            "insufficient": insufficient, "errors": errors, "warnings": warnings, "flagged_in_run": flagged_in_run}
 
 
 class PolicyRun:
@@ -120,9 +132,13 @@ def no_findings_because(candidates: int, found: int, protected: int, insufficien
     return " (" + "; ".join(reasons) + ")" if reasons else ""
 
 
-def max_resources_exceeded(limit: int | None, flagged: set[str]) -> str:
-    """The guard's words when a policy flags more resources than its max-resources (empty when within)."""
-    if limit is None or len(flagged) <= limit:
+def max_resources_exceeded(limit: int | None, flagged: int, *, whole_run: bool = False) -> str:
+    """The guard's words when a policy flags more resources than its max-resources (empty when within).
+    `whole_run`: the count is the fanned-out run's so far, across its parts (state/store/runs.py)."""
+    if limit is None or flagged <= limit:
         return ""
-    return (f"max-resources guard: the policy flagged {len(flagged)} resources, more than max-resources={limit}; "
+    if whole_run:
+        return (f"max-resources guard: the policy has flagged {flagged} resources in this run's parts so far, more "
+                f"than max-resources={limit}; none of its actions runs in this part (each is only reported)")
+    return (f"max-resources guard: the policy flagged {flagged} resources, more than max-resources={limit}; "
             "none of its actions runs this sweep (each is only reported)")

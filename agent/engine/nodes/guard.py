@@ -32,8 +32,9 @@ def guard(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             a.decision, a.reason, a.status = stored.decision, stored.reason, ActionStatus(stored.status)
             out.append(a)
             continue
-        gctx = per_policy.setdefault(a.policy, GuardContext(now=ctx.now, flagged=len(
-            {f.resource_id for f in findings.values() if f.policy == a.policy})))
+        # a fanned-out part counts what the whole run flagged so far (detect), a sweep what it flagged
+        gctx = per_policy.setdefault(a.policy, GuardContext(now=ctx.now, flagged=state.get("flagged_in_run", {}).get(
+            a.policy, len({f.resource_id for f in findings.values() if f.policy == a.policy}))))
         since = ctx.now - timedelta(hours=lp.policy.limits.cooldown_hours)
         if ctx.store.recent_actions_on(a.resource_key, since):
             gctx.recently_acted.add(a.resource_key)

@@ -18,6 +18,8 @@ class SweepState(TypedDict, total=False):
     priority: list[str]  # finding ids in digest order (set by explain); the findings keep theirs
     actions: list[dict[str, Any]]
     inventoried: int
+    flagged_in_run: dict[str, int]  # a fanned-out part: distinct resources each max-resources policy flagged
+    # in the whole run so far (set by detect, read by guard)
     errors: Annotated[list[str], operator.add]
     warnings: Annotated[list[str], operator.add]
     status: str
