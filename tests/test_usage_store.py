@@ -138,3 +138,42 @@ def test_released_store_reopens_on_use_with_its_rows(tmp_path):
     rollup.sync([str(spans)])  # reopened; nothing new
     assert rollup.query("SELECT SUM(requests) FROM cells") == [(30,)]
     rollup.close()
+
+
+def test_the_rollup_keeps_its_retention_behind_the_newest_hour_and_span_ids_for_the_dedup_window(tmp_path) -> None:
+    """A daemon's store must not grow with every span it ever read: hours older than the retention
+    (behind the newest hour held) are dropped after a read, span ids after DEDUP_DAYS, and a span
+    retried within the window still counts once."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from costwarden.tools.llm.rollup import DEDUP_DAYS, UsageRollup
+
+    def span(i: int, at: datetime) -> str:
+        ns = int(at.timestamp() * 1e9)
+        return json.dumps({"traceId": "t", "spanId": f"{i:016x}", "startTimeUnixNano": str(ns), "attributes": {
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 10, "costwarden.tenant": f"u{i}"}}) + "\n"
+
+    new = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    ages = {1: 500, 2: 100, 3: 10, 4: 0}  # days before the newest span
+    path = tmp_path / "spans.jsonl"
+    path.write_text("".join(span(i, new - timedelta(days=d)) for i, d in ages.items()))
+    rollup = UsageRollup(str(tmp_path / "usage.duckdb"), retention_days=400)
+    rollup.sync([str(path)])
+    assert rollup.query("SELECT SUM(requests) FROM cells")[0][0] == 3  # the 500-day-old hour is gone
+    assert rollup.query("SELECT COUNT(*) FROM tenants")[0][0] == 3
+    assert rollup.query("SELECT COUNT(*) FROM seen")[0][0] == sum(d <= DEDUP_DAYS for d in ages.values()) == 2
+    with path.open("a") as fh:  # a sender retries the 10-day-old span: still counted once
+        fh.write(span(3, new - timedelta(days=10)))
+    rollup.sync([str(path)])
+    assert rollup.query("SELECT SUM(requests) FROM cells")[0][0] == 3
+
+
+def test_a_retention_shorter_than_the_history_read_back_is_one_line() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from costwarden.tools.billing.settings import BillingSettings
+
+    with pytest.raises(ValidationError, match="usage_retention_days \\(60\\) is shorter than the 90 days"):
+        BillingSettings(usage_retention_days=60, lookback_days=90)

@@ -69,6 +69,9 @@ class BillingSettings(_Strict):
     tag_keys_case_sensitive: bool = Field(False, description=(
         "Match Tags keys exactly; by default `owner` also matches `Owner` and `OWNER`."))
     lookback_days: int = Field(35, ge=7, le=400, description="History read for anomalies and series.")
+    usage_retention_days: int = Field(400, ge=35, le=3650, description=(
+        "Days of token usage the rollup keeps behind the newest hour it holds; older hours are dropped after each "
+        "read. Span ids (to count a retried span once) are kept 35 days."))
     usage_window_days: int = Field(30, ge=1, le=400, description="Window of unit costs, oversizing and caching.")
     tier_revenue_usd_month: dict[str, float] = Field(default_factory=dict,
                                                      description="what one user of each tier pays per month")
@@ -90,4 +93,8 @@ class BillingSettings(_Strict):
     def _one_bill(self) -> BillingSettings:
         if self.focus_paths and self.warehouse:
             raise ValueError("billing: set focus_paths or warehouse, not both (one bill, read one way)")
+        needed = max(self.lookback_days, self.usage_window_days)
+        if self.usage_retention_days < needed:
+            raise ValueError(f"billing.usage_retention_days ({self.usage_retention_days}) is shorter than the "
+                             f"{needed} days lookback_days/usage_window_days read back")
         return self

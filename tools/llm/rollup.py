@@ -39,6 +39,8 @@ from costwarden.tools.llm.formats import batch_sql, model_sql, present_keys, pro
 from costwarden.tools.llm.locate import first_problem
 
 STORE_WAIT_S = 120.0  # how long to wait for a store another process holds (a daemon's sweep)
+RETENTION_DAYS = 400  # hours of usage kept behind the newest (billing.usage_retention_days): a year and a month
+DEDUP_DAYS = 35  # span ids kept to count a retried span once (as long as the OTLP spool keeps its files)
 KEYS = "hour, feature, tier, model, provider, outcome"
 CELL = "hash(feature, tier, model, provider, outcome)"  # the tenants table's key of a cell
 _SCHEMA = f"""
@@ -77,10 +79,12 @@ _FOLD = {  # each table's rows folded to one per key; {where} selects the hours 
 class UsageRollup:
     """One process's rollup over a set of usage files (and any aggregate sources added to it)."""
 
-    def __init__(self, store: str | None = None, *, wait_s: float = STORE_WAIT_S) -> None:
+    def __init__(self, store: str | None = None, *, wait_s: float = STORE_WAIT_S,
+                 retention_days: int = RETENTION_DAYS) -> None:
         self.lock = threading.RLock()
         self.store = store
         self.wait_s = wait_s
+        self.retention_days = retention_days
         self._con: Any = None
         if store:
             self._open_store()
@@ -165,6 +169,32 @@ class UsageRollup:
             finally:
                 if workdir:
                     tail.remove_workdir(workdir)
+            if workdir:  # something was read
+                self.prune()
+
+    def prune(self) -> None:
+        """Drop what is older than the retention behind the newest hour held, and span ids older than
+        DEDUP_DAYS: a daemon's store would otherwise grow with every span it ever read (the ids alone
+        are 16 bytes a span). Measured from the data, not the clock, so history read late is kept
+        as long as history read on time. A span retried more than DEDUP_DAYS after it started
+        counts again."""
+        from datetime import timedelta
+
+        with self.lock:
+            newest = self.con.execute("SELECT MAX(hour) FROM cells").fetchone()[0]
+            if newest is None:
+                return
+            keep, ids = newest - timedelta(days=self.retention_days), newest - timedelta(days=DEDUP_DAYS)
+            con = self.con
+            con.execute("BEGIN")
+            try:
+                for table in ("cells", "tenants", "prompts", "prefixes"):
+                    con.execute(f"DELETE FROM {table} WHERE hour < ?", [keep])
+                con.execute("DELETE FROM seen WHERE hour < ?", [ids])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
         con = self.con
@@ -291,6 +321,8 @@ class UsageRollup:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            if rows:
+                self.prune()
 
     def _add_tenant_sets(self, rows: list[UsageAggregate]) -> None:
         """The tenants a source sent as sets join the files' tenants (merged exactly, by hash)."""

@@ -45,7 +45,7 @@ from costwarden.state.usage import UsageGroup
 from costwarden.tools.billing.paths import expand_paths
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.formats import BEYOND, INPUT_BUCKETS, OUTPUT_BUCKETS
-from costwarden.tools.llm.rollup import UsageRollup
+from costwarden.tools.llm.rollup import RETENTION_DAYS, UsageRollup
 from costwarden.tools.llm_prices import PriceMap, normalise_model
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ _ROLLUPS_LOCK = threading.Lock()
 _KEEP = 8  # rollups kept per process (one per configured set of paths; tests make many)
 
 
-def shared_rollup(paths: Sequence[str | Path], store: str | None = None) -> UsageRollup:
+def shared_rollup(paths: Sequence[str | Path], store: str | None = None, *,
+                  retention_days: int = RETENTION_DAYS) -> UsageRollup:
     """The process's rollup for these paths (or for this store file, whatever paths it is given):
     the collectors, budgets and reports of one sweep all read the same one."""
     key = ("store", str(store)) if store else ("paths", *map(str, paths))
@@ -108,7 +109,7 @@ def shared_rollup(paths: Sequence[str | Path], store: str | None = None) -> Usag
         if rollup is None:
             # a store another process holds is waited for, then one error: never a silent fallback to
             # memory, which would answer from whatever this process happens to read
-            rollup = UsageRollup(str(store) if store else None)
+            rollup = UsageRollup(str(store) if store else None, retention_days=retention_days)
             _ROLLUPS[key] = rollup
             while len(_ROLLUPS) > _KEEP:
                 _, dropped = _ROLLUPS.popitem(last=False)  # not closed: a UsageLog may still hold it
@@ -132,7 +133,7 @@ def open_usage(billing: BillingSettings) -> UsageLog:
     Within a sweep, `UsageSession.open` (tools/llm/session.py) reads it once for every policy."""
     url = billing.litellm_database_url.get_secret_value() if billing.litellm_database_url else None
     return UsageLog(billing.usage_paths, store=billing.usage_store, litellm_url=url,
-                    litellm_source=billing.litellm_database_source)
+                    litellm_source=billing.litellm_database_source, retention_days=billing.usage_retention_days)
 
 
 def litellm_source_key(url: str) -> str:
@@ -165,12 +166,14 @@ class UsageLog:
     """The usage in `paths`, synced into the shared rollup; all methods return small aggregates."""
 
     def __init__(self, paths: Sequence[str | Path], store: str | None = None, *,
-                 litellm_url: str | None = None, litellm_source: str = "auto") -> None:
+                 litellm_url: str | None = None, litellm_source: str = "auto",
+                 retention_days: int = RETENTION_DAYS) -> None:
         self.files = expand_paths(None, paths) if paths else []
         if not self.files and not litellm_url:
             raise BillingInputError("no usage files given")
         source = litellm_source_key(litellm_url) if litellm_url else None
-        self.rollup = shared_rollup([*map(str, paths), *([source] if source else [])], store)
+        self.rollup = shared_rollup([*map(str, paths), *([source] if source else [])], store,
+                                    retention_days=retention_days)
         try:
             if self.files:
                 self.rollup.sync(self.files)
