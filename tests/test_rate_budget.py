@@ -125,3 +125,16 @@ def test_the_hook_spaces_the_requests_every_client_sends(tmp_path: Path, no_cost
         assert budget.stats()["sts:AssumeRole"][0] == 6
     finally:
         fake.stop()
+
+
+def test_a_database_that_cannot_answer_lets_the_request_go_with_one_log_line(caplog) -> None:
+    pytest.importorskip("psycopg")
+    from costwarden.tools.rate_budget import PgBuckets
+
+    buckets = PgBuckets("postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=2")  # nothing listens
+    try:
+        assert buckets.take("sts:AssumeRole", Bucket(1, 1)) == 0.0
+    finally:
+        buckets.close()
+    (rec,) = [r for r in caplog.records if r.name == "costwarden.rate_budget"]
+    assert "request sent without it" in rec.getMessage() and rec.key == "sts:AssumeRole"

@@ -17,11 +17,14 @@ operation or account is over budget sleeps; callers of other keys do not wait be
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger("costwarden.rate_budget")
 
 TABLE = "costwarden_rate_buckets"
 
@@ -86,7 +89,7 @@ class PgBuckets:
         from sqlalchemy import create_engine, text
 
         self._text = text
-        self.engine = create_engine(database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+        self.engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -103,12 +106,20 @@ class PgBuckets:
             self._ready = True
 
     def take(self, key: str, bucket: Bucket) -> float:
-        if not self._ready:
-            self._ensure_table()
-        with self.engine.connect() as c:
-            wait = c.execute(self._text(_TAKE), {"key": key, "interval": bucket.interval,
-                                                 "span": bucket.burst * bucket.interval}).scalar()
-        return float(wait or 0.0)
+        """The wait; 0 (and a log line) when the database cannot answer twice in a row: the request
+        then goes out unbudgeted, with botocore's retries as its only limit, rather than failing."""
+        params = {"key": key, "interval": bucket.interval, "span": bucket.burst * bucket.interval}
+        for attempt in (1, 2):  # a connection the database dropped is replaced by the pool on the second
+            try:
+                if not self._ready:
+                    self._ensure_table()
+                with self.engine.connect() as c:
+                    return float(c.execute(self._text(_TAKE), params).scalar() or 0.0)
+            except Exception as exc:  # noqa: BLE001 - the budget never fails the request it guards
+                if attempt == 2:
+                    log.warning("rate budget not read; request sent without it",
+                                extra={"key": key, "error": f"{exc.__class__.__name__}: {str(exc)[:200]}"})
+        return 0.0
 
     def close(self) -> None:
         self.engine.dispose()
