@@ -100,3 +100,22 @@ def test_two_workers_keep_assume_role_within_the_shared_budget(tmp_path: Path, p
         else:  # the same check fails without the budget
             assert not _within(times, rate, rate * burst_s, slack_s=0.5), spread
             assert _most_in_window(times, 1.0) > rate * 1.0 + rate * burst_s + 1, spread  # 3 allowed in 1 s, and one of slack
+
+
+def test_under_budgets_a_throttled_account_still_does_not_stall_the_others(tmp_path: Path, pg_url: str) -> None:
+    """A throttled account's retries wait for its own account's budget and back off in its own
+    client; with one worker and two slots the other accounts are all swept before it gives up."""
+    fanout = {"rate_limits": {"ec2:*": 20, "sts:AssumeRole": 20}, "per_account_rate": 2, "rate_burst_seconds": 0.5}
+    with fanout_world(tmp_path, pg_url, n_accounts=6, regions=["us-east-1"], concurrency=2, max_attempts=5,
+                      fanout=fanout) as w:
+        slow = w.accounts[0]
+        w.fake.throttle.add(slow)
+        run_id = w.tick()
+        w.worker("a")
+        w.wait_closed(run_id, timeout=180)
+        parts = {p.account: p for p in w.store.parts_of(run_id) if p.account != "unlisted"}
+        throttled = parts.pop(slow)
+        assert throttled.status == "partial" and "RequestLimitExceeded" in " ".join(throttled.errors)
+        assert w.fake.per_account("DescribeInstances")[slow] == 5  # every retry sent
+        assert all(p.status == "done" for p in parts.values())
+        assert max(p.finished_at for p in parts.values()) < throttled.finished_at

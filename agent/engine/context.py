@@ -78,8 +78,13 @@ class Providers:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
                                    call_log=self.aws_call_log, retries=self.settings.aws.retries,
                                    role_arns=list(self.settings.aws.accounts),
-                                   organization=self.settings.aws.organization, budget=rate_budget(self.settings))
+                                   organization=self.settings.aws.organization, budget=self.aws_budget)
         return self._aws
+
+    @property
+    def aws_budget(self) -> Any:
+        """The request-rate budget every AWS client of the sweep waits for (None: nothing budgeted)."""
+        return rate_budget(self.settings)
 
     @property
     def aws_call_log(self) -> CallLog:
