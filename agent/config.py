@@ -175,6 +175,28 @@ class FanoutSettings(Section):
     stalled_after_seconds: float = Field(30.0, gt=0, le=3600, description=(
         "A worker silent this long is presumed dead: the scheduler hands its running jobs to other workers. "
         "More than heartbeat_seconds, with room for a busy database."))
+    rate_limits: dict[str, float] = Field(default_factory=dict, description=(
+        "Requests per second allowed across every worker and replica, by AWS API operation: "
+        "\"sts:AssumeRole\", \"ec2:DescribeInstances\" (botocore's service name, a colon, the operation), "
+        "\"ec2:*\" (each EC2 operation not named) or \"*\" (each operation not named). Waited for before each "
+        "request is sent (retries included), from token buckets in the shared PostgreSQL (in memory on SQLite). "
+        "Applies in every role, single included; empty: no budget."))
+    per_account_rate: float | None = Field(None, gt=0, allow_inf_nan=False, description=(
+        "Requests per second allowed to each account (every operation together), across workers; none: no "
+        "per-account budget beyond one job per account at a time."))
+    rate_burst_seconds: float = Field(1.0, gt=0, le=60, description=(
+        "A budget lets this many seconds' worth of requests through at once after a quiet spell (at least one)."))
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_keys(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, rate in v.items():
+            if not re.fullmatch(r"\*|[a-z0-9-]+:(\*|[A-Z][A-Za-z0-9]*)", key):
+                raise ValueError(f"not an API operation: {key!r} (service:Operation as in \"sts:AssumeRole\", "
+                                 f"service:* or *)")
+            if not (rate > 0 and rate != float("inf")):
+                raise ValueError(f"{key}: a rate is a positive, finite number of requests per second, not {rate}")
+        return v
 
 
 class Settings(BaseSettings):

@@ -54,7 +54,8 @@ def build(fake: Any, accounts: list[str], regions: list[str], now: datetime) -> 
 
 def write_config(tmp: Path, *, database_url: str, endpoint: str, accounts: list[str], regions: list[str],
                  live: bool = False, concurrency: int = 8, max_attempts: int = 10,
-                 heartbeat_s: float = 1.0, stalled_s: float = 4.0, max_resources: int | None = None) -> Path:
+                 heartbeat_s: float = 1.0, stalled_s: float = 4.0, fanout: dict[str, Any] | None = None,
+                 max_resources: int | None = None) -> Path:
     """A config on the fake and PostgreSQL with one role per account; returns its path."""
     tmp.mkdir(parents=True, exist_ok=True)
     policy = tmp / "policies.yml"
@@ -65,7 +66,7 @@ def write_config(tmp: Path, *, database_url: str, endpoint: str, accounts: list[
                    "accounts": [f"arn:aws:iam::{a}:role/{ROLE}" for a in accounts],
                    "retries": {"mode": "standard", "max_attempts": max_attempts}},
            "fanout": {"worker_concurrency": concurrency, "heartbeat_seconds": heartbeat_s,
-                      "stalled_after_seconds": stalled_s, "max_attempts": 3}}
+                      "stalled_after_seconds": stalled_s, "max_attempts": 3, **(fanout or {})}}
     path = tmp / "costwarden.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path

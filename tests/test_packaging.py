@@ -268,7 +268,9 @@ def _pyproject() -> dict:
 
 
 @pytest.mark.parametrize(("lock", "requirements"), [
-    ("docker.lock", lambda p: p["project"]["dependencies"] + p["project"]["optional-dependencies"]["postgres"]),
+    ("docker.lock", lambda p: p["project"]["dependencies"] + [  # every --role: the distributed extra, postgres in it
+        r for r in p["project"]["optional-dependencies"]["distributed"] + p["project"]["optional-dependencies"]["postgres"]
+        if not r.startswith("costwarden")]),
     ("build.lock", lambda p: p["build-system"]["requires"]),
 ], ids=["docker.lock", "build.lock"])
 def test_lock_pins_every_requirement_within_pyproject_with_hashes(lock, requirements):

@@ -22,6 +22,14 @@ from costwarden.tools.llm.session import UsageSession
 from costwarden.tools.pricing import PriceBook
 
 
+def rate_budget(settings: Settings) -> Any:
+    """The process's request-rate budget for `fanout.rate_limits` / `fanout.per_account_rate`, or None."""
+    from costwarden.tools.rate_budget import Rules, budget_for
+
+    f = settings.fanout
+    return budget_for(settings.db_url, Rules(dict(f.rate_limits), f.per_account_rate, f.rate_burst_seconds))
+
+
 @dataclass
 class Providers:
     """Cloud clients, built only for the providers a sweep touches (SDK imports are costly)."""
@@ -70,8 +78,13 @@ class Providers:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
                                    call_log=self.aws_call_log, retries=self.settings.aws.retries,
                                    role_arns=list(self.settings.aws.accounts),
-                                   organization=self.settings.aws.organization)
+                                   organization=self.settings.aws.organization, budget=self.aws_budget)
         return self._aws
+
+    @property
+    def aws_budget(self) -> Any:
+        """The request-rate budget every AWS client of the sweep waits for (None: nothing budgeted)."""
+        return rate_budget(self.settings)
 
     @property
     def aws_call_log(self) -> CallLog:

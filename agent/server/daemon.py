@@ -134,7 +134,8 @@ class Daemon:
             ("GET", "/readyz"): self._readyz,
             ("GET", "/metrics"): lambda _h, _b: Response(
                 200, render(self.store, self.counters, self.state,
-                            self.socket_mode.stats() if self.socket_mode is not None else None),
+                            self.socket_mode.stats() if self.socket_mode is not None else None,
+                            (lambda: self.fanout.figures(sorted(self.policies))) if self.fanout is not None else None),
                 "text/plain; version=0.0.4; charset=utf-8"),
         })
 

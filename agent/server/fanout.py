@@ -180,6 +180,13 @@ class FanoutScheduler:
         log.info("tick enqueued", extra={"run_id": run_id, "policy": lp.name, "jobs": jobs,
                                          "seconds": round(time.monotonic() - started, 3)})
 
+    def figures(self, policies: list[str]) -> Any:
+        """The queue's series for /metrics (agent/server/queue_metrics.py)."""
+        from costwarden.agent.server.queue_metrics import scheduler_families
+
+        return scheduler_families(self.store.engine, policies,
+                                  stalled_after_seconds=self.settings.fanout.stalled_after_seconds)
+
     def retry_stalled(self) -> None:
         try:
             retry_stalled(self.settings)

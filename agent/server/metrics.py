@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -45,8 +45,9 @@ class ProcessCounters:
 
 class StoreCollector(Collector):
     def __init__(self, store: Store, counters: ProcessCounters, state: dict[str, Any],
-                 slack_socket: dict[str, Any] | None = None) -> None:
+                 slack_socket: dict[str, Any] | None = None, queue: Callable[[], Iterable[Any]] | None = None) -> None:
         self.store = store
+        self.queue = queue
         self.counters = counters
         self.state = state
         self.slack_socket = slack_socket
@@ -115,6 +116,11 @@ class StoreCollector(Collector):
                                 value=1 if self.state.get("dry_run") else 0)
         if self.slack_socket is not None:
             yield from socket_mode_families(self.slack_socket)
+        from costwarden.agent.server.queue_metrics import rate_budget_families
+
+        yield from rate_budget_families()
+        if self.queue is not None:  # the distributed mode's scheduler (agent/server/queue_metrics.py)
+            yield from self.queue()
 
 
 def cloud_api_calls_family() -> CounterMetricFamily:
@@ -159,8 +165,9 @@ def socket_mode_families(stats: dict[str, Any]) -> Iterator[Any]:
 
 
 def render(store: Store, counters: ProcessCounters, state: dict[str, Any],
-           slack_socket: dict[str, Any] | None = None) -> bytes:
-    """The exposition text; `slack_socket` is SocketModeListener.stats() when Socket Mode is on."""
+           slack_socket: dict[str, Any] | None = None, queue: Callable[[], Iterable[Any]] | None = None) -> bytes:
+    """The exposition text; `slack_socket` is SocketModeListener.stats() when Socket Mode is on, `queue`
+    the fan-out queue's families in the scheduler and all roles."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store, counters, state, slack_socket))
+    registry.register(StoreCollector(store, counters, state, slack_socket, queue))
     return generate_latest(registry)

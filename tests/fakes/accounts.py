@@ -10,7 +10,7 @@ the sweep is I/O-bound, as it is against AWS.
 Routing is by the SigV4 credential scope (`Credential=<key>/<date>/<region>/<service>/...`):
 AssumeRole hands out the key `ASIA<account id>`, so every later request names its account, and
 each account has an EC2 fake of its own (tests/fakes/ec2.py). Every request is counted per
-(account, operation) where it arrives. `throttle` makes an account's EC2 calls answer
+(account, operation) where it arrives, and its arrival time kept (the rate-budget tests read them). `throttle` makes an account's EC2 calls answer
 RequestLimitExceeded (EC2's throttling error), as a throttled account would.
 """
 
@@ -43,6 +43,7 @@ class AccountsFake(WsgiFake):
         self.throttle: set[str] = set()
         self.holds: dict[tuple[str, str], threading.Event] = {}  # (account, operation) -> released when set
         self.counts: Counter[tuple[str, str]] = Counter()  # (account, operation) -> requests
+        self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), account, operation) of each request
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._calls: list[str] = []
@@ -64,6 +65,7 @@ class AccountsFake(WsgiFake):
     def clear_calls(self) -> None:
         with self._lock:
             self.counts.clear()
+            self.arrivals.clear()
             self._calls.clear()
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -120,6 +122,7 @@ class AccountsFake(WsgiFake):
     def _count(self, account: str, op: str) -> None:
         with self._lock:
             self.counts[(account, op)] += 1
+            self.arrivals.append((time.monotonic(), account, op))
             self._calls.append(op)
 
     def _sts(self, op: str, params: dict[str, str], caller: str, start_response: Any) -> list[bytes]:

@@ -20,6 +20,7 @@ from costwarden.tools.aws.retry import count_retries, error_code, retry_config
 from costwarden.tools.aws.settings import OrganizationSettings, RetrySettings
 from costwarden.tools.calls import CallLog
 from costwarden.tools.errors import DryRunViolation
+from costwarden.tools.rate_budget import RateBudget
 
 READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup", "Head", "Query", "Scan", "Select",
                  "BatchGet", "Estimate", "Preview")
@@ -36,6 +37,19 @@ def is_mutating(service: str, operation: str) -> bool:
 def aws_call_log() -> CallLog:
     """Calls named `service.Operation`."""
     return CallLog(lambda name: is_mutating(*name.split(".", 1)))
+
+
+def budget_sends(client: Any, budget: RateBudget, account: str) -> None:
+    """Wait for the budget before each request this client sends: `before-send` fires once per HTTP
+    attempt, so botocore's retries are budgeted too, and the wait is per (operation, account) key:
+    a client over its budget sleeps in its own thread while other accounts' clients go on."""
+    service = client.meta.service_model.service_name
+
+    def before_send(event_name: str = "", **_: Any) -> None:
+        budget.wait_for(service, event_name.rsplit(".", 1)[-1], account)
+        # returning None lets botocore send the request
+
+    client.meta.events.register("before-send", before_send)
 
 
 _LOADER: Any = None
@@ -71,8 +85,10 @@ class AwsClients:
 
     def __init__(self, *, dry_run: bool, endpoint_url: str | None = None, call_log: CallLog | None = None,
                  retries: RetrySettings | None = None, role_arns: list[str] | None = None,
-                 role_session_name: str = "costwarden", organization: OrganizationSettings | None = None) -> None:
+                 role_session_name: str = "costwarden", organization: OrganizationSettings | None = None,
+                 budget: RateBudget | None = None) -> None:
         self.dry_run = dry_run
+        self.budget = budget  # the shared request-rate budget (tools/rate_budget.py), waited for before each send
         self.endpoint_url = endpoint_url
         self.call_log = call_log or aws_call_log()
         self.role_arns = list(role_arns or [])
@@ -105,6 +121,8 @@ class AwsClients:
                 c = session.client(service, **kwargs)
                 c.meta.events.register("before-call", self._before_call)
                 count_retries(c, self.call_log)
+                if self.budget is not None:
+                    budget_sends(c, self.budget, account_of_arn(role_arn) if role_arn else "default")
                 self._clients[key] = c
             return c
 

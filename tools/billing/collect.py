@@ -48,6 +48,7 @@ class BillingInputs:
     retries: RetrySettings | None = None  # aws.retries: botocore's retry mode and attempts
     ledger: ScanLedger | None = None  # the sweep's bytes-scanned ledger of billing.warehouse (one allowance)
     usage: UsageSession | None = None  # the sweep's token usage, read once for every policy
+    budget: Any = None  # the request-rate budget (tools/rate_budget.py) Cost Explorer's requests wait for
 
     @property
     def uses_cost_explorer(self) -> bool:
@@ -71,7 +72,7 @@ def open_cost_explorer(inputs: BillingInputs) -> Any:
 
     ce = inputs.cost_explorer or CostExplorerSettings()
     clients = AwsClients(dry_run=True, endpoint_url=inputs.endpoint_url, call_log=inputs.call_log,
-                         retries=inputs.retries,
+                         retries=inputs.retries, budget=inputs.budget,
                          role_arns=[ce.role_arn] if ce.role_arn else None)
     return CostExplorer(clients.accounts()[0], cost_column=inputs.billing.cost_column,
                         tag_map=inputs.billing.tag_map)
@@ -346,7 +347,7 @@ def _source(settings: Any, providers: Any = None) -> BillingInputs:
     inputs = BillingInputs(settings.billing, getattr(aws, "cost_explorer", None), getattr(aws, "endpoint_url", None),
                            retries=getattr(aws, "retries", None))
     if providers is not None and inputs.uses_cost_explorer:
-        inputs = replace(inputs, call_log=providers.aws_call_log)
+        inputs = replace(inputs, call_log=providers.aws_call_log, budget=getattr(providers, "aws_budget", None))
     if providers is not None and inputs.billing.warehouse is not None:
         inputs = replace(inputs, ledger=getattr(providers, "warehouse_ledger", None))
     if getattr(providers, "usage", None) is not None:
