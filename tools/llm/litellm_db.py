@@ -11,11 +11,15 @@ Costwarden reads, by preference:
 - **`LiteLLM_SpendLogs`** when the daily tables are absent (older proxies): hourly cells with
   `feature:`/`tier:` request tags, distinct tenants (`end_user`, else `user`) and outcomes
   (`status`), read up to the last whole hour that ended `settle` ago (the proxy writes its spend
-  logs in batches, so the newest minutes are still arriving).
+  logs in batches, so the newest minutes are still arriving). A cell's tenants come back as a set
+  when it has at most TENANT_SET_MAX, else as a HyperLogLog sketch computed in the database
+  (tools/llm/sketch.py), so the rollup can merge them across cells and hours without summing.
 
 Either way the GROUP BY runs in the database and only the cells come back. `read(since)` returns
 the cells of whole periods in [since, watermark) and the watermark to pass next time, so each
-period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite (tests).
+period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite (tests; SQLite has no md5, so the
+sketch's register and rank are two Python functions registered on the connection, still called
+inside SQLite's GROUP BY).
 Transactions are read-only (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`).
 """
 
@@ -23,18 +27,20 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Float, BigInteger, String, case, column, create_engine, func, inspect, \
+from sqlalchemy import DateTime, Float, BigInteger, String, case, column, create_engine, event, func, inspect, \
     literal_column, select, table, text
 from sqlalchemy.engine import Connection, Engine
 
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.fields import UsageAggregate
+from costwarden.tools.llm.sketch import PG_RANK, PG_REGISTER, SQLITE_RANK, SQLITE_REGISTER, sqlite_functions
 
 SPEND_LOGS, DAILY_USER, DAILY_TAG = "LiteLLM_SpendLogs", "LiteLLM_DailyUserSpend", "LiteLLM_DailyTagSpend"
-TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: the count, summed): a
+TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: a HyperLogLog sketch): a
 # cap, so the tenants never come back row by row (64 brought back 940,000 names for a million rows: 53 s, 1.5 GB)
 _SUMS = ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -69,6 +75,8 @@ class LiteLLMDatabase:
         if self._engine is None:
             try:
                 self._engine = create_engine(self.url, pool_pre_ping=True)
+                if self._engine.dialect.name == "sqlite":  # no md5 there: the sketch's hash as functions
+                    event.listen(self._engine, "connect", lambda dbapi_con, _: sqlite_functions(dbapi_con))
             except Exception as exc:  # noqa: BLE001 - a bad URL or a missing driver: one line
                 raise BillingInputError(f"billing.litellm_database_url: {exc.__class__.__name__}: {exc}") from None
         return self._engine
@@ -118,21 +126,31 @@ class LiteLLMDatabase:
         ).where(_logs.c.startTime < end.replace(tzinfo=None))
         if since is not None:
             inner = inner.where(_logs.c.startTime >= _utc(since).replace(tzinfo=None))
-        s = inner.subquery()
+        tenant = inner.subquery("s")
+        reg, rank = (PG_REGISTER, PG_RANK) if pg else (SQLITE_REGISTER, SQLITE_RANK)
+        s = select(tenant, literal_column(reg.format(x="s.tenant")).label("reg"),
+                   literal_column(rank.format(x="s.tenant")).label("rnk")).subquery("r")
         keys = (s.c.hour, s.c.feature, s.c.tier, s.c.model, s.c.provider, s.c.outcome)
+        # one scan, grouped by cell and HyperLogLog register: a tenant falls in one register, so the
+        # cell's distinct count is the sum over its registers, exactly. The tenants themselves come
+        # back when a cell has at most TENANT_SET_MAX of them (a set the rollup merges exactly); a
+        # larger cell sends its registers' largest ranks, at most 4096 rows, never its tenants
         distinct = func.count(func.distinct(s.c.tenant))
-        # the tenants themselves come back when a cell has at most TENANT_SET_MAX of them (a set the
-        # rollup can merge exactly across cells and hours); a larger cell sends its count only
         names = (func.array_agg(func.distinct(s.c.tenant)).filter(s.c.tenant.isnot(None)) if pg
                  else func.json_group_array(func.distinct(s.c.tenant)))
-        q = select(*keys, func.count(), func.sum(s.c.prompt_tokens), func.sum(s.c.completion_tokens),
-                   func.sum(s.c.spend), distinct,
-                   case((distinct <= TENANT_SET_MAX, names), else_=None)).group_by(*keys)
-        out = [UsageAggregate(hour=_as_hour(h), feature=f, tier=t, model=m, provider=p, outcome=o, requests=int(n),
-                              input_tokens=int(i or 0), output_tokens=int(oo or 0), cache_read_tokens=0,
-                              cache_write_tokens=0, reported_cost=float(c) if c is not None else None, tenants=int(u),
-                              tenant_ids=None if u > TENANT_SET_MAX else _names(ids))
-               for h, f, t, m, p, o, n, i, oo, c, u, ids in con.execute(q)]
+        q = select(*keys, s.c.reg, func.count(), func.sum(s.c.prompt_tokens), func.sum(s.c.completion_tokens),
+                   func.sum(s.c.spend), distinct, func.max(s.c.rnk),
+                   case((func.sum(distinct).over(partition_by=keys) <= TENANT_SET_MAX, names), else_=None)
+                   ).group_by(*keys, s.c.reg)
+        cells: dict[tuple[Any, ...], _Cell] = {}
+        for h, f, t, m, p, o, r, n, i, oo, c, u, rk, ids in con.execute(q):
+            cells.setdefault((h, f, t, m, p, o), _Cell()).add(r, n, i, oo, c, u, rk, ids)
+        out = [UsageAggregate(hour=_as_hour(h), feature=f, tier=t, model=m, provider=p, outcome=o,
+                              requests=c.requests, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
+                              cache_read_tokens=0, cache_write_tokens=0, reported_cost=c.spend, tenants=c.tenants,
+                              tenant_ids=tuple(sorted(c.names)) if c.tenants <= TENANT_SET_MAX else None,
+                              tenant_sketch=tuple(sorted(c.sketch)) if c.tenants > TENANT_SET_MAX else None)
+               for (h, f, t, m, p, o), c in cells.items()]
         return out, end
 
     # --- daily tables -----------------------------------------------------------------------------------
@@ -163,6 +181,30 @@ class LiteLLMDatabase:
                 out.append(UsageAggregate(**common, outcome="failure", requests=int(failed), input_tokens=0,
                                           output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reported_cost=0.0))
         return out, end
+
+
+@dataclass
+class _Cell:
+    """One cell summed over its register rows."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    spend: float | None = None
+    tenants: int = 0
+    names: set[str] = field(default_factory=set)
+    sketch: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, reg: Any, n: Any, i: Any, o: Any, spend: Any, distinct: Any, rank: Any, names: Any) -> None:
+        self.requests += int(n)
+        self.input_tokens += int(i or 0)
+        self.output_tokens += int(o or 0)
+        if spend is not None:
+            self.spend = (self.spend or 0.0) + float(spend)
+        if reg is not None:  # the row of requests without a tenant has none
+            self.tenants += int(distinct)
+            self.sketch.append((int(reg), int(rank)))
+            self.names.update(_names(names))
 
 
 def _names(value: Any) -> tuple[str, ...]:
