@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from rich.console import Console
+
+from costwarden.agent.cli.report import render
+from costwarden.agent.reports.spend import build_report
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.llm import sketch
 from costwarden.tools.llm.litellm_db import TENANT_SET_MAX, LiteLLMDatabase
@@ -58,3 +62,15 @@ def test_many_tenants_every_hour_are_counted_once(url):  # noqa: F811
     assert [g.users for g in log.groups(*window) if g.tier == "pro"] == [users["pro"]]
     assert log.users_estimated(*window)
     log.close()
+
+
+def test_the_spend_report_says_when_users_are_estimated(url):  # noqa: F811
+    write(url, _rows(), daily=False)
+    billing = BillingSettings(litellm_database_url=url, litellm_database_source="spend_logs",
+                              tier_revenue_usd_month={"pro": 20.0, "free": 0.0})
+    doc = build_report(billing, END + timedelta(hours=1), anomalies=False)
+    margins = {m["tier"]: m["users"] for m in doc["usage"]["tier_margins"]}
+    assert doc["usage"]["users_estimated"] and abs(margins["pro"] - 300) <= 15 and margins["free"] == 2
+    console = Console(record=True, width=200)
+    render(doc, console)
+    assert "users: estimated (HyperLogLog" in console.export_text()

@@ -1,6 +1,6 @@
 """The hourly usage rollup: every token-usage source lands here once, and every reader queries it.
 
-Four append-only DuckDB tables hold what the detectors and reports need, at one row per hour and
+Append-only DuckDB tables hold what the detectors and reports need, at one row per hour and
 cell rather than per request:
 
 - `cells`: (hour, feature, tier, model, provider, outcome, input/output size bucket) -> requests,
