@@ -60,5 +60,6 @@ class UsageAggregate:
     # the cell's distinct tenants themselves, when the source sends them (few enough): kept as a set
     # in the rollup, so a tenant seen in several cells or hours counts once
     tenant_ids: tuple[str, ...] | None = None
-    # (register, rank) pairs of the cell's HyperLogLog sketch, when it has more tenants than a set holds
-    tenant_sketch: tuple[tuple[int, int], ...] | None = None
+    # the cell's HyperLogLog registers, when it has more tenants than a set holds: one integer per
+    # non-empty register, register * 64 + rank (tools/llm/sketch.py pack / unpack)
+    tenant_sketch: tuple[int, ...] | None = None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -37,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.fields import UsageAggregate
-from costwarden.tools.llm.sketch import PG_RANK, PG_REGISTER, SQLITE_RANK, SQLITE_REGISTER, sqlite_functions
+from costwarden.tools.llm.sketch import PG_BITS, PG_RANK, PG_REGISTER, SQLITE_RANK, SQLITE_REGISTER, sqlite_functions
 
 SPEND_LOGS, DAILY_USER, DAILY_TAG = "LiteLLM_SpendLogs", "LiteLLM_DailyUserSpend", "LiteLLM_DailyTagSpend"
 TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: a HyperLogLog sketch): a
@@ -126,31 +125,41 @@ class LiteLLMDatabase:
         ).where(_logs.c.startTime < end.replace(tzinfo=None))
         if since is not None:
             inner = inner.where(_logs.c.startTime >= _utc(since).replace(tzinfo=None))
-        tenant = inner.subquery("s")
-        reg, rank = (PG_REGISTER, PG_RANK) if pg else (SQLITE_REGISTER, SQLITE_RANK)
-        s = select(tenant, literal_column(reg.format(x="s.tenant")).label("reg"),
-                   literal_column(rank.format(x="s.tenant")).label("rnk")).subquery("r")
+        s = inner.subquery("s")
         keys = (s.c.hour, s.c.feature, s.c.tier, s.c.model, s.c.provider, s.c.outcome)
-        # one scan, grouped by cell and HyperLogLog register: a tenant falls in one register, so the
-        # cell's distinct count is the sum over its registers, exactly. The tenants themselves come
-        # back when a cell has at most TENANT_SET_MAX of them (a set the rollup merges exactly); a
-        # larger cell sends its registers' largest ranks, at most 4096 rows, never its tenants
-        distinct = func.count(func.distinct(s.c.tenant))
-        names = (func.array_agg(func.distinct(s.c.tenant)).filter(s.c.tenant.isnot(None)) if pg
-                 else func.json_group_array(func.distinct(s.c.tenant)))
-        q = select(*keys, s.c.reg, func.count(), func.sum(s.c.prompt_tokens), func.sum(s.c.completion_tokens),
-                   func.sum(s.c.spend), distinct, func.max(s.c.rnk),
-                   case((func.sum(distinct).over(partition_by=keys) <= TENANT_SET_MAX, names), else_=None)
-                   ).group_by(*keys, s.c.reg)
-        cells: dict[tuple[Any, ...], _Cell] = {}
-        for h, f, t, m, p, o, r, n, i, oo, c, u, rk, ids in con.execute(q):
-            cells.setdefault((h, f, t, m, p, o), _Cell()).add(r, n, i, oo, c, u, rk, ids)
-        out = [UsageAggregate(hour=_as_hour(h), feature=f, tier=t, model=m, provider=p, outcome=o,
-                              requests=c.requests, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
-                              cache_read_tokens=0, cache_write_tokens=0, reported_cost=c.spend, tenants=c.tenants,
-                              tenant_ids=tuple(sorted(c.names)) if c.tenants <= TENANT_SET_MAX else None,
-                              tenant_sketch=tuple(sorted(c.sketch)) if c.tenants > TENANT_SET_MAX else None)
-               for (h, f, t, m, p, o), c in cells.items()]
+        # three levels, one scan: (cell, tenant), then (cell, HyperLogLog register), then cell. A
+        # tenant falls in one register, so the cell's distinct count is exact; the tenants come back
+        # when a cell has at most TENANT_SET_MAX of them (a set the rollup merges exactly), a larger
+        # cell sends the largest rank of each register instead (one array of at most 4096 integers)
+        t = select(*keys, s.c.tenant, func.count().label("n"), func.sum(s.c.prompt_tokens).label("i"),
+                   func.sum(s.c.completion_tokens).label("o"), func.sum(s.c.spend).label("sp"),
+                   *([literal_column(PG_BITS.format(x="s.tenant")).label("b")] if pg else [])
+                   ).group_by(*keys, s.c.tenant).subquery("t")
+        if pg:
+            reg, rank = literal_column(PG_REGISTER.format(b="t.b")), literal_column(PG_RANK.format(b="t.b"))
+        else:
+            reg, rank = literal_column(SQLITE_REGISTER.format(x="t.tenant")), \
+                literal_column(SQLITE_RANK.format(x="t.tenant"))
+        tk = (t.c.hour, t.c.feature, t.c.tier, t.c.model, t.c.provider, t.c.outcome)
+        r = select(*tk, reg.label("reg"), func.max(rank).label("rk"), func.sum(t.c.n).label("n"),
+                   func.sum(t.c.i).label("i"), func.sum(t.c.o).label("o"), func.sum(t.c.sp).label("sp"),
+                   func.count(t.c.tenant).label("u"),
+                   (func.array_agg(t.c.tenant) if pg else func.json_group_array(t.c.tenant)).label("names")
+                   ).group_by(*tk, reg).subquery("r")
+        rk_ = (r.c.hour, r.c.feature, r.c.tier, r.c.model, r.c.provider, r.c.outcome)
+        u = func.sum(r.c.u)
+        names = func.jsonb_agg(r.c.names) if pg else func.json_group_array(func.json(r.c.names))
+        packed = r.c.reg * 64 + r.c.rk
+        regs = func.array_agg(packed) if pg else func.json_group_array(packed)
+        q = select(*rk_, func.sum(r.c.n), func.sum(r.c.i), func.sum(r.c.o), func.sum(r.c.sp), u,
+                   case((u <= TENANT_SET_MAX, names), else_=None),
+                   case((u > TENANT_SET_MAX, regs), else_=None)).group_by(*rk_)
+        out = [UsageAggregate(hour=_as_hour(h), feature=f, tier=t, model=m, provider=p, outcome=o, requests=int(n),
+                              input_tokens=int(i or 0), output_tokens=int(oo or 0), cache_read_tokens=0,
+                              cache_write_tokens=0, reported_cost=float(c) if c is not None else None,
+                              tenants=int(u), tenant_ids=None if u > TENANT_SET_MAX else _names(ids),
+                              tenant_sketch=None if u <= TENANT_SET_MAX else _registers(rr))
+               for h, f, t, m, p, o, n, i, oo, c, u, ids, rr in con.execute(q)]
         return out, end
 
     # --- daily tables -----------------------------------------------------------------------------------
@@ -183,34 +192,18 @@ class LiteLLMDatabase:
         return out, end
 
 
-@dataclass
-class _Cell:
-    """One cell summed over its register rows."""
-
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    spend: float | None = None
-    tenants: int = 0
-    names: set[str] = field(default_factory=set)
-    sketch: list[tuple[int, int]] = field(default_factory=list)
-
-    def add(self, reg: Any, n: Any, i: Any, o: Any, spend: Any, distinct: Any, rank: Any, names: Any) -> None:
-        self.requests += int(n)
-        self.input_tokens += int(i or 0)
-        self.output_tokens += int(o or 0)
-        if spend is not None:
-            self.spend = (self.spend or 0.0) + float(spend)
-        if reg is not None:  # the row of requests without a tenant has none
-            self.tenants += int(distinct)
-            self.sketch.append((int(reg), int(rank)))
-            self.names.update(_names(names))
-
-
 def _names(value: Any) -> tuple[str, ...]:
-    """A cell's tenant set as PostgreSQL (an array, NULL when empty) or SQLite (a JSON array) returns it."""
+    """A cell's tenant set as PostgreSQL (JSON of arrays, one a register) or SQLite (the same as text)
+    returns it."""
+    groups = json.loads(value) if isinstance(value, str) else value or ()
+    return tuple(sorted(str(t) for g in groups for t in g or () if t is not None))
+
+
+def _registers(value: Any) -> tuple[int, ...]:
+    """A cell's packed registers (register * 64 + rank) as PostgreSQL (an array) or SQLite (JSON) returns
+    them; the row of requests without a tenant has no register."""
     items = json.loads(value) if isinstance(value, str) else value or ()
-    return tuple(sorted(str(t) for t in items if t is not None))
+    return tuple(sorted(int(v) for v in items if v is not None))
 
 
 def _add(into: list[float], values: list[float]) -> None:

@@ -326,12 +326,15 @@ class UsageRollup:
                                f"INSERT INTO tenants SELECT DISTINCT hour, {CELL}, {TENANT} FROM ({{src}})")
 
     def _add_sketches(self, rows: list[UsageAggregate]) -> None:
-        """The registers of cells a source sent as HyperLogLog sketches (at most 4096 rows a cell)."""
-        flat = [(r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome, reg * 256 + rank)
-                for r in rows for reg, rank in r.tenant_sketch or ()]
-        if flat:
-            self._insert_keyed(flat, ("rr", "INTEGER"), f"INSERT INTO sketches SELECT hour, {CELL}, rr // 256, "
-                                                        f"MAX(rr % 256) FROM ({{src}}) GROUP BY ALL")
+        """The registers of cells a source sent as HyperLogLog sketches (at most 4096 rows a cell),
+        passed as one list per cell and unnested by DuckDB (a flat million-element parameter is
+        three times slower to hand over)."""
+        if rows:
+            flat = [(r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome,
+                     list(r.tenant_sketch or ())) for r in rows]
+            self._insert_keyed(flat, ("regs", "INTEGER[]"),
+                               f"INSERT INTO sketches SELECT hour, {CELL}, rr >> 6, MAX(rr & 63) "
+                               f"FROM (SELECT *, unnest(regs) AS rr FROM ({{src}})) GROUP BY ALL")
 
     def _insert_keyed(self, flat: list[tuple[Any, ...]], last: tuple[str, str], sql: str) -> None:
         """Run `sql` over rows of (hour, feature, tier, model, provider, outcome, last) passed as column

@@ -35,10 +35,11 @@ DUCKDB_HASH = "('0x' || md5({x})[1:16])::UBIGINT"
 DUCKDB_REGISTER = "({h} >> 52)::SMALLINT"
 DUCKDB_RANK = ("(CASE WHEN ({h} & 4503599627370495::UBIGINT) = 0 THEN 53 "
                "ELSE 53 - length(bin({h} & 4503599627370495::UBIGINT)) END)::TINYINT")
-# PostgreSQL: the same, from the text itself (bit strings: no sign, no leading-zero function needed)
-_PG_BITS = "('x' || substr(md5({x}), 1, 16))::bit(64)"
-PG_REGISTER = f"substring({_PG_BITS} from 1 for 12)::int"
-PG_RANK = f"coalesce(nullif(position(B'1' in substring({_PG_BITS} from 13)), 0), 53)"
+# PostgreSQL: the hash as a bit string (no sign to mind, and the first 1 bit is a `position`), then
+# register / rank of that bit string
+PG_BITS = "('x' || substr(md5({x}), 1, 16))::bit(64)"
+PG_REGISTER = "substring({b} from 1 for 12)::int"
+PG_RANK = "coalesce(nullif(position(B'1' in substring({b} from 13)), 0), 53)"
 # SQLite has no md5: the source registers these two functions (sqlite_functions) on its connection
 SQLITE_REGISTER = "cw_hll_register({x})"
 SQLITE_RANK = "cw_hll_rank({x})"
@@ -53,6 +54,16 @@ def register_rank(h: int) -> tuple[int, int]:
     """(register, rank) of a 64-bit hash."""
     rest = h & _REST_MASK
     return h >> REST, REST - rest.bit_length() + 1
+
+
+def pack(reg: int, rank: int) -> int:
+    """One register as one integer (reg * 64 + rank; a rank is at most 53), as sources send them:
+    a million (register, rank) tuples cost several times the memory of a million integers."""
+    return reg << 6 | rank
+
+
+def unpack(packed: int) -> tuple[int, int]:
+    return packed >> 6, packed & 63
 
 
 def registers(names: Iterable[str]) -> dict[int, int]:
