@@ -48,7 +48,8 @@ def test_duckdb_postgresql_and_python_hash_a_tenant_alike(pg, names):
     bits = sketch.PG_BITS.format(x="t")
     with pg.connect() as con:
         rows = con.execute(text(
-            f"SELECT {bits}::bigint, {sketch.PG_REGISTER.format(b=bits)}, {sketch.PG_RANK.format(b=bits)} FROM unnest(CAST(:a AS text[])) WITH ORDINALITY u(t, i) ORDER BY i"),
+            f"SELECT {bits}::bigint, {sketch.PG_REGISTER.format(b=bits)}, {sketch.PG_RANK.format(b=bits)} "
+            f"FROM unnest(CAST(:a AS text[])) WITH ORDINALITY u(t, i) ORDER BY i"),
             {"a": names}).fetchall()
     assert [(h & (2 ** 64 - 1), r, k) for h, r, k in rows] == expected
 
@@ -81,7 +82,7 @@ def _log() -> UsageLog:
 
 
 def _cell(hour: datetime, *, ids: set[str] | None = None, sketched: set[str] | None = None) -> UsageAggregate:
-    regs = tuple(sorted(sketch.pack(*kv) for kv in sketch.registers(sketched).items())) if sketched is not None else None
+    regs = None if sketched is None else tuple(sorted(sketch.pack(*kv) for kv in sketch.registers(sketched).items()))
     return UsageAggregate(hour=hour, feature="chat", tier="pro", model="gpt-4o", provider="openai",
                           outcome="success", requests=1, input_tokens=1, output_tokens=1, cache_read_tokens=0,
                           cache_write_tokens=0, reported_cost=None,

@@ -17,9 +17,9 @@ Costwarden reads, by preference:
 
 Either way the GROUP BY runs in the database and only the cells come back. `read(since)` returns
 the cells of whole periods in [since, watermark) and the watermark to pass next time, so each
-period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite (tests; SQLite has no md5, so the
-sketch's register and rank are two Python functions registered on the connection, still called
-inside SQLite's GROUP BY).
+period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite
+(tests; SQLite has no md5, so the sketch's register and rank are two Python functions registered
+on the connection, still called inside SQLite's GROUP BY).
 Transactions are read-only (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`).
 """
 
