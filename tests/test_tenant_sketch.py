@@ -54,6 +54,7 @@ def test_duckdb_postgresql_and_python_hash_a_tenant_alike(pg, names):
     assert [(h & (2 ** 64 - 1), r, k) for h, r, k in rows] == expected
 
 
+@settings(deadline=None)  # a loaded machine: DuckDB's first query of an example can take 300 ms
 @given(st.one_of(st.integers(0, 2 ** 64 - 1), st.sampled_from([0, 1, 2 ** 52 - 1, 2 ** 52, 2 ** 51, 2 ** 64 - 1])))
 def test_duckdb_register_math_matches_python_on_every_edge(h):
     got = duckdb.connect().execute(f"SELECT {sketch.DUCKDB_REGISTER.format(h='$1::UBIGINT')}, "
