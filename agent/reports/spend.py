@@ -118,6 +118,9 @@ def build_report(billing: BillingSettings, now: datetime, *, since: datetime | N
             "by_model": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.model)],
             "by_tier": [u.to_dict() for u in unit_costs_by(groups, lambda g: g.tier)],
             "unpriced_models": unpriced,
+            # users (distinct tenants) are HyperLogLog estimates (about 1.6% standard error) when a
+            # source sent sketches for this window (LiteLLM cell-hours with more than 16 tenants)
+            "users_estimated": log.users_estimated(window_start, naive_now),
             "tier_margins": [margin_row(m) for m in
                              tier_margins(groups, log.tier_users(window_start, naive_now), revenue, days)],
             "features_costing_more_than_the_tier_pays": [

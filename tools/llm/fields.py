@@ -39,7 +39,9 @@ class UsageAggregate:
 
     `hour` is the UTC start of the period (a daily table gives midnight); `tenants` is the
     distinct-tenant count of the cell when the source knows it, else None; `tenant_ids` the
-    tenants themselves when the source sent them.
+    tenants themselves when the source sent them, `tenant_sketch` their HyperLogLog registers
+    (tools/llm/sketch.py) when it had too many to send. Either merges with other cells and hours;
+    a bare count does not, and the readers never add counts up.
     """
 
     hour: datetime
@@ -56,5 +58,8 @@ class UsageAggregate:
     reported_cost: float | None
     tenants: int | None
     # the cell's distinct tenants themselves, when the source sends them (few enough): kept as a set
-    # in the rollup, so a tenant seen in several cells or hours counts once; else `tenants` is summed
+    # in the rollup, so a tenant seen in several cells or hours counts once
     tenant_ids: tuple[str, ...] | None = None
+    # the cell's HyperLogLog registers, when it has more tenants than a set holds: one integer per
+    # non-empty register, register * 64 + rank (tools/llm/sketch.py pack / unpack)
+    tenant_sketch: tuple[int, ...] | None = None

@@ -11,11 +11,15 @@ Costwarden reads, by preference:
 - **`LiteLLM_SpendLogs`** when the daily tables are absent (older proxies): hourly cells with
   `feature:`/`tier:` request tags, distinct tenants (`end_user`, else `user`) and outcomes
   (`status`), read up to the last whole hour that ended `settle` ago (the proxy writes its spend
-  logs in batches, so the newest minutes are still arriving).
+  logs in batches, so the newest minutes are still arriving). A cell's tenants come back as a set
+  when it has at most TENANT_SET_MAX, else as a HyperLogLog sketch computed in the database
+  (tools/llm/sketch.py), so the rollup can merge them across cells and hours without summing.
 
 Either way the GROUP BY runs in the database and only the cells come back. `read(since)` returns
 the cells of whole periods in [since, watermark) and the watermark to pass next time, so each
-period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite (tests).
+period is read exactly once. SQLAlchemy Core: PostgreSQL (the proxy's database) and SQLite
+(tests; SQLite has no md5, so the sketch's register and rank are two Python functions registered
+on the connection, still called inside SQLite's GROUP BY).
 Transactions are read-only (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`).
 """
 
@@ -26,15 +30,16 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Float, BigInteger, String, case, column, create_engine, func, inspect, \
+from sqlalchemy import DateTime, Float, BigInteger, String, case, column, create_engine, event, func, inspect, \
     literal_column, select, table, text
 from sqlalchemy.engine import Connection, Engine
 
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.fields import UsageAggregate
+from costwarden.tools.llm.sketch import PG_BITS, PG_RANK, PG_REGISTER, SQLITE_RANK, SQLITE_REGISTER, sqlite_functions
 
 SPEND_LOGS, DAILY_USER, DAILY_TAG = "LiteLLM_SpendLogs", "LiteLLM_DailyUserSpend", "LiteLLM_DailyTagSpend"
-TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: the count, summed): a
+TENANT_SET_MAX = 16  # distinct tenants of an hourly cell sent as a set (beyond: a HyperLogLog sketch): a
 # cap, so the tenants never come back row by row (64 brought back 940,000 names for a million rows: 53 s, 1.5 GB)
 _SUMS = ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -69,6 +74,8 @@ class LiteLLMDatabase:
         if self._engine is None:
             try:
                 self._engine = create_engine(self.url, pool_pre_ping=True)
+                if self._engine.dialect.name == "sqlite":  # no md5 there: the sketch's hash as functions
+                    event.listen(self._engine, "connect", lambda dbapi_con, _: sqlite_functions(dbapi_con))
             except Exception as exc:  # noqa: BLE001 - a bad URL or a missing driver: one line
                 raise BillingInputError(f"billing.litellm_database_url: {exc.__class__.__name__}: {exc}") from None
         return self._engine
@@ -118,21 +125,41 @@ class LiteLLMDatabase:
         ).where(_logs.c.startTime < end.replace(tzinfo=None))
         if since is not None:
             inner = inner.where(_logs.c.startTime >= _utc(since).replace(tzinfo=None))
-        s = inner.subquery()
+        s = inner.subquery("s")
         keys = (s.c.hour, s.c.feature, s.c.tier, s.c.model, s.c.provider, s.c.outcome)
-        distinct = func.count(func.distinct(s.c.tenant))
-        # the tenants themselves come back when a cell has at most TENANT_SET_MAX of them (a set the
-        # rollup can merge exactly across cells and hours); a larger cell sends its count only
-        names = (func.array_agg(func.distinct(s.c.tenant)).filter(s.c.tenant.isnot(None)) if pg
-                 else func.json_group_array(func.distinct(s.c.tenant)))
-        q = select(*keys, func.count(), func.sum(s.c.prompt_tokens), func.sum(s.c.completion_tokens),
-                   func.sum(s.c.spend), distinct,
-                   case((distinct <= TENANT_SET_MAX, names), else_=None)).group_by(*keys)
+        # three levels, one scan: (cell, tenant), then (cell, HyperLogLog register), then cell. A
+        # tenant falls in one register, so the cell's distinct count is exact; the tenants come back
+        # when a cell has at most TENANT_SET_MAX of them (a set the rollup merges exactly), a larger
+        # cell sends the largest rank of each register instead (one array of at most 4096 integers)
+        t = select(*keys, s.c.tenant, func.count().label("n"), func.sum(s.c.prompt_tokens).label("i"),
+                   func.sum(s.c.completion_tokens).label("o"), func.sum(s.c.spend).label("sp"),
+                   *([literal_column(PG_BITS.format(x="s.tenant")).label("b")] if pg else [])
+                   ).group_by(*keys, s.c.tenant).subquery("t")
+        if pg:
+            reg, rank = literal_column(PG_REGISTER.format(b="t.b")), literal_column(PG_RANK.format(b="t.b"))
+        else:
+            reg, rank = literal_column(SQLITE_REGISTER.format(x="t.tenant")), \
+                literal_column(SQLITE_RANK.format(x="t.tenant"))
+        tk = (t.c.hour, t.c.feature, t.c.tier, t.c.model, t.c.provider, t.c.outcome)
+        r = select(*tk, reg.label("reg"), func.max(rank).label("rk"), func.sum(t.c.n).label("n"),
+                   func.sum(t.c.i).label("i"), func.sum(t.c.o).label("o"), func.sum(t.c.sp).label("sp"),
+                   func.count(t.c.tenant).label("u"),
+                   (func.array_agg(t.c.tenant) if pg else func.json_group_array(t.c.tenant)).label("names")
+                   ).group_by(*tk, reg).subquery("r")
+        rk_ = (r.c.hour, r.c.feature, r.c.tier, r.c.model, r.c.provider, r.c.outcome)
+        u = func.sum(r.c.u)
+        names = func.jsonb_agg(r.c.names) if pg else func.json_group_array(func.json(r.c.names))
+        packed = r.c.reg * 64 + r.c.rk
+        regs = func.array_agg(packed) if pg else func.json_group_array(packed)
+        q = select(*rk_, func.sum(r.c.n), func.sum(r.c.i), func.sum(r.c.o), func.sum(r.c.sp), u,
+                   case((u <= TENANT_SET_MAX, names), else_=None),
+                   case((u > TENANT_SET_MAX, regs), else_=None)).group_by(*rk_)
         out = [UsageAggregate(hour=_as_hour(h), feature=f, tier=t, model=m, provider=p, outcome=o, requests=int(n),
                               input_tokens=int(i or 0), output_tokens=int(oo or 0), cache_read_tokens=0,
-                              cache_write_tokens=0, reported_cost=float(c) if c is not None else None, tenants=int(u),
-                              tenant_ids=None if u > TENANT_SET_MAX else _names(ids))
-               for h, f, t, m, p, o, n, i, oo, c, u, ids in con.execute(q)]
+                              cache_write_tokens=0, reported_cost=float(c) if c is not None else None,
+                              tenants=int(u), tenant_ids=None if u > TENANT_SET_MAX else _names(ids),
+                              tenant_sketch=None if u <= TENANT_SET_MAX else _registers(rr))
+               for h, f, t, m, p, o, n, i, oo, c, u, ids, rr in con.execute(q)]
         return out, end
 
     # --- daily tables -----------------------------------------------------------------------------------
@@ -166,9 +193,17 @@ class LiteLLMDatabase:
 
 
 def _names(value: Any) -> tuple[str, ...]:
-    """A cell's tenant set as PostgreSQL (an array, NULL when empty) or SQLite (a JSON array) returns it."""
+    """A cell's tenant set as PostgreSQL (JSON of arrays, one a register) or SQLite (the same as text)
+    returns it."""
+    groups = json.loads(value) if isinstance(value, str) else value or ()
+    return tuple(sorted(str(t) for g in groups for t in g or () if t is not None))
+
+
+def _registers(value: Any) -> tuple[int, ...]:
+    """A cell's packed registers (register * 64 + rank) as PostgreSQL (an array) or SQLite (JSON) returns
+    them; the row of requests without a tenant has no register."""
     items = json.loads(value) if isinstance(value, str) else value or ()
-    return tuple(sorted(str(t) for t in items if t is not None))
+    return tuple(sorted(int(v) for v in items if v is not None))
 
 
 def _add(into: list[float], values: list[float]) -> None:

@@ -1,14 +1,17 @@
 """The hourly usage rollup: every token-usage source lands here once, and every reader queries it.
 
-Four append-only DuckDB tables hold what the detectors and reports need, at one row per hour and
+Append-only DuckDB tables hold what the detectors and reports need, at one row per hour and
 cell rather than per request:
 
 - `cells`: (hour, feature, tier, model, provider, outcome, input/output size bucket) -> requests,
   tokens, reported cost, first/last timestamp;
 - `tenants`: the distinct tenants of each (hour, feature, tier, model, provider, outcome), so
   distinct-user counts over any window stay exact; stored as 64-bit hashes of the cell
-  (`cell_names` maps it back) and of the tenant, 24 bytes a row, since this table grows with
-  tenants x cells x hours;
+  (`cell_names` maps it back) and of the tenant (tools/llm/sketch.py's md5-based hash, the one
+  the sketches use), 24 bytes a row, since this table grows with tenants x cells x hours;
+- `sketches`: HyperLogLog registers (hour, cell, register -> rank) of cells whose source sent a
+  sketch instead of its tenants (a LiteLLM cell-hour with more than 16): merged with the exact
+  tenants' registers by the readers, never summed;
 - `prompts` / `prefixes`: per (hour, feature, model, prompt or prefix hash) counts and token sums,
   which is all the repeat (cache opportunity) arithmetic needs;
 - `seen`: a 64-bit hash of every span / request id with its hour, so a span delivered twice counts
@@ -37,18 +40,24 @@ from costwarden.tools.llm import tail
 from costwarden.tools.llm.fields import UsageAggregate
 from costwarden.tools.llm.formats import batch_sql, model_sql, present_keys, provider_sql
 from costwarden.tools.llm.locate import first_problem
+from costwarden.tools.llm.sketch import DUCKDB_HASH
+
+TENANT_HASH = "md5-64"  # the `tenants` table's hash; a store written with another one is rebuilt
+_VERSION_MARK = "rollup:tenant_hash"
 
 STORE_WAIT_S = 120.0  # how long to wait for a store another process holds (a daemon's sweep)
 RETENTION_DAYS = 400  # hours of usage kept behind the newest (billing.usage_retention_days): a year and a month
 DEDUP_DAYS = 35  # span ids kept to count a retried span once (as long as the OTLP spool keeps its files)
 KEYS = "hour, feature, tier, model, provider, outcome"
 CELL = "hash(feature, tier, model, provider, outcome)"  # the tenants table's key of a cell
+TENANT = DUCKDB_HASH.format(x="tenant")  # the tenants table's tenant (the sketches' hash)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cells (source VARCHAR, hour TIMESTAMP, feature VARCHAR, tier VARCHAR, model VARCHAR,
     provider VARCHAR, outcome VARCHAR, in_le INTEGER, out_le INTEGER, requests BIGINT, input_tokens BIGINT,
     output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT, reported_cost DOUBLE,
     tenants BIGINT, min_ts TIMESTAMP, max_ts TIMESTAMP);
 CREATE TABLE IF NOT EXISTS tenants (hour TIMESTAMP, cell UBIGINT, tenant UBIGINT);
+CREATE TABLE IF NOT EXISTS sketches (hour TIMESTAMP, cell UBIGINT, reg SMALLINT, rank TINYINT);
 CREATE TABLE IF NOT EXISTS cell_names (cell UBIGINT, feature VARCHAR, tier VARCHAR, model VARCHAR, provider VARCHAR,
     outcome VARCHAR);
 CREATE TABLE IF NOT EXISTS prompts (hour TIMESTAMP, feature VARCHAR, model VARCHAR, hash VARCHAR, n BIGINT,
@@ -70,6 +79,7 @@ _FOLD = {  # each table's rows folded to one per key; {where} selects the hours 
              f"SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reported_cost), SUM(tenants), MIN(min_ts), "
              f"MAX(max_ts) FROM cells WHERE {{where}} GROUP BY ALL",
     "tenants": "SELECT DISTINCT * FROM tenants WHERE {where}",
+    "sketches": "SELECT hour, cell, reg, MAX(rank) FROM sketches WHERE {where} GROUP BY ALL",
     "prompts": "SELECT hour, feature, model, hash, SUM(n), SUM(input_tokens), SUM(output_tokens) FROM prompts "
                "WHERE {where} GROUP BY ALL",
     "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes WHERE {where} GROUP BY ALL",
@@ -95,6 +105,7 @@ class UsageRollup:
             self._con.execute("ATTACH ':memory:' AS rollup (COMPRESS)")
             self._con.execute("USE rollup")
             self._con.execute(_SCHEMA)
+            self._check_version()
         self.records_read = 0  # records parsed by this process (what an incremental sweep saves)
 
     @property
@@ -130,6 +141,26 @@ class UsageRollup:
         con.execute("SET TimeZone='UTC'")
         con.execute(_SCHEMA)
         self._con = con
+        self._check_version()
+
+    def _check_version(self) -> None:
+        """A store whose tenants were hashed another way (DuckDB's hash(), before the sketches) cannot
+        be merged with md5-hashed tenants or sketches: it is emptied, file watermarks and source
+        marks included, so the next sync reads every source again."""
+        con = self._con
+        row = con.execute("SELECT watermark FROM marks WHERE source = ?", [_VERSION_MARK]).fetchone()
+        if row is not None and row[0] == TENANT_HASH:
+            return
+        con.execute("BEGIN")
+        try:
+            for name in ("cells", "tenants", "sketches", "cell_names", "prompts", "prefixes", "seen", "files",
+                         "marks"):
+                con.execute(f"DELETE FROM {name}")
+            con.execute("INSERT INTO marks VALUES (?, ?)", [_VERSION_MARK, TENANT_HASH])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def release(self) -> None:
         """Close a store file so other processes can open it (the next use opens it again); an
@@ -188,7 +219,7 @@ class UsageRollup:
             con = self.con
             con.execute("BEGIN")
             try:
-                for table in ("cells", "tenants", "prompts", "prefixes"):
+                for table in ("cells", "tenants", "sketches", "prompts", "prefixes"):
                     con.execute(f"DELETE FROM {table} WHERE hour < ?", [keep])
                 con.execute("DELETE FROM seen WHERE hour < ?", [ids])
                 con.execute("COMMIT")
@@ -275,7 +306,11 @@ class UsageRollup:
                          SUM(cache_read_tokens) cr, SUM(cache_write_tokens) cw, SUM(reported_cost) rc, MIN(ts) lo,
                          MAX(ts) hi FROM {rows} GROUP BY ALL) g
             JOIN (SELECT DISTINCT cell, feature, tier, model, provider, outcome FROM names) n USING (cell)""", [source])
-        con.execute(f"INSERT INTO tenants SELECT DISTINCT hour, cell, hash(tenant) FROM {rows} WHERE tenant IS NOT NULL")
+        # md5 (the sketches' hash, tools/llm/sketch.py) once per distinct tenant of the batch, not per row:
+        # per row it cost 1.0 s more per million spans than DuckDB's hash()
+        con.execute(f"""INSERT INTO tenants SELECT DISTINCT r.hour, r.cell, t.h
+            FROM {rows} r JOIN (SELECT tenant, {TENANT} AS h FROM (SELECT DISTINCT tenant FROM {table}
+                                WHERE tenant IS NOT NULL)) t USING (tenant)""")
         con.execute("""INSERT INTO cell_names SELECT DISTINCT cell, feature, tier, model, provider, outcome FROM names c
             WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""")
         con.execute(f"""INSERT INTO prompts SELECT hour, feature, model, hash, SUM(n), SUM(i), SUM(o)
@@ -313,9 +348,12 @@ class UsageRollup:
                     cols = [[source] * len(rows), hour, *([getattr(r, f) for r in rows] for f in _AGG_TEXT),
                             [None] * len(rows), [None] * len(rows),
                             *([getattr(r, f) for r in rows] for f in _AGG_NUMBERS), hour, hour]
-                    cols[-3] = [None if r.tenant_ids is not None else r.tenants for r in rows]  # a set: not summed
+                    # tenants sent as a set or a sketch are merged with the others by the readers: not summed
+                    cols[-3] = [None if r.tenant_ids is not None or r.tenant_sketch is not None else r.tenants
+                                for r in rows]
                     con.execute(f"INSERT INTO cells SELECT {', '.join(f'unnest(?::{t}[])' for t in _CELL_TYPES)}", cols)
                 self._add_tenant_sets([r for r in rows if r.tenant_ids is not None])
+                self._add_sketches([r for r in rows if r.tenant_sketch is not None])
                 con.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [source, watermark])
                 con.execute("COMMIT")
             except BaseException:
@@ -326,17 +364,31 @@ class UsageRollup:
 
     def _add_tenant_sets(self, rows: list[UsageAggregate]) -> None:
         """The tenants a source sent as sets join the files' tenants (merged exactly, by hash)."""
-        if not rows:
-            return
         flat = [(r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome, t)
                 for r in rows for t in r.tenant_ids or ()]
-        if not flat:
-            return
-        types = ("TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR")
-        cols = ("hour", "feature", "tier", "model", "provider", "outcome", "tenant")
+        if flat:
+            self._insert_keyed(flat, ("tenant", "VARCHAR"),
+                               f"INSERT INTO tenants SELECT DISTINCT hour, {CELL}, {TENANT} FROM ({{src}})")
+
+    def _add_sketches(self, rows: list[UsageAggregate]) -> None:
+        """The registers of cells a source sent as HyperLogLog sketches (at most 4096 rows a cell),
+        passed as one list per cell and unnested by DuckDB (a flat million-element parameter is
+        three times slower to hand over)."""
+        if rows:
+            flat = [(r.hour.replace(tzinfo=None), r.feature, r.tier, r.model, r.provider, r.outcome,
+                     list(r.tenant_sketch or ())) for r in rows]
+            self._insert_keyed(flat, ("regs", "INTEGER[]"),
+                               f"INSERT INTO sketches SELECT hour, {CELL}, rr >> 6, MAX(rr & 63) "
+                               f"FROM (SELECT *, unnest(regs) AS rr FROM ({{src}})) GROUP BY ALL")
+
+    def _insert_keyed(self, flat: list[tuple[Any, ...]], last: tuple[str, str], sql: str) -> None:
+        """Run `sql` over rows of (hour, feature, tier, model, provider, outcome, last) passed as column
+        lists (one statement, not executemany), and name the cells they add."""
+        types = ("TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", last[1])
+        cols = ("hour", "feature", "tier", "model", "provider", "outcome", last[0])
         src = "SELECT " + ", ".join(f"unnest(?::{t}[]) AS {c}" for t, c in zip(types, cols))
         lists = [list(c) for c in zip(*flat)]
-        self.con.execute(f"INSERT INTO tenants SELECT DISTINCT hour, {CELL}, hash(tenant) FROM ({src})", lists)
+        self.con.execute(sql.format(src=src), lists)
         self.con.execute(f"""INSERT INTO cell_names SELECT * FROM (
                 SELECT DISTINCT {CELL} AS cell, feature, tier, model, provider, outcome FROM ({src})) c
             WHERE NOT EXISTS (SELECT 1 FROM cell_names n WHERE n.cell = c.cell)""", lists)

@@ -46,6 +46,7 @@ from costwarden.tools.billing.paths import expand_paths
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm.formats import BEYOND, INPUT_BUCKETS, OUTPUT_BUCKETS
 from costwarden.tools.llm.rollup import RETENTION_DAYS, UsageRollup
+from costwarden.tools.llm.sketch import DUCKDB_RANK, DUCKDB_REGISTER, estimate_from
 from costwarden.tools.llm_prices import PriceMap, normalise_model
 
 if TYPE_CHECKING:
@@ -205,44 +206,60 @@ class UsageLog:
         where, params = self._where(start, end)
         keys = "feature, tier, model, provider, outcome"
         rows = self.rollup.query(
-            f"WITH c AS (SELECT {keys}, SUM(requests) n, SUM(input_tokens) i, SUM(output_tokens) o, "
-            f"SUM(cache_read_tokens) cr, SUM(tenants) ta FROM cells WHERE {where} GROUP BY ALL), "
-            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants JOIN cell_names USING (cell) "
-            f"WHERE {where} GROUP BY ALL) "
-            f"SELECT {keys}, n, COALESCE(u, 0) + COALESCE(ta, 0), i, o, cr FROM c LEFT JOIN t USING ({keys}) "
-            f"ORDER BY ALL", params + params)
+            f"SELECT {keys}, SUM(requests) n, SUM(input_tokens) i, SUM(output_tokens) o, SUM(cache_read_tokens) cr "
+            f"FROM cells WHERE {where} GROUP BY ALL ORDER BY ALL", params)
+        users = self._users(keys, start, end)
         out = []
-        for f, t, m, p, o, n, u, i, oo, c in rows:
+        for f, t, m, p, o, n, i, oo, c in rows:
             cost = None
             if prices is not None:
                 price = prices.price(m)
                 cost = price.cost(int(i), int(oo), int(c)) if price else None
-            out.append(UsageGroup(f, t, normalise_model(m), p, o, int(n), int(u), int(i), int(oo), int(c), cost))
+            u = users.get((f, t, m, p, o), 0)
+            out.append(UsageGroup(f, t, normalise_model(m), p, o, int(n), u, int(i), int(oo), int(c), cost))
         return out
 
-    def _users(self, keys: str, start: datetime | date | None, end: datetime | date | None) -> list[tuple[Any, ...]]:
-        """Distinct tenants per `keys` (a tenant counts once however many cells it appears in)."""
+    def _users(self, keys: str, start: datetime | date | None,
+               end: datetime | date | None) -> dict[tuple[Any, ...], int]:
+        """Distinct tenants per `keys` (a tenant counts once however many cells and hours it appears
+        in): COUNT(DISTINCT) of the tenant hashes when no sketch falls in the group, else the
+        HyperLogLog estimate of the union of the sketches and the exact tenants' registers
+        (tools/llm/sketch.py, about 1.6% standard error). Counts are never added up."""
         where, params = self._where(start, end)
-        return self.rollup.query(
-            f"WITH c AS (SELECT {keys}, SUM(tenants) ta FROM cells WHERE {where} GROUP BY ALL), "
-            f"t AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM tenants JOIN cell_names USING (cell) "
-            f"WHERE {where} GROUP BY ALL) "
-            f"SELECT {keys}, COALESCE(u, 0) + COALESCE(ta, 0) FROM c LEFT JOIN t USING ({keys})", params + params)
+        reg, rank = DUCKDB_REGISTER.format(h="tenant"), DUCKDB_RANK.format(h="tenant")
+        rows = self.rollup.query(
+            f"WITH ex AS (SELECT {keys}, tenant FROM tenants JOIN cell_names USING (cell) WHERE {where}), "
+            f"sk AS (SELECT {keys}, reg, rank FROM sketches JOIN cell_names USING (cell) WHERE {where}), "
+            f"regs AS (SELECT {keys}, reg, MAX(rank) r FROM (SELECT * FROM sk UNION ALL "
+            f"SELECT {keys}, {reg}, {rank} FROM ex SEMI JOIN (SELECT DISTINCT {keys} FROM sk) USING ({keys})) "
+            f"GROUP BY ALL), "
+            f"est AS (SELECT {keys}, COUNT(*) filled, SUM(pow(2, -r)) inv FROM regs GROUP BY ALL), "
+            f"exact AS (SELECT {keys}, COUNT(DISTINCT tenant) u FROM ex GROUP BY ALL) "
+            f"SELECT {keys}, u, filled, inv FROM exact FULL JOIN est USING ({keys})", params + params)
+        return {tuple(key): int(u or 0) if filled is None else round(estimate_from(int(filled), float(inv)))
+                for *key, u, filled, inv in rows}
+
+    def users_estimated(self, start: datetime | date | None = None, end: datetime | date | None = None) -> bool:
+        """Whether distinct-user counts of this window are HyperLogLog estimates (about 1.6% standard
+        error) rather than exact: some source sent a sketch for an hour in it."""
+        where, params = self._where(start, end)
+        return bool(self.rollup.query(f"SELECT EXISTS (SELECT 1 FROM sketches WHERE {where})", params)[0][0])
 
     def tier_users(self, start: datetime | date | None = None, end: datetime | date | None = None) -> dict[str, int]:
         """Distinct tenants per tier (a tenant counts once however many features it uses)."""
-        return {t: int(n) for t, n in self._users("tier", start, end)}
+        return {t: n for (t,), n in self._users("tier", start, end).items()}
 
     def feature_tier_users(self, start: datetime | date | None = None,
                            end: datetime | date | None = None) -> dict[tuple[str, str], int]:
-        return {(f, t): int(n) for f, t, n in self._users("feature, tier", start, end)}
+        return {(f, t): n for (f, t), n in self._users("feature, tier", start, end).items()}
 
     def tenant_requests(self, start: datetime | date | None = None, end: datetime | date | None = None,
                         keys: str = "feature, tier") -> dict[tuple[str, ...], list[float]]:
         """Requests per tenant, per `keys` ("feature, tier" or "tier"), for quota sizing. The rollup keeps
         tenants per hour and cell, not their request counts: a cell-hour's requests are shared evenly
         among its tenants (exact when one tenant is alone in it, as is usual for a user's hour on
-        one feature). Sources reporting only tenant counts (LiteLLM's database) have no tenants here."""
+        one feature). Tenants a source sent only as a HyperLogLog sketch (LiteLLM cell-hours with more
+        than 16) have no identity to share requests with and are left out here."""
         where, params = self._where(start, end)
         rows = self.rollup.query(
             f"WITH n AS (SELECT hour, feature, tier, model, provider, outcome, SUM(requests) n FROM cells "
