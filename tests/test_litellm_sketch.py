@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from rich.console import Console
 
 from costwarden.agent.cli.report import render
-from costwarden.agent.reports.spend import build_report
+from costwarden.agent.reports.spend import USERS_ESTIMATED, build_report
 from costwarden.tools.billing.settings import BillingSettings
 from costwarden.tools.llm import sketch
 from costwarden.tools.llm.litellm_db import TENANT_SET_MAX, LiteLLMDatabase
@@ -73,4 +73,15 @@ def test_the_spend_report_says_when_users_are_estimated(url):  # noqa: F811
     assert doc["usage"]["users_estimated"] and abs(margins["pro"] - 300) <= 15 and margins["free"] == 2
     console = Console(record=True, width=200)
     render(doc, console)
-    assert "users: estimated (HyperLogLog" in console.export_text()
+    assert USERS_ESTIMATED in console.export_text()
+    # the audit's HTML and Markdown say the same words above the same table
+    from costwarden.agent.reports.render import render_html, render_markdown
+    from costwarden.agent.reports.sections import build_sections
+    from tests.sample_results import sweep_result
+
+    sections = build_sections(sweep_result(), billing, now=END + timedelta(hours=1))
+    assert sections["economics"]["users_note"] == USERS_ESTIMATED
+    page = render_html(sweep_result(), sections)
+    assert USERS_ESTIMATED in page.split("Margin per tier", 1)[1].split("table-tier-margins", 1)[0]
+    md = render_markdown(sweep_result(), "headline", sections)
+    assert USERS_ESTIMATED in md.split("### Margin per tier", 1)[1].split("| Tier", 1)[0]

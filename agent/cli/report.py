@@ -101,7 +101,9 @@ def render(doc: dict[str, Any], console: Console) -> None:
         table(f"LLM unit costs by feature ({u['window_days']:g} days)", u["by_feature"], cols)
         table("LLM unit costs by model", u["by_model"], cols)
         if u.get("users_estimated") and (u["tier_margins"] or u["features_costing_more_than_the_tier_pays"]):
-            console.print("users: estimated (HyperLogLog, about ±1.6%) for sources that send sketches")
+            from costwarden.agent.reports.spend import USERS_ESTIMATED
+
+            console.print(USERS_ESTIMATED)
         table("Margin per tier (per month)", u["tier_margins"],
               ["tier", "users", "revenue_usd_month", "llm_cost_usd_month", "margin_usd_month", "cost_per_user_month"])
         table("Features costing more per user than the tier pays", u["features_costing_more_than_the_tier_pays"],

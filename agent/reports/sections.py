@@ -111,7 +111,7 @@ def build_sections(result: SweepResult, billing: Any = None, *, now: datetime | 
                 "resource_id": f.resource_id, "name": f.tags.get("Name", ""), "resource_type": f.resource_type,
                 "instance_type": ev.get("instance_type", ""), "profile": ev[PROFILE_KEY]})
     if billing is not None and (billing.has_bill or billing.has_usage):
-        from costwarden.agent.reports.spend import build_report
+        from costwarden.agent.reports.spend import USERS_ESTIMATED, build_report
         from costwarden.tools.errors import ToolError
 
         try:
@@ -125,7 +125,7 @@ def build_sections(result: SweepResult, billing: Any = None, *, now: datetime | 
             sections["economics"] = {
                 "window_days": u.get("window_days"), "overall": u.get("overall"),
                 "by_feature": u.get("by_feature", []), "by_tier": u.get("by_tier", []),
-                "tier_margins": u.get("tier_margins", []),
+                "tier_margins": u.get("tier_margins", []), "users_note": USERS_ESTIMATED if u.get("users_estimated") else None,
                 "overruns": u.get("features_costing_more_than_the_tier_pays", []),
                 "reconciliation": doc.get("reconciliation", []),
                 "spend_by_team": (doc.get("billing") or {}).get("by_team", []),

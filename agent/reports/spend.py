@@ -17,6 +17,11 @@ from costwarden.tools.billing.columns import SpendRow
 from costwarden.tools.billing.settings import BillingSettings
 
 
+# said above the margin tables in the terminal, the HTML and the Markdown when distinct users are
+# HyperLogLog estimates (a source sent sketches for the window: LiteLLM cell-hours of more than 16 tenants)
+USERS_ESTIMATED = "users: estimated (HyperLogLog, about ±1.6%) for sources that send sketches"
+
+
 def rounded(v: Decimal | float | None, places: int = 2) -> float | None:
     """An amount as a JSON number: the documents carry floats rounded for people, not exact decimals."""
     return None if v is None else round(float(v), places)
