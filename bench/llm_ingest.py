@@ -118,7 +118,13 @@ def write_spans_fast(path: Path, start: int, count: int, fmt: str, seed: int) ->
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec,
+    so a child started after the parent wrote 10M spans with DuckDB reported the parent's 2.3 GB."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _otlp_attr(key: str) -> str:
