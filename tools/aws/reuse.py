@@ -14,10 +14,10 @@ What is shared, and why it is safe:
   it (a worker's jobs). Its clients are still built per job (each job its own call log and dry-run
   hook); creating them is serialised under its lock, as botocore Sessions are not documented as
   thread-safe.
-- `role_session`: a Session for one role whose event handlers are a copy of the base Session's (the
-  same built-in and boto3 handlers, copied in ~1 ms instead of registered again) and whose model
-  loader is the base's. Its credential provider is the role's own: nothing credential-bearing is
-  shared.
+- `role_session`: a Session for one role whose event handlers are the base Session's (the same
+  built-in and boto3 handlers, not registered again; botocore copies them into each client's own
+  emitter, where per-client hooks go) and whose model loader is the base's. Its credential
+  provider is the role's own: nothing credential-bearing is shared.
 - `install_client_class_cache`: the generated client class per (service, API version), for the
   Sessions made here only (they all carry the same handlers, and handlers may add methods to the
   class, as boto3's do to S3's).
@@ -28,7 +28,6 @@ it falls back to what botocore does by default, slower but the same behaviour.
 
 from __future__ import annotations
 
-import copy
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -95,8 +94,9 @@ def role_session(base: Any, credential_provider: Any) -> Any:
         core = botocore.session.Session()
         _boto3_handlers(core)
     else:
-        core = botocore.session.Session(event_hooks=copy.copy(handlers), include_builtin_handlers=False)
-        mark(core)
+        # the base's handlers themselves, not a copy: a Session's handlers are only read (each client
+        # copies them into its own emitter, where the client's hooks go); nothing registers on them
+        core = botocore.session.Session(event_hooks=handlers, include_builtin_handlers=False)
     core.register_component("data_loader", base.get_component("data_loader"))
     core.register_component("credential_provider", credential_provider)
     return core
