@@ -7,7 +7,7 @@ AssumeRole is made here, in our code, so a role that cannot be assumed fails as 
 (botocore would log a traceback for a failed first refresh); later refreshes are botocore's.
 AssumeRole goes through the base credentials' STS client, so it gets the same retries, dry-run
 hook and call log as every other call. The role's Session shares the base Session's model
-loader: 30 roles cost ~47 MB of clients, not ~23 MB of loaded models each; and it copies the base
+loader: 30 roles cost ~47 MB of clients, not ~23 MB of loaded models each; and it reads the base
 Session's event handlers instead of registering them again (~1 ms, not ~16 ms, per role).
 """
 
