@@ -2,7 +2,7 @@
 
 The estate: N accounts (default 1,000) reached by STS AssumeRole, each with 3 EC2 instances (an
 idle GPU, a busy GPU, a CPU one) and 9 days of metrics, in the lean many-accounts fake of
-tests/fakes/accounts.py, which answers every request after a fixed `--latency` (default 50 ms,
+tests/fakes/accounts.py, which answers every request after a fixed `--latency` (default 200 ms,
 an AWS API round trip) so the sweep is I/O-bound as it is against AWS. The queue and the store
 are a throwaway database on the local PostgreSQL (127.0.0.1:5432).
 
@@ -19,7 +19,7 @@ job attempt assumes its role once; in live mode DescribeInstances also serves th
 checks, so it cannot count sweeps there), and StopInstances per account (at most 1 each, one
 idle instance per account, is the target).
 
-    python bench/fanout.py [--accounts 1000] [--workers 1,2,4] [--latency 0.05] [--concurrency 8] [--no-crash]
+    python bench/fanout.py [--accounts 1000] [--workers 1,2,4] [--latency 0.2] [--concurrency 4] [--no-crash]
     python bench/fanout.py --moto-probe   # moto's per-request cost, the reason for the lean fake
 """
 
@@ -78,6 +78,7 @@ def one_tick(world: Any, workers: int) -> dict[str, Any]:
     run_id = world.tick()
     run = world.wait_closed(run_id, timeout=3600)
     wall = time.monotonic() - t0
+    load = (load, os.getloadavg()[0])  # the machine is shared: the load at the tick's start and end
     _stop(procs, world.store)
     parts = [p for p in world.store.parts_of(run_id)]
     described = world.fake.per_account("DescribeInstances")
@@ -94,6 +95,7 @@ def crash_tick(world: Any) -> dict[str, Any]:
 
     procs = _start(world, 2, "crash")
     world.fake.clear_calls()
+    load = os.getloadavg()[0]
     t0 = time.monotonic()
     run_id = world.tick()
     killed_at = None
@@ -114,7 +116,7 @@ def crash_tick(world: Any) -> dict[str, Any]:
     attempts = world.fake.per_account("AssumeRole")  # one per job attempt (a job assumes its role once)
     stops = world.fake.per_account("StopInstances")
     actions = world.store.actions_for_run(run_id)
-    return {"wall_s": wall, "killed_after_parts": killed_at, "status": world.store.get_run(run_id).status,
+    return {"wall_s": wall, "load": (load, os.getloadavg()[0]), "killed_after_parts": killed_at, "status": world.store.get_run(run_id).status,
             "lost": sum(p.status != "done" for p in parts), "recorded_twice": 0 if len(parts) == n else len(parts) - n,
             "retried_parts": sum(p.attempts > 1 for p in parts),
             "re_swept_at_fake": sum(1 for v in attempts.values() if v > 1),
@@ -156,8 +158,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--accounts", type=int, default=1000)
     ap.add_argument("--workers", default="1,2,4")
-    ap.add_argument("--latency", type=float, default=0.05, help="seconds the fake waits before each answer")
-    ap.add_argument("--concurrency", type=int, default=8, help="jobs per worker process")
+    ap.add_argument("--latency", type=float, default=0.2, help="seconds the fake waits before each answer")
+    ap.add_argument("--concurrency", type=int, default=4, help="jobs per worker process")
     ap.add_argument("--no-crash", action="store_true")
     ap.add_argument("--moto-probe", action="store_true")
     args = ap.parse_args()
@@ -182,7 +184,7 @@ def main() -> int:
                       f"{rows[0]['workers']}; run {r['status']}, parts done {r['parts_done']}/{args.accounts}; "
                       f"accounts swept exactly once {r['once']}, twice {r['twice']}, missing {r['missing']} "
                       f"(DescribeInstances at the fake); API calls per account {r['calls_per_account']:.2f} "
-                      f"{dict(r['by_op'])}; findings {r['findings']}; load {r['load']:.2f}")
+                      f"{dict(r['by_op'])}; findings {r['findings']}; load {r['load'][0]:.2f} -> {r['load'][1]:.2f}")
         if not args.no_crash:
             with fanout_world(Path(d) / "crash", url, n_accounts=args.accounts, regions=["us-east-1"],
                               latency_s=args.latency, live=True, concurrency=args.concurrency, heartbeat_s=2.0,
@@ -193,7 +195,8 @@ def main() -> int:
                       f"parts retried by the other worker {c['retried_parts']} (their sweep re-ran: "
                       f"{c['re_swept_at_fake']} accounts saw a second AssumeRole, {c['missing_at_fake']} none); StopInstances {c['stops']}, at "
                       f"most {c['stops_max_per_account']} per account (1 idle instance each); actions "
-                      f"{dict(c['actions'])}; findings {c['findings']} ({c['findings_unique']} distinct)")
+                      f"{dict(c['actions'])}; findings {c['findings']} ({c['findings_unique']} distinct); "
+                      f"load {c['load'][0]:.2f} -> {c['load'][1]:.2f}")
     return 0
 
 

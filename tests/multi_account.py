@@ -10,7 +10,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import costwarden.tools.aws.session as session_mod
 from costwarden.policies.loader import LoadedPolicy, load_policy_file
 
 ROLE_A = "arn:aws:iam::111111111111:role/costwarden-audit"
@@ -42,8 +41,8 @@ def eip_policies(tmp_path: Path) -> list[LoadedPolicy]:
 
 
 def deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
-    """Every boto3 Session our clients make refuses AssumeRole of `role_arn`, as IAM would."""
-    real = session_mod.boto3.Session
+    """Every boto3 Session our clients make (each role's Session copies the base's handlers) refuses AssumeRole of `role_arn`, as IAM would."""
+    real = boto3.Session
 
     def deny(params: dict[str, Any], **_: Any) -> None:
         if params.get("RoleArn") == role_arn:
@@ -55,7 +54,7 @@ def deny_role(monkeypatch: pytest.MonkeyPatch, role_arn: str) -> None:
         s.events.register("provide-client-params.sts.AssumeRole", deny)
         return s
 
-    monkeypatch.setattr(session_mod.boto3, "Session", make)
+    monkeypatch.setattr(boto3, "Session", make)
 
 
 ORG_ROLE = "CostwardenReadOnly"

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -158,7 +159,7 @@ def test_budgets_are_measured_on_cost_explorer_by_cost_allocation_tag(aws, state
 @pytest.mark.parametrize("code", ["AccessDeniedException", "DataUnavailableException"])
 def test_a_cost_explorer_error_is_one_report_line_not_a_traceback(aws, state_dir, no_costwarden_env, monkeypatch,
                                                                  code):
-    real = session_mod.boto3.Session
+    real = boto3.Session
 
     def refuse(model: Any, **_: Any) -> None:
         raise ClientError({"Error": {"Code": code, "Message": "Cost Explorer says no"}}, model.name)
@@ -168,7 +169,7 @@ def test_a_cost_explorer_error_is_one_report_line_not_a_traceback(aws, state_dir
         s.events.register("before-call.cost-explorer.GetCostAndUsage", refuse)  # the service id, not "ce"
         return s
 
-    monkeypatch.setattr(session_mod.boto3, "Session", make)
+    monkeypatch.setattr(boto3, "Session", make)
     result = run_sweep(_settings(state_dir), _policies("billing-anomalies"), dry_run=True, now=NOW)
     assert result.status == "partial" and result.findings == []
     assert result.errors == [f"cost explorer: GetCostAndUsage daily by LINKED_ACCOUNT x SERVICE "

@@ -213,3 +213,38 @@ def test_a_tick_is_skipped_while_the_previous_one_is_still_being_swept(tmp_path:
         assert second not in ("", first)
         old = w.store.get_run(first)
         assert old.status == "partial" and all("left the queue" in e for e in old.errors) and len(old.errors) == 3
+
+
+def test_parts_finishing_at_once_close_their_run_exactly_once(pg_url: str) -> None:
+    """Many parts of one run finish at the same moment from threads of their own (as the jobs of
+    several workers do): exactly one of them closes the run, with every part's totals in it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from decimal import Decimal
+
+    from costwarden.state.store import Store
+    from costwarden.state.store.parts import PartKey
+
+    store = Store(pg_url)
+    for attempt in range(3):  # a few runs: the race has several interleavings
+        run_id = f"run_race_{attempt}"
+        store.start_run(run_id, dry_run=True, policies=["p"], trigger="schedule")
+        keys = [PartKey(run_id, "p", f"{i:012d}", "us-east-1") for i in range(24)]
+        store.plan_parts(keys)
+        for k in keys:
+            assert store.begin_part(k, "w") == 1
+        barrier = threading.Barrier(8)
+
+        def finish(k: PartKey) -> bool:
+            if int(k.account) < 8:
+                barrier.wait(10)  # the first eight start together
+            return store.finish_part(k, status="done", errors=[], monthly_waste=Decimal(1), projected_savings=Decimal(0),
+                                     api_calls=[{"service": "ec2", "operation": "DescribeInstances", "count": 1}])
+
+        with ThreadPoolExecutor(8) as pool:
+            closed = list(pool.map(finish, keys))
+        assert closed.count(True) == 1
+        run = store.get_run(run_id)
+        assert run.status == "done" and run.monthly_waste_usd == Decimal(24)
+        assert run.api_calls == [{"service": "ec2", "operation": "DescribeInstances", "count": 24}]
+        assert store.begin_part(keys[0], "late") is None  # finished: never begun again
+    store.close()

@@ -90,7 +90,7 @@ def demo_session() -> Any:
     service models the seeding parses (EC2's alone ~0.3 s) are the ones the sweep's clients reuse."""
     import boto3
 
-    from costwarden.tools.aws.session import shared_models_session
+    from costwarden.tools.aws.reuse import shared_models_session
 
     return boto3.Session(botocore_session=shared_models_session(),
                          **{k.lower(): v for k, v in DEMO_ENV.items() if k != "AWS_DEFAULT_REGION"})

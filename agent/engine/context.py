@@ -44,6 +44,7 @@ class Providers:
     # the sweep's token usage: each configured source ingested once, read by every policy and budget
     usage: UsageSession = field(default_factory=UsageSession)
     _litellm: Any = None
+    aws_base: Any = None  # a fan-out worker's base Session (tools/aws/reuse.py), shared by its jobs; None: one of its own
 
     @property
     def gcp(self) -> Any:
@@ -78,7 +79,8 @@ class Providers:
             self._aws = AwsClients(dry_run=self.dry_run, endpoint_url=self.settings.aws.endpoint_url,
                                    call_log=self.aws_call_log, retries=self.settings.aws.retries,
                                    role_arns=list(self.settings.aws.accounts),
-                                   organization=self.settings.aws.organization, budget=self.aws_budget)
+                                   organization=self.settings.aws.organization, budget=self.aws_budget,
+                                   base=self.aws_base)
         return self._aws
 
     @property

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from costwarden.agent.config import Settings
+from costwarden.agent.engine.worker_cache import WorkerCache
 from costwarden.policies.loader import LoadedPolicy
 from costwarden.state.clock import clock_at
 from costwarden.state.lifecycle import ActionStatus
@@ -41,25 +42,28 @@ def part_calls(providers: Any) -> list[dict[str, Any]]:
 
 
 def sweep_part(settings: Settings, policy: LoadedPolicy, key: PartKey, *, store: Store, dry_run: bool,
-               now: datetime, worker: str) -> str | None:
-    """Sweep the part unless it is already finished; its status, or None when there was nothing to do."""
+               now: datetime, worker: str, cache: WorkerCache | None = None) -> str | None:
+    """Sweep the part unless it is already finished; its status, or None when there was nothing to do.
+
+    `cache`: what the worker process built once (agent/engine/worker_cache.py); None builds it all here."""
     from costwarden.agent.engine.context import Providers, SweepContext
     from costwarden.agent.engine.sweep import walk
-    from costwarden.agent.engine.graph import build_graph
     from costwarden.tools.pricing import PriceBook
+
+    cache = cache or WorkerCache()
 
     attempt = store.begin_part(key, worker)
     if attempt is None:
         log.info("part already swept; nothing to do", extra={"run_id": key.run_id, "part": key.label})
         return None
     scoped = part_settings(settings, key)
-    providers = Providers(scoped, dry_run=dry_run)
+    providers = Providers(scoped, dry_run=dry_run, aws_base=cache.aws_base)
     prices = PriceBook.from_settings(scoped.pricing, scoped.state_dir, call_log=providers.aws_call_log)
     ctx = SweepContext(settings=scoped, store=store, policies={policy.name: policy}, providers=providers, prices=prices,
                        now=now, part=key, resumed=attempt > 1)
     with clock_at(now):
         try:
-            final, _path = walk(build_graph(), {"run_id": key.run_id, "dry_run": dry_run, "errors": [],
+            final, _path = walk(cache.graph, {"run_id": key.run_id, "dry_run": dry_run, "errors": [],
                                                  "warnings": []}, ctx)
         except Exception as exc:  # noqa: BLE001 - the part fails, the run goes on with the others
             store.finish_part(key, status="failed", errors=[f"{exc.__class__.__name__}: {exc}"],

@@ -91,7 +91,7 @@ def sweep_part_job(run_id: str, policy: str, account: str, region: str, role_arn
                               projected_savings=Decimal(0), api_calls=[])
         return "failed"
     return sweep_part(settings, lp, key, store=store, dry_run=dry_run, now=datetime.fromisoformat(now),
-                      worker=_WORKER["name"])
+                      worker=_WORKER["name"], cache=_WORKER.get("cache"))
 
 
 def worker_name() -> str:
@@ -103,7 +103,10 @@ def run_worker(settings: Settings, policies: list[LoadedPolicy], *, install_sign
     jobs in flight finish, up to shutdown_timeout_seconds)."""
     store = Store(settings.db_url)
     app = make_app(settings)
-    _WORKER.update(settings=settings, store=store, policies={lp.name: lp for lp in policies}, name=worker_name())
+    from costwarden.agent.engine.worker_cache import WorkerCache
+
+    _WORKER.update(settings=settings, store=store, policies={lp.name: lp for lp in policies}, name=worker_name(),
+                   cache=WorkerCache())
     with app.open():
         ensure_queue_schema(app, store)
     n = settings.fanout.worker_concurrency

@@ -146,7 +146,7 @@ class ActionRecords(Database):
         approved one while its approval window is open (after that reconcile withdraws it), and
         any approved or completed within the cooldown."""
         now = utcnow()
-        with self.session() as s:
+        with self.read_session() as s:
             return list(s.scalars(
                 select(ActionRow).outerjoin(ApprovalRow, ApprovalRow.action_id == ActionRow.id).where(
                     ActionRow.resource_key == resource_key,
@@ -178,5 +178,5 @@ class ActionRecords(Database):
             return True
 
     def protected_keys(self) -> set[str]:
-        with self.session() as s:
+        with self.read_session() as s:
             return set(s.scalars(select(ProtectionRow.resource_key)))

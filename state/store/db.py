@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -99,6 +99,21 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
+            yield s
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement is a transaction of its own: one round trip each,
+        where a session adds a BEGIN and a COMMIT round trip to every transaction (for the hot paths
+        of a fan-out job, state/store/parts.py)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            yield c
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for one read-only statement, on an `autocommit` connection (no BEGIN and COMMIT
+        round trips): for the reads every fan-out job makes."""
+        with self.autocommit() as c, Session(bind=c, expire_on_commit=False) as s:
             yield s
 
     def ping(self) -> bool:

@@ -2,8 +2,9 @@
 
 Why a table and not only the task queue's own jobs: the part row is the job's identity in the
 tick. A job retried after its worker died, or enqueued twice, finds its part `done` and sweeps
-nothing; and the run is closed (status, totals, API calls) by whichever part finishes last, in
-the same transaction that marks it, with the run row locked so two last parts cannot both close it.
+nothing; and the run is closed (status, totals, API calls) by whichever part finishes last, with
+the run row locked so two last parts cannot both close it. A job's own rows take one round trip
+each way (begin, finish): at a thousand jobs a tick they are the queue's hot path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from costwarden.state.models import DecisionRow, Run, RunPartRow
 from costwarden.state.store.db import Database, StoreError
@@ -58,34 +59,41 @@ class PartRecords(Database):
 
     def begin_part(self, key: PartKey, worker: str) -> int | None:
         """Mark the part running and count the attempt; None when it is already finished (nothing to
-        sweep). The row is locked while it is read, so two workers cannot both start a queued part."""
-        with self.session() as s:
-            row = s.get(RunPartRow, (key.run_id, key.policy, key.account, key.region), with_for_update=True)
-            if row is None:
-                raise StoreError(f"unknown run part {key.run_id} {key.label}")
-            if row.status in FINAL:
-                return None
-            row.attempts += 1
-            row.status, row.worker, row.started_at = "running", worker, wall_clock()
-            return row.attempts
+        sweep). One UPDATE (its own transaction, one round trip): it takes the row's lock, so two
+        workers starting the part at once count two attempts, and a finished part is never begun."""
+        with self.autocommit() as c:
+            row = c.execute(update(RunPartRow).where(*_part(key), RunPartRow.status.not_in(FINAL)).values(
+                attempts=RunPartRow.attempts + 1, status="running", worker=worker, started_at=wall_clock(),
+            ).returning(RunPartRow.attempts)).first()
+            if row is not None:
+                return int(row[0])
+            _known(c, key)
+            return None
 
     def finish_part(self, key: PartKey, *, status: str, errors: list[str], monthly_waste: Decimal,
                     projected_savings: Decimal, api_calls: list[dict[str, Any]]) -> bool:
-        """Record the part's outcome; True when it was the last open part and closed the run."""
-        with self.session() as s:
-            run = s.get(Run, key.run_id, with_for_update=True)  # finishing parts of one run queue here
-            row = s.get(RunPartRow, (key.run_id, key.policy, key.account, key.region), with_for_update=True)
-            if run is None or row is None:
-                raise StoreError(f"unknown run part {key.run_id} {key.label}")
-            if row.status in FINAL:
+        """Record the part's outcome; True when it was the last open part and closed the run.
+
+        The part's UPDATE commits before the part counts the run's open parts, so whichever part
+        commits last counts none and closes the run; two parts that both count none both try, under
+        the run row's lock, and only the first finds the run still running. Only those lock the run
+        row: a part that is not the last one makes two round trips and waits for no other part
+        (every part used to lock the run row first, and the run's finishing parts queued there)."""
+        with self.autocommit() as c:
+            row = c.execute(update(RunPartRow).where(*_part(key), RunPartRow.status.not_in(FINAL)).values(
+                status=status, errors=list(errors), finished_at=wall_clock(), monthly_waste_usd=monthly_waste,
+                projected_monthly_savings_usd=projected_savings, api_calls=[dict(x) for x in api_calls],
+            ).returning(RunPartRow.run_id)).first()
+            if row is None:
+                _known(c, key)
                 return False  # a duplicate finish (a worker presumed dead came back): the first one stands
-            row.status, row.errors, row.finished_at = status, list(errors), wall_clock()
-            row.monthly_waste_usd, row.projected_monthly_savings_usd = monthly_waste, projected_savings
-            row.api_calls = [dict(c) for c in api_calls]
-            s.flush()
-            still_open = s.scalar(select(func.count()).select_from(RunPartRow).where(
-                RunPartRow.run_id == key.run_id, RunPartRow.status.not_in(FINAL)))
-            if still_open or run.status != "running":
+            if c.scalar(_open_in_run(key.run_id)):
+                return False
+        with self.session() as s:
+            run = s.get(Run, key.run_id, with_for_update=True)
+            if run is None:
+                raise StoreError(f"unknown run {key.run_id}")
+            if run.status != "running":
                 return False
             _close(s, run)
             return True
@@ -111,6 +119,22 @@ class PartRecords(Database):
         with self.session() as s:
             return list(s.scalars(select(RunPartRow).where(RunPartRow.run_id == run_id).order_by(
                 RunPartRow.policy, RunPartRow.account, RunPartRow.region)))
+
+
+def _part(key: PartKey) -> tuple[Any, ...]:
+    return (RunPartRow.run_id == key.run_id, RunPartRow.policy == key.policy, RunPartRow.account == key.account,
+            RunPartRow.region == key.region)
+
+
+def _known(c: Any, key: PartKey) -> None:
+    """The part exists (it is finished, then): a part never planned is an error, named."""
+    if c.execute(select(RunPartRow.status).where(*_part(key))).first() is None:
+        raise StoreError(f"unknown run part {key.run_id} {key.label}")
+
+
+def _open_in_run(run_id: str) -> Any:
+    return select(func.count()).select_from(RunPartRow).where(RunPartRow.run_id == run_id,
+                                                              RunPartRow.status.not_in(FINAL))
 
 
 def _close(s: Any, run: Run) -> None:

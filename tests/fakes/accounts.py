@@ -10,7 +10,10 @@ the sweep is I/O-bound, as it is against AWS.
 Routing is by the SigV4 credential scope (`Credential=<key>/<date>/<region>/<service>/...`):
 AssumeRole hands out the key `ASIA<account id>`, so every later request names its account, and
 each account has an EC2 fake of its own (tests/fakes/ec2.py). Every request is counted per
-(account, operation) where it arrives, and its arrival time kept (the rate-budget tests read them). `throttle` makes an account's EC2 calls answer
+(account, operation) where it arrives, and its arrival time kept (the rate-budget tests read them); a
+request whose session token is not the one AssumeRole handed out with its key (`token-<account id>`)
+is also counted in `mismatched`, so credentials mixed across accounts inside one process show up
+here. `throttle` makes an account's EC2 calls answer
 RequestLimitExceeded (EC2's throttling error), as a throttled account would.
 """
 
@@ -44,6 +47,7 @@ class AccountsFake(WsgiFake):
         self.holds: dict[tuple[str, str], threading.Event] = {}  # (account, operation) -> released when set
         self.counts: Counter[tuple[str, str]] = Counter()  # (account, operation) -> requests
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), account, operation) of each request
+        self.mismatched: Counter[tuple[str, str]] = Counter()  # (account of the key, service) -> requests
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._calls: list[str] = []
@@ -66,6 +70,7 @@ class AccountsFake(WsgiFake):
         with self._lock:
             self.counts.clear()
             self.arrivals.clear()
+            self.mismatched.clear()
             self._calls.clear()
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -74,6 +79,10 @@ class AccountsFake(WsgiFake):
         m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         key, region, service = m.groups() if m else ("", "us-east-1", "")
         account = key[4:] if key.startswith("ASIA") and key[4:].isdigit() else BASE_ACCOUNT
+        token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+        if token != (f"token-{account}" if account != BASE_ACCOUNT else None):
+            with self._lock:
+                self.mismatched[(account, service)] += 1
         if service == "monitoring":
             op = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
             self._count(account, op)
@@ -138,7 +147,7 @@ class AccountsFake(WsgiFake):
         session = escape(params.get("RoleSessionName", "s"))
         return _send(start_response, "200 OK", _sts_xml(op, (
             f"<Credentials><AccessKeyId>ASIA{account}</AccessKeyId><SecretAccessKey>fake</SecretAccessKey>"
-            f"<SessionToken>fake</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
+            f"<SessionToken>token-{account}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
             f"<AssumedRoleUser><AssumedRoleId>AROAFAKE:{session}</AssumedRoleId>"
             f"<Arn>arn:aws:sts::{account}:assumed-role/{escape(role)}/{session}</Arn></AssumedRoleUser>")))
 

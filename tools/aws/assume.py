@@ -7,7 +7,8 @@ AssumeRole is made here, in our code, so a role that cannot be assumed fails as 
 (botocore would log a traceback for a failed first refresh); later refreshes are botocore's.
 AssumeRole goes through the base credentials' STS client, so it gets the same retries, dry-run
 hook and call log as every other call. The role's Session shares the base Session's model
-loader: 30 roles cost ~47 MB of clients, not ~23 MB of loaded models each.
+loader: 30 roles cost ~47 MB of clients, not ~23 MB of loaded models each; and it reads the base
+Session's event handlers instead of registering them again (~1 ms, not ~16 ms, per role).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import boto3
-import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+
+from costwarden.tools.aws.reuse import role_session
 
 if TYPE_CHECKING:
     from costwarden.tools.aws.session import AwsClients
@@ -39,10 +40,8 @@ class AssumedRole:
         self._account = ""
         self._credentials: RefreshableCredentials | None = None
         self._lock = threading.Lock()
-        core = botocore.session.Session()
-        core.register_component("data_loader", clients.botocore_session.get_component("data_loader"))
-        core.register_component("credential_provider", CredentialResolver([_RoleProvider(self)]))
-        self.session = boto3.Session(botocore_session=core)
+        # the role's botocore Session: the base's handlers and models, its own credentials (tools/aws/reuse.py)
+        self.session = role_session(clients.botocore_session, CredentialResolver([_RoleProvider(self)]))
 
     def credentials(self) -> RefreshableCredentials:
         with self._lock:

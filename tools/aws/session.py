@@ -11,12 +11,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import boto3
-import botocore.session
 from botocore.config import Config
 
 from costwarden.tools.aws.assume import AssumedRole, account_of_arn
 from costwarden.tools.aws.retry import count_retries, error_code, retry_config
+from costwarden.tools.aws.reuse import BaseSession, install_client_class_cache
 from costwarden.tools.aws.settings import OrganizationSettings, RetrySettings
 from costwarden.tools.calls import CallLog
 from costwarden.tools.errors import DryRunViolation
@@ -52,25 +51,6 @@ def budget_sends(client: Any, budget: RateBudget, account: str) -> None:
     client.meta.events.register("before-send", before_send)
 
 
-_LOADER: Any = None
-_LOADER_LOCK = threading.Lock()
-
-
-def shared_models_session() -> Any:
-    """A new botocore Session whose model loader is the process's one loader.
-
-    Why: a loader parses each service's model JSON once and keeps it; a Session of its own per
-    sweep (the daemon makes one a sweep) re-parsed EC2's ~0.5 s model every time."""
-    global _LOADER
-    session = botocore.session.get_session()
-    with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = session.get_component("data_loader")
-        else:
-            session.register_component("data_loader", _LOADER)
-    return session
-
-
 class AwsClients:
     """One boto3 Session for every account and region; clients cached per (service, region, role).
 
@@ -86,7 +66,7 @@ class AwsClients:
     def __init__(self, *, dry_run: bool, endpoint_url: str | None = None, call_log: CallLog | None = None,
                  retries: RetrySettings | None = None, role_arns: list[str] | None = None,
                  role_session_name: str = "costwarden", organization: OrganizationSettings | None = None,
-                 budget: RateBudget | None = None) -> None:
+                 budget: RateBudget | None = None, base: BaseSession | None = None) -> None:
         self.dry_run = dry_run
         self.budget = budget  # the shared request-rate budget (tools/rate_budget.py), waited for before each send
         self.endpoint_url = endpoint_url
@@ -98,8 +78,9 @@ class AwsClients:
         self._org_lock = threading.Lock()
         self._identity: dict[str, Any] | None = None  # the base credentials' GetCallerIdentity, asked once
         self._identity_lock = threading.Lock()  # one caller asks; the others wait for its answer
-        self.botocore_session = shared_models_session()
-        self._session = boto3.Session(botocore_session=self.botocore_session)
+        install_client_class_cache()
+        self._base = base or BaseSession.new()  # a worker passes its process's one (tools/aws/reuse.py)
+        self.botocore_session = self._base.botocore_session
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._roles: dict[str, AssumedRole] = {}
         self._lock = threading.RLock()
@@ -114,11 +95,11 @@ class AwsClients:
         with self._lock:
             c = self._clients.get(key)
             if c is None:
-                session = role.session if role is not None else self._session
                 kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
                 if self.endpoint_url:
                     kwargs["endpoint_url"] = self.endpoint_url
-                c = session.client(service, **kwargs)
+                c = role.session.create_client(service, **kwargs) if role is not None else self._base.client(
+                    service, **kwargs)
                 c.meta.events.register("before-call", self._before_call)
                 count_retries(c, self.call_log)
                 if self.budget is not None:
