@@ -364,3 +364,25 @@ def test_sniffed_and_full_schemas_give_the_same_rows(tmp_path, kinds):
     assert sniffed is None or sniffed == keys
     full = sorted(map(repr, con.execute(batch_sql(str(path))).fetchall()))
     assert len(full) == 30 and sorted(map(repr, con.execute(batch_sql(str(path), keys)).fetchall())) == full
+
+
+def test_an_otlp_line_longer_than_the_reader_buffer_is_read_whole(tmp_path) -> None:
+    """The JSON reader's buffer is 16 MB (memory: tools/llm/formats.py OBJECT_SIZES); a Collector
+    batch written as one line can be longer (here 24,000 spans, about 21 MB) and must count in full."""
+    import json
+
+    from costwarden.tools.llm.formats import OBJECT_SIZES
+    from costwarden.tools.llm.rollup import UsageRollup
+
+    n = 24_000
+    spans = [{"traceId": f"{i:032x}", "spanId": f"{i:016x}", "startTimeUnixNano": str(1_764_600_000_000_000_000 + i),
+              "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+                             {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "7"}},
+                             {"key": "costwarden.feature", "value": {"stringValue": "x" * 600}}]} for i in range(n)]
+    line = json.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]})
+    assert len(line) > OBJECT_SIZES[0]
+    path = tmp_path / "collector.jsonl"
+    path.write_text(line + "\n")
+    rollup = UsageRollup(None)
+    rollup.sync([str(path)])
+    assert rollup.query("SELECT SUM(requests), SUM(input_tokens) FROM cells")[0] == (n, 7 * n)

@@ -65,9 +65,16 @@ def _columns(keys: frozenset[str] | None = None) -> str:
 COLUMNS = _columns()
 
 
-def read_json_sql(path: str, keys: frozenset[str] | None = None) -> str:
+# DuckDB's JSON reader sizes its per-thread buffers by maximum_object_size: 64 MB made a 10M-span
+# OTLP read peak at 1.15 GB, 16 MB at about 300 MB less. DuckDB 2 reads longer lines anyway; an older
+# DuckDB refuses them, and the chunk is read again with the larger size (rollup.py).
+OBJECT_SIZES = (16 << 20, 64 << 20)
+
+
+def read_json_sql(path: str, keys: frozenset[str] | None = None, max_object: int = OBJECT_SIZES[0]) -> str:
     columns = COLUMNS if keys is None else _columns(keys)
-    return f"read_json({sql_str(path)}, format='newline_delimited', columns={columns}, maximum_object_size=67108864)"
+    return (f"read_json({sql_str(path)}, format='newline_delimited', columns={columns}, "
+            f"maximum_object_size={max_object})")
 
 
 def present_keys(con: Any, path: str) -> frozenset[str] | None:
@@ -212,7 +219,7 @@ def provider_sql(provider: str, model: str) -> str:
             f"'unknown'))")
 
 
-def batch_sql(path: str, keys: frozenset[str] | None = None) -> str:
+def batch_sql(path: str, keys: frozenset[str] | None = None, max_object: int = OBJECT_SIZES[0]) -> str:
     """Canonical rows of one file, with `problem` naming the first thing wrong with a row (or NULL).
 
     Model, provider and outcome stay as written: they are normalised after grouping
@@ -223,7 +230,7 @@ def batch_sql(path: str, keys: frozenset[str] | None = None) -> str:
                for f in TOKEN_FIELDS]
     problem = "CASE " + " ".join(f"WHEN {c} THEN {sql_str(p)}" for c, p in checks) + " END"
     return f"""
-    WITH src AS (SELECT * FROM {read_json_sql(path, keys)}),
+    WITH src AS (SELECT * FROM {read_json_sql(path, keys, max_object)}),
     rows AS ({_flat_select(keys)}{f" UNION ALL BY NAME {_otlp_select()}" if _Cols(keys).top("resourceSpans") else ""}),
     typed AS (SELECT *, {", ".join(f"TRY_CAST({f} AS BIGINT) AS {n[f]}" for f in TOKEN_FIELDS)} FROM rows)
     SELECT id, ts, date_trunc('hour', ts) AS hour, model, provider,

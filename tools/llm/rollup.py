@@ -38,7 +38,7 @@ from costwarden.tools.duckdb_sql import connect, first_line
 from costwarden.tools.errors import BillingInputError
 from costwarden.tools.llm import tail
 from costwarden.tools.llm.fields import UsageAggregate
-from costwarden.tools.llm.formats import batch_sql, model_sql, present_keys, provider_sql
+from costwarden.tools.llm.formats import OBJECT_SIZES, batch_sql, model_sql, present_keys, provider_sql
 from costwarden.tools.llm.locate import first_problem
 from costwarden.tools.llm.sketch import DUCKDB_HASH
 
@@ -229,10 +229,15 @@ class UsageRollup:
 
     def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
         con = self.con
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {batch_sql(chunk.path, present_keys(con, chunk.path))}")
-        except Exception as exc:  # noqa: BLE001 - DuckDB's parse and type errors
-            self._raise_located(chunk, f"cannot read: {first_line(exc)}")
+        keys = present_keys(con, chunk.path)
+        for size in OBJECT_SIZES:
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS {batch_sql(chunk.path, keys, size)}")
+                break
+            except Exception as exc:  # noqa: BLE001 - DuckDB's parse and type errors
+                if size != OBJECT_SIZES[-1] and "maximum_object_size" in str(exc):
+                    continue  # a line longer than the buffer, on a DuckDB that refuses those
+                self._raise_located(chunk, f"cannot read: {first_line(exc)}")
         bad = con.execute("SELECT problem, COUNT(*) FROM batch WHERE problem IS NOT NULL GROUP BY 1 "
                           "ORDER BY 2 DESC LIMIT 1").fetchone()
         if bad:
