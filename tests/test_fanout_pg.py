@@ -70,7 +70,9 @@ def test_two_workers_sweep_every_account_and_region_once_under_one_run(tmp_path:
 def test_a_throttled_account_does_not_stall_the_other_accounts(tmp_path: Path, pg_url: str) -> None:
     with fanout_world(tmp_path, pg_url, n_accounts=6, regions=["us-east-1"], concurrency=2, max_attempts=5) as w:
         slow = w.accounts[0]
-        w.fake.throttle.add(slow)  # every EC2 call of this account answers RequestLimitExceeded
+        w.fake.throttle.add(slow)  # every EC2 call of this account answers RequestLimitExceeded ...
+        # ... after 1 s: botocore's jittered backoff alone can sum to less than the other five jobs take
+        w.fake.throttle_delay_s = 1.0
         run_id = w.tick()
         w.worker("a")
         run = w.wait_closed(run_id)

@@ -44,6 +44,7 @@ class AccountsFake(WsgiFake):
         self.cloudwatch = CloudWatchFake()
         self.ec2: dict[str, Ec2Fake] = {}
         self.throttle: set[str] = set()
+        self.throttle_delay_s = 0.0  # how long a throttled answer takes (a floor under the sender's backoff)
         self.holds: dict[tuple[str, str], threading.Event] = {}  # (account, operation) -> released when set
         self.counts: Counter[tuple[str, str]] = Counter()  # (account, operation) -> requests
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), account, operation) of each request
@@ -104,6 +105,7 @@ class AccountsFake(WsgiFake):
             if service != "ec2" or op != "DescribeInstances":
                 raise Ec2Error("UnsupportedOperation", f"the fake implements DescribeInstances only, not {op}")
             if account in self.throttle:
+                time.sleep(self.throttle_delay_s)
                 raise Ec2Error("RequestLimitExceeded", "Request limit exceeded.")
             status, xml = "200 OK", self.account(account).describe_instances(region, params)
         except Ec2Error as exc:
