@@ -31,7 +31,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from costwarden.tools.duckdb_sql import connect, first_line
@@ -82,6 +83,18 @@ _FOLD = {  # each table's rows folded to one per key; {where} selects the hours 
                "WHERE {where} GROUP BY ALL",
     "prefixes": "SELECT hour, feature, model, hash, SUM(n), MIN(prefix_tokens) FROM prefixes WHERE {where} GROUP BY ALL",
 }
+
+
+@contextmanager
+def transaction(con: Any) -> Iterator[Any]:
+    """One DuckDB transaction on `con`: committed when the block ends, rolled back when it raises."""
+    con.execute("BEGIN")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 class UsageRollup:
@@ -149,16 +162,11 @@ class UsageRollup:
         row = con.execute("SELECT watermark FROM marks WHERE source = ?", [_VERSION_MARK]).fetchone()
         if row is not None and row[0] == TENANT_HASH:
             return
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             for name in ("cells", "tenants", "sketches", "cell_names", "prompts", "prefixes", "seen", "files",
                          "marks"):
                 con.execute(f"DELETE FROM {name}")
             con.execute("INSERT INTO marks VALUES (?, ?)", [_VERSION_MARK, TENANT_HASH])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def release(self) -> None:
         """Close a store file so other processes can open it (the next use opens it again); an
@@ -214,16 +222,10 @@ class UsageRollup:
             if newest is None:
                 return
             keep, ids = newest - timedelta(days=self.retention_days), newest - timedelta(days=DEDUP_DAYS)
-            con = self.con
-            con.execute("BEGIN")
-            try:
+            with transaction(self.con) as con:
                 for table in ("cells", "tenants", "sketches", "prompts", "prefixes"):
                     con.execute(f"DELETE FROM {table} WHERE hour < ?", [keep])
                 con.execute("DELETE FROM seen WHERE hour < ?", [ids])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
 
     def _ingest(self, chunk: tail.Chunk, st: os.stat_result) -> None:
         con = self.con
@@ -247,21 +249,17 @@ class UsageRollup:
         repeats = con.execute(f"SELECT (SELECT COUNT(id) - COUNT(DISTINCT id) FROM batch) + (SELECT COUNT(*) "
                               f"FROM batch b SEMI JOIN {seen} s ON s.id = b.id AND s.hour = b.hour)",
                               [lo, hi]).fetchone()[0]
-        con.execute("BEGIN")
         try:
-            if repeats:
-                con.execute(f"""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
-                    WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM {seen} s WHERE s.id = b.id AND s.hour = b.hour)
-                    QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""", [lo, hi])
-            table = "fresh" if repeats else "batch"
-            con.execute(f"INSERT INTO seen SELECT hour, id FROM {table} WHERE id IS NOT NULL")
-            self._append(chunk.source, table, lo, hi)
-            self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
-            self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with transaction(con):
+                if repeats:
+                    con.execute(f"""CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM batch b
+                        WHERE b.id IS NULL OR NOT EXISTS (SELECT 1 FROM {seen} s WHERE s.id = b.id AND s.hour = b.hour)
+                        QUALIFY b.id IS NULL OR row_number() OVER (PARTITION BY b.id) = 1""", [lo, hi])
+                table = "fresh" if repeats else "batch"
+                con.execute(f"INSERT INTO seen SELECT hour, id FROM {table} WHERE id IS NOT NULL")
+                self._append(chunk.source, table, lo, hi)
+                self._save_mark(tail.mark_after(chunk.source, st, chunk.end))
+                self.records_read += int(con.execute("SELECT COUNT(*) FROM batch").fetchone()[0])
         finally:
             con.execute("DROP TABLE IF EXISTS batch; DROP TABLE IF EXISTS fresh")
 
@@ -281,12 +279,9 @@ class UsageRollup:
         overlap = [r[0] for r in con.execute(
             f"SELECT DISTINCT hour FROM cells WHERE hour BETWEEN ? AND ? "
             f"AND hour IN (SELECT DISTINCT hour FROM {table})", [lo, hi]).fetchall()]
-        self._insert(source, table)
+        insert_batch(self.con, source, table)
         if overlap:
             self._fold("hour BETWEEN ? AND ? AND list_contains(?, hour)", [min(overlap), max(overlap), overlap])
-
-    def _insert(self, source: str, table: str) -> None:
-        insert_batch(self.con, source, table)
 
     def _raise_located(self, chunk: tail.Chunk, fallback: str) -> None:
         """A one-line error naming the file and, when it can be found, the line."""
@@ -300,9 +295,7 @@ class UsageRollup:
         """Rows a source aggregated itself. They replace the source's earlier rows of the same hours
         (re-reading an unfinished day is idempotent), and `watermark` is stored in one transaction."""
         with self.lock:
-            con = self.con
-            con.execute("BEGIN")
-            try:
+            with transaction(self.con) as con:
                 hours = sorted({r.hour.replace(tzinfo=None) for r in rows})
                 if hours:
                     con.execute("DELETE FROM cells WHERE source = ? AND list_contains(?, hour)", [source, hours])
@@ -320,10 +313,6 @@ class UsageRollup:
                 add_tenant_sets(con, [r for r in rows if r.tenant_ids is not None])
                 add_sketches(con, [r for r in rows if r.tenant_sketch is not None])
                 con.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [source, watermark])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             if rows:
                 self.prune()
 
@@ -342,13 +331,8 @@ class UsageRollup:
         """Fold every table to one row per key (appends fold as they go; this is for rows written
         by older versions)."""
         with self.lock:
-            self.con.execute("BEGIN")
-            try:
+            with transaction(self.con):
                 self._fold("TRUE", [])
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
 
     def _fold(self, where: str, params: list[Any]) -> None:
         """Replace the rows `where` selects by their fold, inside the caller's transaction."""

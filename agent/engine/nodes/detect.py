@@ -63,11 +63,6 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             inventoried_by_type[rtype] = max(inventoried_by_type.get(rtype, 0), report.inventoried)
             candidates = run.candidates if stream.members else report.candidates
             found = sum(1 for f in findings if f.policy == n)
-            over = "" if ctx.part is not None else max_resources_exceeded(  # a part counts the whole run, below
-                lp.policy.max_resources, len({f.resource_id for f in findings if f.policy == n}))
-            if over:
-                warnings.append(f"{n}: {over}")
-                ctx.progress(f"detect: {n}: {over}")
             ctx.progress(f"detect: {n}: {report.inventoried} resources, {candidates} candidates, "
                          f"{found} findings, {len(dctx.insufficient)} insufficient data, {run.protected} protected"
                          + no_findings_because(candidates, found, run.protected, dctx.insufficient))
@@ -75,18 +70,21 @@ def detect(state: SweepState, runtime: Runtime[SweepContext]) -> dict[str, Any]:
             insufficient.extend(dctx.insufficient)
     findings.sort(key=lambda f: (-f.monthly_waste_usd, f.resource_id))
     # a duplicate id is an error line, not a crash
+    # max-resources counts what a policy flagged in the run: a sweep's own findings, or, for one part of
+    # a fanned-out run, every part's stored so far (state/store/runs.py)
     limited = [n for n, lp in ctx.policies.items() if lp.policy.max_resources is not None]
-    flagged_in_run: dict[str, int] = {}
     if ctx.part is not None and limited:
         stored, flagged_in_run = ctx.store.add_findings_counted(run_id, findings, limited, resumed=ctx.resumed)
-        errors.extend(stored)
-        for n in limited:
-            over = max_resources_exceeded(ctx.policies[n].policy.max_resources, flagged_in_run[n], whole_run=True)
-            if over:
-                warnings.append(f"{n}: {over}")
-                ctx.progress(f"detect: {n}: {over}")
     else:
-        errors.extend(ctx.store.add_findings(run_id, findings, resumed=ctx.resumed))
+        stored = ctx.store.add_findings(run_id, findings, resumed=ctx.resumed)
+        flagged_in_run = {n: len({f.resource_id for f in findings if f.policy == n}) for n in limited}
+    errors.extend(stored)
+    for n in limited:
+        over = max_resources_exceeded(ctx.policies[n].policy.max_resources, flagged_in_run[n],
+                                      whole_run=ctx.part is not None)
+        if over:
+            warnings.append(f"{n}: {over}")
+            ctx.progress(f"detect: {n}: {over}")
     insufficient.sort(key=lambda x: (x["policy"], x["resource_id"], x["detector"]))
     return {"findings": [f.to_dict() for f in findings], "inventoried": sum(inventoried_by_type.values()),
             "insufficient": insufficient, "errors": errors, "warnings": warnings, "flagged_in_run": flagged_in_run}
